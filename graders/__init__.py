@@ -1,0 +1,21 @@
+"""autograde's graders: a pure library. Data in, GradeResult out; no web, database or queue code."""
+
+from graders._context import GradingContext, ReferenceFunctions, derive_variant_seed
+from graders._grader import Grader, GraderAnswer, GraderConfig, GraderKind
+from graders._registry import get_grader, known_kinds
+from graders._result import GradeResult, JSONValue, Verdict
+
+__all__ = [
+    "GradeResult",
+    "Grader",
+    "GraderAnswer",
+    "GraderConfig",
+    "GraderKind",
+    "GradingContext",
+    "JSONValue",
+    "ReferenceFunctions",
+    "Verdict",
+    "derive_variant_seed",
+    "get_grader",
+    "known_kinds",
+]

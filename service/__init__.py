@@ -1,0 +1,1 @@
+"""autograde's web service and the orchestration of grading."""

@@ -1,0 +1,1 @@
+"""Assignments: loading the instructor's material, versioning it, showing it without keys."""

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from service.models import Assignment, AssignmentVersion, Question
+
+
+def get_assignment_by_slug(session: Session, slug: str) -> Assignment | None:
+    return session.scalars(select(Assignment).where(Assignment.slug == slug)).one_or_none()
+
+
+def latest_version_of_slug(session: Session, slug: str) -> tuple[int, int] | None:
+    """(course id, latest version id) of an assignment, in one query."""
+    statement = (
+        select(Assignment.course_id, AssignmentVersion.id)
+        .join(AssignmentVersion, AssignmentVersion.assignment_id == Assignment.id)
+        .where(Assignment.slug == slug)
+        .order_by(AssignmentVersion.version.desc())
+        .limit(1)
+    )
+    row = session.execute(statement).one_or_none()
+    return None if row is None else (row[0], row[1])
+
+
+def latest_version(session: Session, assignment_id: int) -> AssignmentVersion | None:
+    statement = (
+        select(AssignmentVersion)
+        .where(AssignmentVersion.assignment_id == assignment_id)
+        .order_by(AssignmentVersion.version.desc())
+        .limit(1)
+    )
+    return session.scalars(statement).one_or_none()
+
+
+def get_version_with_assignment(session: Session, version_id: int) -> tuple[AssignmentVersion, Assignment]:
+    statement = (
+        select(AssignmentVersion, Assignment)
+        .join(Assignment, AssignmentVersion.assignment_id == Assignment.id)
+        .where(AssignmentVersion.id == version_id)
+    )
+    version, assignment = session.execute(statement).one()
+    return version, assignment
+
+
+def next_version_number(session: Session, assignment_id: int) -> int:
+    statement = select(func.coalesce(func.max(AssignmentVersion.version), 0)).where(
+        AssignmentVersion.assignment_id == assignment_id
+    )
+    return int(session.scalar(statement) or 0) + 1
+
+
+def add_assignment(session: Session, course_id: int, slug: str) -> Assignment:
+    assignment = Assignment(course_id=course_id, slug=slug)
+    session.add(assignment)
+    session.flush()
+    return assignment
+
+
+def add_version(session: Session, version: AssignmentVersion, questions: list[Question]) -> AssignmentVersion:
+    version.questions = questions
+    session.add(version)
+    session.flush()
+    return version

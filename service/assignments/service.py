@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from graders import JSONValue, derive_variant_seed
+from service.assignments import repository
+from service.assignments.material import LoadedMaterial
+from service.assignments.snapshots import VersionSnapshot, get_snapshot
+from service.auth.service import Principal
+from service.config import Settings
+from service.courses import repository as courses_repository
+from service.courses.service import ensure_course
+from service.errors import Conflict, NotFound, UnprocessableAnswer
+from service.models import AssignmentVersion, Question, Role
+
+
+@dataclass(frozen=True, slots=True)
+class LoadOutcome:
+    slug: str
+    version: int
+    changed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AssignmentAccess:
+    snapshot: VersionSnapshot
+    role: Role
+
+
+def load_assignment(session: Session, course_slug: str, loaded: LoadedMaterial) -> LoadOutcome:
+    """Store validated material as a new version, unless the latest version has the same content."""
+    material = loaded.material
+    course = ensure_course(session, course_slug)
+    assignment = repository.get_assignment_by_slug(session, material.slug)
+    if assignment is None:
+        assignment = repository.add_assignment(session, course.id, material.slug)
+    elif assignment.course_id != course.id:
+        raise Conflict(f"assignment {material.slug!r} belongs to another course")
+    latest = repository.latest_version(session, assignment.id)
+    if latest is not None and latest.content_hash == loaded.content_hash:
+        return LoadOutcome(material.slug, latest.version, changed=False)
+    number = repository.next_version_number(session, assignment.id)
+    questions = [
+        Question(
+            key=question.id,
+            position=position,
+            kind=question.kind,
+            points=question.points,
+            prompt=question.prompt,
+            config=question.config,
+            resource_class=question.resource_class,
+        )
+        for position, question in enumerate(material.questions)
+    ]
+    version = AssignmentVersion(
+        assignment_id=assignment.id,
+        version=number,
+        title=material.title,
+        content_hash=loaded.content_hash,
+        reference_source=loaded.reference_source,
+    )
+    repository.add_version(session, version, questions)
+    return LoadOutcome(material.slug, number, changed=True)
+
+
+def resolve_access(session: Session, principal: Principal, slug: str) -> AssignmentAccess:
+    """The current version of an assignment and the caller's role in its course.
+
+    Unknown assignments and assignments of courses the caller is not in are both 404, so that
+    existence does not leak.
+    """
+    found = repository.latest_version_of_slug(session, slug)
+    if found is None:
+        raise NotFound(f"No assignment {slug!r}.")
+    course_id, version_id = found
+    role = courses_repository.get_role(session, course_id, principal.user_id)
+    if role is None:
+        raise NotFound(f"No assignment {slug!r}.")
+    return AssignmentAccess(get_snapshot(session, version_id), role)
+
+
+def variant_seed(settings: Settings, slug: str, question_key: str, user_id: int) -> int:
+    return derive_variant_seed(settings.secret_key, slug, question_key, str(user_id))
+
+
+def variant_inputs(
+    settings: Settings, access: AssignmentAccess, principal: Principal, question_key: str
+) -> dict[str, JSONValue]:
+    question = access.snapshot.question(question_key)
+    if question is None:
+        raise NotFound(f"No question {question_key!r} in {access.snapshot.assignment_slug!r}.")
+    inputs_for = getattr(question.grader, "inputs_for", None)
+    if inputs_for is None:
+        raise UnprocessableAnswer(f"Question {question_key!r} has no inputs to fetch.")
+    seed = variant_seed(settings, access.snapshot.assignment_slug, question_key, principal.user_id)
+    inputs: dict[str, JSONValue] = inputs_for(question.config, access.snapshot.context(seed))
+    return inputs

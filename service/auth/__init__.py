@@ -1,0 +1,1 @@
+"""Bearer tokens: issued to users, stored hashed, resolved to a principal per request."""

@@ -1,0 +1,205 @@
+"""The `autograde` command line."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import shlex
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from service.config import Environment, Settings, get_settings
+from service.db import make_engine, make_session_factory
+from service.errors import AppError, MaterialError
+from service.migrations import upgrade_database
+
+app = typer.Typer(
+    help="autograde: grading service for deep-learning courses.", no_args_is_help=True, pretty_exceptions_enable=False
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+assignments_app = typer.Typer(help="Assignment material.", no_args_is_help=True)
+grades_app = typer.Typer(help="Grade books.", no_args_is_help=True)
+users_app = typer.Typer(help="Users, enrollments and tokens.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(assignments_app, name="assignments")
+app.add_typer(grades_app, name="grades")
+app.add_typer(users_app, name="users")
+console = Console()
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ValueError as error:
+        console.print(f"[red]Bad settings:[/red] {error}")
+        raise typer.Exit(2) from None
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every migration to the configured database."""
+    engine = make_engine(_settings())
+    upgrade_database(engine)
+    engine.dispose()
+    console.print("database is at the latest schema")
+
+
+@assignments_app.command("load")
+def assignments_load(
+    path: Annotated[Path, typer.Argument(help="Folder holding assignment.toml")],
+    course: Annotated[str, typer.Option(help="Course slug (created if missing)")],
+) -> None:
+    """Validate material and store it; a changed assignment gets a new version."""
+    from service.assignments.material import read_material
+    from service.assignments.service import load_assignment
+
+    try:
+        loaded = read_material(path)
+    except MaterialError as error:
+        console.print(f"[red]Invalid material:[/red] {error}")
+        raise typer.Exit(1) from None
+    engine = make_engine(_settings())
+    factory = make_session_factory(engine)
+    try:
+        with factory() as session, session.begin():
+            outcome = load_assignment(session, course, loaded)
+    except AppError as error:
+        console.print(f"[red]{error.message}[/red]")
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    state = "stored as" if outcome.changed else "unchanged, still"
+    console.print(f"{outcome.slug}: {state} version {outcome.version}")
+
+
+@grades_app.command("export")
+def grades_export(
+    assignment: Annotated[str, typer.Option(help="Assignment slug")],
+    output: Annotated[Path | None, typer.Option(help="CSV file (default: standard output)")] = None,
+) -> None:
+    """Each student's newest graded submission as CSV."""
+    from service.grades.service import export_csv
+
+    engine = make_engine(_settings())
+    try:
+        with make_session_factory(engine)() as session:
+            text = export_csv(session, assignment)
+    except AppError as error:
+        console.print(f"[red]{error.message}[/red]")
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+
+
+@users_app.command("add")
+def users_add(
+    username: str,
+    course: Annotated[str, typer.Option(help="Course slug (created if missing)")],
+    role: Annotated[str, typer.Option(help="student, ta or instructor")] = "student",
+) -> None:
+    """Create a user (if new), enroll them, and print a fresh API token."""
+    from service.auth.service import issue_token
+    from service.courses.service import enroll, ensure_course, ensure_user
+    from service.models import Role
+
+    try:
+        parsed_role = Role(role)
+    except ValueError:
+        console.print("[red]role must be student, ta or instructor[/red]")
+        raise typer.Exit(2) from None
+    engine = make_engine(_settings())
+    with make_session_factory(engine)() as session, session.begin():
+        user = ensure_user(session, username)
+        enroll(session, ensure_course(session, course), user, parsed_role)
+        token = issue_token(session, user.id, "cli")
+    engine.dispose()
+    typer.echo(token)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Default: AUTOGRADE_HOST")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: AUTOGRADE_PORT")] = None,
+) -> None:
+    """Run the API, with AUTOGRADE_LOCAL_WORKERS grading processes beside it."""
+    from service.main import create_app
+
+    settings = _settings()
+    _configure_logging()
+    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port, log_level="info")
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Grading processes")] = 1,
+) -> None:
+    """Run grading processes that claim jobs from the database (for API nodes started with
+    AUTOGRADE_LOCAL_WORKERS=0, or more grading capacity on other machines)."""
+    from service.worker.local import LocalExecutor
+
+    settings = _settings()
+    _configure_logging()
+    executor = LocalExecutor(settings, concurrency)
+    executor.start()
+    console.print(f"{concurrency} grading process(es) running; Ctrl-C stops them")
+    try:
+        multiprocessing.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        executor.stop()
+
+
+@app.command()
+def demo() -> None:
+    """Development: migrate, load hw5 into course `demo`, print tokens and a curl example, serve."""
+    from service.demo import prepare_demo
+    from service.main import create_app
+
+    settings = _settings()
+    if settings.env is not Environment.DEVELOPMENT:
+        console.print("[red]The demo runs only with AUTOGRADE_ENV=development.[/red]")
+        raise typer.Exit(2)
+    engine = make_engine(settings)
+    upgrade_database(engine)
+    with make_session_factory(engine)() as session, session.begin():
+        accounts = prepare_demo(session, settings)
+    engine.dispose()
+    base = f"http://{settings.host}:{settings.port}"
+    body = '{"answers": {"q1_1": {"choices": [2, 3]}, "q3_1": {"value": [6, 1, 2]}}}'
+    console.print(f"[bold]autograde demo[/bold] on {base} (database: {settings.database_url})")
+    console.print(f"assignment {accounts.assignment} version {accounts.assignment_version}, course demo")
+    console.print(f"student token: {accounts.student_token}")
+    console.print(f"TA token:      {accounts.ta_token}")
+    console.print("Submit an answer, then fetch the URL it returns in Location:", highlight=False)
+    console.print(
+        f"  curl -s -X POST {base}/api/v1/assignments/hw5/submissions "
+        f"-H 'Authorization: Bearer {accounts.student_token}' -H 'Content-Type: application/json' "
+        f"-d {shlex.quote(body)}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(
+        f"  curl -s {base}/api/v1/submissions/<id> -H 'Authorization: Bearer {accounts.student_token}'",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(f"API docs: {base}/docs", highlight=False)
+    _configure_logging()
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,69 @@
+"""Settings from the environment (prefix AUTOGRADE_), failing fast on unsafe production values."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEVELOPMENT_SECRET = "dev-only-secret-change-me"
+REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class ExecutorKind(StrEnum):
+    LOCAL = "local"
+    CELERY = "celery"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AUTOGRADE_", extra="ignore")
+
+    env: Environment = Environment.DEVELOPMENT
+    database_url: str = "sqlite:///var/autograde.db"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    # Keys the per-student variant seeds: students must not be able to compute each other's.
+    secret_key: str = DEVELOPMENT_SECRET
+    demo_student_token: str | None = None
+    demo_ta_token: str | None = None
+
+    executor: ExecutorKind = ExecutorKind.LOCAL
+    # Grading processes that `autograde serve` starts beside the API (0: grading runs elsewhere).
+    local_workers: int = Field(default=1, ge=0, le=64)
+    lease_seconds: float = Field(default=120.0, gt=0)
+    heartbeat_seconds: float = Field(default=20.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    poll_seconds: float = Field(default=0.5, gt=0)
+    claim_batch: int = Field(default=32, ge=1, le=1000)
+
+    max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    db_pool_size: int = Field(default=10, ge=1)
+
+    @model_validator(mode="after")
+    def _refuse_demo_secrets_outside_development(self) -> Settings:
+        if self.env is Environment.PRODUCTION:
+            problems = []
+            if self.secret_key == DEVELOPMENT_SECRET or len(self.secret_key) < 32:
+                problems.append("AUTOGRADE_SECRET_KEY must be set to a random value of 32+ characters")
+            if self.demo_student_token or self.demo_ta_token:
+                problems.append("demo tokens (AUTOGRADE_DEMO_*_TOKEN) are for development only")
+            if problems:
+                raise ValueError("refusing to start in production: " + "; ".join(problems))
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Courses, users and their enrollments (student, ta, instructor)."""

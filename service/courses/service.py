@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from service.courses import repository
+from service.models import Course, Role, User
+
+
+def ensure_course(session: Session, slug: str, title: str | None = None) -> Course:
+    course = repository.get_course_by_slug(session, slug)
+    return course or repository.add_course(session, slug, title or slug)
+
+
+def ensure_user(session: Session, username: str, display_name: str | None = None) -> User:
+    user = repository.get_user_by_username(session, username)
+    return user or repository.add_user(session, username, display_name or username)
+
+
+def enroll(session: Session, course: Course, user: User, role: Role) -> None:
+    repository.set_role(session, course.id, user.id, role)

@@ -1,0 +1,1 @@
+"""Grade books: each student's latest graded submission per assignment, for export."""

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import csv
+import io
+
+from sqlalchemy.orm import Session
+
+from service.assignments import repository as assignments_repository
+from service.assignments.snapshots import get_snapshot
+from service.errors import NotFound
+from service.grades import repository
+
+
+def export_csv(session: Session, slug: str) -> str:
+    """One row per student: their newest graded submission, its total and each question's score.
+
+    A pending manual answer shows as "pending" so a TA sees what is left to grade.
+    """
+    assignment = assignments_repository.get_assignment_by_slug(session, slug)
+    latest = assignments_repository.latest_version(session, assignment.id) if assignment else None
+    if assignment is None or latest is None:
+        raise NotFound(f"No assignment {slug!r}.")
+    question_keys = [question.key for question in get_snapshot(session, latest.id).questions]
+    rows = repository.latest_graded_per_student(session, slug)
+    scores: dict[object, dict[str, str]] = {}
+    for submission_id, key, score, verdict in repository.question_scores(session, [row[0] for row in rows]):
+        scores.setdefault(submission_id, {})[key] = "pending" if verdict == "pending_manual" else f"{score:g}"
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["student", "submission_id", "submitted_at", "score", "max_score", *question_keys])
+    for submission_id, username, score, max_score, created_at in rows:
+        per_question = scores.get(submission_id, {})
+        writer.writerow(
+            [
+                username,
+                str(submission_id),
+                created_at.isoformat() if hasattr(created_at, "isoformat") else str(created_at),
+                "" if score is None else f"{score:g}",
+                f"{max_score:g}",
+                *(per_question.get(key, "") for key in question_keys),
+            ]
+        )
+    return buffer.getvalue()

@@ -1,0 +1,1 @@
+"""Grading orchestration: claim jobs, run the graders, store results under the lease."""

@@ -1,0 +1,147 @@
+"""create_app(): routers, middleware, error handlers and the executor's lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.assignments.endpoints import router as assignments_router
+from service.config import Settings, get_settings
+from service.db import make_engine, make_session_factory
+from service.errors import AppError, PayloadTooLarge
+from service.health.endpoints import router as health_router
+from service.submissions.endpoints import router as submissions_router
+from service.worker.executor import Executor, NullExecutor
+from service.worker.local import LocalExecutor
+
+logger = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+class BodySizeLimit:
+    """Refuse bodies over the limit before they are read whole (Content-Length or streamed)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = self.max_bytes + 1
+                if declared > self.max_bytes:
+                    await self._refuse(send)
+                    return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise PayloadTooLarge(f"The request body exceeds {self.max_bytes} bytes.")
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+    async def _refuse(self, send: Send) -> None:
+        response = JSONResponse(
+            error_body("payload_too_large", f"The request body exceeds {self.max_bytes} bytes."), status_code=413
+        )
+        await response({"type": "http"}, _no_receive, send)
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}
+
+
+def create_executor(settings: Settings) -> Executor:
+    if settings.local_workers == 0:
+        return NullExecutor()
+    return LocalExecutor(settings, settings.local_workers)
+
+
+def create_app(settings: Settings | None = None, executor: Executor | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = make_engine(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.executor.start()
+        try:
+            yield
+        finally:
+            app.state.executor.stop()
+            engine.dispose()
+
+    app = FastAPI(
+        title="autograde",
+        version="0.1.0",
+        summary="Autograding for deep-learning courses",
+        description=(
+            "Students submit answers; the service grades them off the request path against the "
+            "instructor's reference and stores the scores. Authenticate with `Authorization: Bearer <token>`. "
+            "Every error has the shape `{\"error\": {\"code\", \"message\", \"details\"}}`."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.session_factory = make_session_factory(engine)
+    app.state.executor = executor or create_executor(settings)
+
+    app.include_router(health_router)
+    app.include_router(assignments_router)
+    app.include_router(submissions_router)
+    _install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def app_error(_request: Request, error: AppError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if error.status_code == 401 else None
+        return JSONResponse(
+            error_body(error.code, error.message, error.details), status_code=error.status_code, headers=headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
+        details = [
+            {"loc": [str(part) for part in item.get("loc", ())], "msg": str(item.get("msg", ""))}
+            for item in error.errors()[:20]
+        ]
+        return JSONResponse(error_body("invalid_request", "The request is malformed.", details), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        return JSONResponse(error_body(code, str(error.detail)), status_code=error.status_code)
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(_request: Request, error: Exception) -> JSONResponse:
+        logger.exception("unhandled error")
+        return JSONResponse(error_body("internal_error", "An unexpected error occurred."), status_code=500)

@@ -1,0 +1,23 @@
+"""The SQLAlchemy models, one module per aggregate; importing this package registers them all."""
+
+from service.models.assignment import Assignment, AssignmentVersion, Question
+from service.models.base import Base, utcnow
+from service.models.course import ApiToken, Course, Enrollment, Role, User
+from service.models.submission import GradingJob, JobStatus, QuestionResult, Submission
+
+__all__ = [
+    "ApiToken",
+    "Assignment",
+    "AssignmentVersion",
+    "Base",
+    "Course",
+    "Enrollment",
+    "GradingJob",
+    "JobStatus",
+    "Question",
+    "QuestionResult",
+    "Role",
+    "Submission",
+    "User",
+    "utcnow",
+]

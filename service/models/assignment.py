@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from service.models.base import Base, JSONDocument, UTCDateTime, utcnow
+
+
+class Assignment(Base):
+    __tablename__ = "assignments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), index=True)
+    # The public id in URLs (/api/v1/assignments/{slug}).
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class AssignmentVersion(Base):
+    """An immutable snapshot of the material; re-loading changed material adds a version."""
+
+    __tablename__ = "assignment_versions"
+    __table_args__ = (UniqueConstraint("assignment_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(200))
+    # SHA-256 over the question definitions and the reference source.
+    content_hash: Mapped[str] = mapped_column(String(64))
+    # The instructor's reference module, kept with the version so any worker can grade any version.
+    reference_source: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    questions: Mapped[list[Question]] = relationship(
+        order_by="Question.position", lazy="selectin", cascade="all, delete-orphan"
+    )
+
+
+class Question(Base):
+    __tablename__ = "questions"
+    __table_args__ = (UniqueConstraint("assignment_version_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    assignment_version_id: Mapped[int] = mapped_column(
+        ForeignKey("assignment_versions.id", ondelete="CASCADE")
+    )
+    key: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(32))
+    points: Mapped[float] = mapped_column(Float)
+    prompt: Mapped[str] = mapped_column(Text, default="")
+    config: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    # Which worker queue grades it: "cpu" or "gpu".
+    resource_class: Mapped[str] = mapped_column(String(8), default="cpu")

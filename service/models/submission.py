@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Enum, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.models.base import Base, JSONDocument, UTCDateTime, utcnow
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    ERROR = "error"
+
+
+def _enum(enum_class: type[StrEnum], name: str) -> Enum:
+    return Enum(enum_class, native_enum=False, create_constraint=True, length=16, name=name,
+                values_callable=lambda members: [member.value for member in members])
+
+
+class Submission(Base):
+    __tablename__ = "submissions"
+    __table_args__ = (
+        UniqueConstraint("user_id", "idempotency_key"),
+        Index("ix_submissions_version_user", "assignment_version_id", "user_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    assignment_version_id: Mapped[int] = mapped_column(ForeignKey("assignment_versions.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    # The answers exactly as the student sent them, per question id.
+    answers: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # SHA-256 of the canonical request, to refuse a reused Idempotency-Key with another body.
+    request_hash: Mapped[str] = mapped_column(String(64))
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    max_score: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    graded_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class GradingJob(Base):
+    """The truth about grading one submission; queues only ever carry its id."""
+
+    __tablename__ = "grading_jobs"
+    __table_args__ = (Index("ix_grading_jobs_claim", "status", "queue", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    submission_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("submissions.id", ondelete="CASCADE"), unique=True
+    )
+    status: Mapped[JobStatus] = mapped_column(_enum(JobStatus, "job_status"), default=JobStatus.QUEUED)
+    queue: Mapped[str] = mapped_column(String(8), default="cpu")
+    # Incremented by every claim; a result is written only under the attempt that claimed it.
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    lease_owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class QuestionResult(Base):
+    __tablename__ = "question_results"
+    # One result per question per submission: a duplicate write fails instead of double-counting.
+    __table_args__ = (UniqueConstraint("submission_id", "question_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    submission_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"))
+    question_id: Mapped[int] = mapped_column(ForeignKey("questions.id"))
+    question_key: Mapped[str] = mapped_column(String(64))
+    verdict: Mapped[str] = mapped_column(String(16))
+    score: Mapped[float] = mapped_column(Float)
+    max_score: Mapped[float] = mapped_column(Float)
+    feedback: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    grader_kind: Mapped[str] = mapped_column(String(32))
+    grader_version: Mapped[str] = mapped_column(String(32))
+    reference_version: Mapped[str] = mapped_column(String(64))
+    job_attempt: Mapped[int] = mapped_column(Integer)
+    graded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Set when a TA grades a manual answer.
+    graded_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)

@@ -1,0 +1,1 @@
+"""Submissions: accepting answers, queueing their grading, showing the results."""

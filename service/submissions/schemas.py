@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from graders import JSONValue
+
+SubmissionStatus = Literal["queued", "running", "graded", "error"]
+
+
+class SubmissionCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "answers": {
+                        "q1_1": {"choices": [2, 3]},
+                        "q3_1": {"value": [6, 1, 2]},
+                        "q3_2": {"text": "Argmax is not differentiable ..."},
+                    }
+                }
+            ]
+        },
+    )
+
+    # Per question id, the answer in the shape its kind expects: {"choices": [...]} for choice,
+    # {"value": ...} for tensor, {"text": "..."} for manual.
+    answers: dict[str, dict[str, Any]] = Field(max_length=200)
+
+
+class SubmissionAccepted(BaseModel):
+    id: uuid.UUID
+    assignment: str
+    status: SubmissionStatus
+    created_at: datetime
+    url: str
+
+
+class QuestionResultView(BaseModel):
+    verdict: str
+    score: float
+    max_score: float
+    feedback: str
+    # Staff only: expected values and diagnostics.
+    details: dict[str, JSONValue] | None = None
+
+
+class SubmissionView(BaseModel):
+    id: uuid.UUID
+    assignment: str
+    assignment_version: int
+    student: str
+    status: SubmissionStatus
+    score: float | None
+    max_score: float
+    created_at: datetime
+    graded_at: datetime | None
+    questions: dict[str, QuestionResultView]
+    # Staff only: the answers as sent and why grading failed.
+    answers: dict[str, Any] | None = None
+    error: str | None = None
+
+
+class SubmissionSummary(BaseModel):
+    id: uuid.UUID
+    student: str
+    status: SubmissionStatus
+    score: float | None
+    max_score: float
+    created_at: datetime
+
+
+class SubmissionList(BaseModel):
+    assignment: str
+    items: list[SubmissionSummary]
+    limit: int
+    offset: int

@@ -1,0 +1,184 @@
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Sequence
+
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from service.assignments.service import resolve_access
+from service.assignments.snapshots import get_snapshot
+from service.auth.service import Principal
+from service.config import Settings
+from service.courses import repository as courses_repository
+from service.db import after_commit
+from service.errors import Conflict, Forbidden, NotFound, UnprocessableAnswer
+from service.grading import repository as grading_repository
+from service.models import GradingJob, JobStatus, Submission, utcnow
+from service.submissions import repository
+from service.submissions.schemas import (
+    QuestionResultView,
+    SubmissionCreate,
+    SubmissionList,
+    SubmissionStatus,
+    SubmissionSummary,
+    SubmissionView,
+)
+
+MAX_IDEMPOTENCY_KEY_LENGTH = 200
+
+_STATUS_OF_JOB: dict[JobStatus, SubmissionStatus] = {
+    JobStatus.QUEUED: "queued",
+    JobStatus.RUNNING: "running",
+    JobStatus.DONE: "graded",
+    JobStatus.ERROR: "error",
+}
+
+
+def submission_status(job_status: JobStatus) -> SubmissionStatus:
+    return _STATUS_OF_JOB[job_status]
+
+
+def _request_hash(slug: str, body: SubmissionCreate) -> str:
+    canonical = json.dumps({"assignment": slug, "answers": body.answers}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def create_submission(
+    session: Session,
+    settings: Settings,
+    principal: Principal,
+    slug: str,
+    body: SubmissionCreate,
+    idempotency_key: str | None,
+    notify: Callable[[Sequence[int]], None],
+) -> tuple[Submission, GradingJob]:
+    """Store a submission and its grading job in the caller's transaction; notify after commit."""
+    access = resolve_access(session, principal, slug)
+    snapshot = access.snapshot
+    request_hash = _request_hash(slug, body)
+    if idempotency_key is not None:
+        if not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
+            raise UnprocessableAnswer(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters.")
+        existing = repository.find_by_idempotency_key(session, principal.user_id, idempotency_key)
+        if existing is not None:
+            return _replay(session, existing, request_hash)
+
+    problems: dict[str, str] = {}
+    if not body.answers:
+        raise UnprocessableAnswer("The submission holds no answers.")
+    for key, raw_answer in body.answers.items():
+        question = snapshot.question(key)
+        if question is None:
+            problems[key] = f"no such question; questions are {', '.join(q.key for q in snapshot.questions)}"
+            continue
+        try:
+            question.grader.parse_answer(raw_answer)
+        except ValidationError as error:
+            problems[key] = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'answer'}: {e['msg']}" for e in error.errors()[:5]
+            )
+    if problems:
+        raise UnprocessableAnswer("Some answers cannot be accepted.", details=problems)
+
+    now = utcnow()
+    submission = Submission(
+        id=uuid.uuid4(),
+        assignment_version_id=snapshot.id,
+        user_id=principal.user_id,
+        answers=body.answers,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        max_score=snapshot.max_score,
+        created_at=now,
+    )
+    repository.add_submission(session, submission)
+    try:
+        session.flush()
+    except IntegrityError:
+        # A concurrent retry with the same Idempotency-Key won the race: answer with its submission.
+        session.rollback()
+        existing = (
+            repository.find_by_idempotency_key(session, principal.user_id, idempotency_key)
+            if idempotency_key
+            else None
+        )
+        if existing is None:
+            raise
+        return _replay(session, existing, request_hash)
+    job = grading_repository.add_job(session, submission.id, snapshot.queue, settings.max_attempts, now)
+    session.flush()
+    job_id = job.id
+    after_commit(session, lambda: notify([job_id]))
+    return submission, job
+
+
+def _replay(session: Session, existing: Submission, request_hash: str) -> tuple[Submission, GradingJob]:
+    if existing.request_hash != request_hash:
+        raise Conflict("This Idempotency-Key was already used for a different submission.")
+    return existing, repository.job_of(session, existing.id)
+
+
+def get_submission(session: Session, principal: Principal, submission_id: uuid.UUID) -> SubmissionView:
+    found = repository.get_with_context(session, submission_id)
+    if found is None:
+        raise NotFound("No such submission.")
+    submission, job, username, course_id, slug = found
+    role = courses_repository.get_role(session, course_id, principal.user_id)
+    if role is None:
+        raise NotFound("No such submission.")
+    is_staff = role.is_staff
+    if submission.user_id != principal.user_id and not is_staff:
+        raise Forbidden("This submission belongs to another student.")
+    snapshot_version = get_snapshot(session, submission.assignment_version_id).version
+    results = repository.results_of(session, submission.id)
+    return SubmissionView(
+        id=submission.id,
+        assignment=slug,
+        assignment_version=snapshot_version,
+        student=username,
+        status=submission_status(job.status),
+        score=submission.score,
+        max_score=submission.max_score,
+        created_at=submission.created_at,
+        graded_at=submission.graded_at,
+        questions={
+            result.question_key: QuestionResultView(
+                verdict=result.verdict,
+                score=result.score,
+                max_score=result.max_score,
+                feedback=result.feedback,
+                details=result.details if is_staff else None,
+            )
+            for result in results
+        },
+        answers=submission.answers if is_staff else None,
+        error=job.last_error if is_staff else None,
+    )
+
+
+def list_submissions(
+    session: Session, principal: Principal, slug: str, limit: int, offset: int
+) -> SubmissionList:
+    access = resolve_access(session, principal, slug)
+    only_user = None if access.role.is_staff else principal.user_id
+    rows = repository.list_for_assignment(session, slug, only_user, limit, offset)
+    return SubmissionList(
+        assignment=slug,
+        limit=limit,
+        offset=offset,
+        items=[
+            SubmissionSummary(
+                id=submission.id,
+                student=username,
+                status=submission_status(status),
+                score=submission.score,
+                max_score=submission.max_score,
+                created_at=submission.created_at,
+            )
+            for submission, status, username in rows
+        ],
+    )

@@ -1,0 +1,1 @@
+"""Executors: where grading runs. The local one uses processes on this machine."""
