@@ -5,9 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from pydantic import JsonValue as JSONValue  # a recursive JSON alias that pydantic can validate
+from typing import TypeAlias
 
+from pydantic import JsonValue
 
+# A recursive JSON alias that pydantic can validate (a hand-written one recurses forever).
+JSONValue: TypeAlias = JsonValue
 
 
 class Verdict(StrEnum):

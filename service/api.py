@@ -66,6 +66,4 @@ _ERROR_DESCRIPTIONS = {
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the error codes a route can return, all in the one error shape."""
-    return {
-        code: {"model": ErrorResponse, "description": _ERROR_DESCRIPTIONS[code]} for code in codes
-    }
+    return {code: {"model": ErrorResponse, "description": _ERROR_DESCRIPTIONS[code]} for code in codes}

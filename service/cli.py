@@ -18,7 +18,9 @@ from service.errors import AppError, MaterialError
 from service.migrations import upgrade_database
 
 app = typer.Typer(
-    help="autograde: grading service for deep-learning courses.", no_args_is_help=True, pretty_exceptions_enable=False
+    help="autograde: grading service for deep-learning courses.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 assignments_app = typer.Typer(help="Assignment material.", no_args_is_help=True)
@@ -138,7 +140,9 @@ def serve(
 
     settings = _settings()
     _configure_logging()
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port, log_level="info")
+    uvicorn.run(
+        create_app(settings), host=host or settings.host, port=port or settings.port, log_level="info"
+    )
 
 
 @app.command()

@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEVELOPMENT_SECRET = "dev-only-secret-change-me"
+DEVELOPMENT_SECRET = "dev-only-secret-change-me"  # noqa: S105  (refused outside development)
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 
 

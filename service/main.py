@@ -69,7 +69,8 @@ class BodySizeLimit:
 
     async def _refuse(self, send: Send) -> None:
         response = JSONResponse(
-            error_body("payload_too_large", f"The request body exceeds {self.max_bytes} bytes."), status_code=413
+            error_body("payload_too_large", f"The request body exceeds {self.max_bytes} bytes."),
+            status_code=413,
         )
         await response({"type": "http"}, _no_receive, send)
 
@@ -103,8 +104,9 @@ def create_app(settings: Settings | None = None, executor: Executor | None = Non
         summary="Autograding for deep-learning courses",
         description=(
             "Students submit answers; the service grades them off the request path against the "
-            "instructor's reference and stores the scores. Authenticate with `Authorization: Bearer <token>`. "
-            "Every error has the shape `{\"error\": {\"code\", \"message\", \"details\"}}`."
+            "instructor's reference and stores the scores. "
+            "Authenticate with `Authorization: Bearer <token>`. "
+            'Every error has the shape `{"error": {"code", "message", "details"}}`.'
         ),
         lifespan=lifespan,
     )
@@ -125,7 +127,9 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def app_error(_request: Request, error: AppError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if error.status_code == 401 else None
         return JSONResponse(
-            error_body(error.code, error.message, error.details), status_code=error.status_code, headers=headers
+            error_body(error.code, error.message, error.details),
+            status_code=error.status_code,
+            headers=headers,
         )
 
     @app.exception_handler(RequestValidationError)
@@ -134,7 +138,9 @@ def _install_error_handlers(app: FastAPI) -> None:
             {"loc": [str(part) for part in item.get("loc", ())], "msg": str(item.get("msg", ""))}
             for item in error.errors()[:20]
         ]
-        return JSONResponse(error_body("invalid_request", "The request is malformed.", details), status_code=422)
+        return JSONResponse(
+            error_body("invalid_request", "The request is malformed.", details), status_code=422
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:

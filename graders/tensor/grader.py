@@ -118,7 +118,9 @@ class TensorGrader(Grader[TensorConfig, TensorAnswer]):
         if not np.all(np.isfinite(given)):
             bad = tuple(int(i) for i in np.argwhere(~np.isfinite(given))[0])
             return GradeResult.from_fraction(
-                0.0, f"The answer holds a non-finite number at {_index_text(bad)}.", details | {"stage": "values"}
+                0.0,
+                f"The answer holds a non-finite number at {_index_text(bad)}.",
+                details | {"stage": "values"},
             )
         close = np.isclose(given, expected, rtol=config.rtol, atol=config.atol)
         if bool(np.all(close)):

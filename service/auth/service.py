@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from service.auth import repository
 from service.errors import Unauthenticated
 
-TOKEN_PREFIX = "ag_"
+TOKEN_PREFIX = "ag_"  # noqa: S105  (a prefix, not a secret)
 MAX_TOKEN_LENGTH = 256
 
 

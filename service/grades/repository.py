@@ -1,17 +1,26 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from collections.abc import Sequence
 
 from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
-from service.models import Assignment, AssignmentVersion, GradingJob, JobStatus, QuestionResult, Submission, User
+from service.models import (
+    Assignment,
+    AssignmentVersion,
+    GradingJob,
+    JobStatus,
+    QuestionResult,
+    Submission,
+    User,
+)
 
 
 def latest_graded_per_student(
     session: Session, slug: str
-) -> Sequence[Row[tuple[uuid.UUID, str, float | None, float, object]]]:
+) -> Sequence[Row[uuid.UUID, str, float | None, float, datetime]]:
     """(submission id, username, score, max score, created_at) of each student's newest graded submission."""
     ranked = (
         select(
@@ -21,7 +30,9 @@ def latest_graded_per_student(
             Submission.max_score.label("max_score"),
             Submission.created_at.label("created_at"),
             func.row_number()
-            .over(partition_by=Submission.user_id, order_by=(Submission.created_at.desc(), Submission.id.desc()))
+            .over(
+                partition_by=Submission.user_id, order_by=(Submission.created_at.desc(), Submission.id.desc())
+            )
             .label("rank"),
         )
         .join(GradingJob, GradingJob.submission_id == Submission.id)
@@ -32,15 +43,22 @@ def latest_graded_per_student(
         .subquery()
     )
     statement = (
-        select(ranked.c.submission_id, ranked.c.username, ranked.c.score, ranked.c.max_score, ranked.c.created_at)
+        select(
+            ranked.c.submission_id, ranked.c.username, ranked.c.score, ranked.c.max_score, ranked.c.created_at
+        )
         .where(ranked.c.rank == 1)
         .order_by(ranked.c.username)
     )
     return session.execute(statement).all()
 
 
-def question_scores(session: Session, submission_ids: Sequence[uuid.UUID]) -> Sequence[Row[tuple[uuid.UUID, str, float, str]]]:
+def question_scores(
+    session: Session, submission_ids: Sequence[uuid.UUID]
+) -> Sequence[Row[uuid.UUID, str, float, str]]:
     statement = select(
-        QuestionResult.submission_id, QuestionResult.question_key, QuestionResult.score, QuestionResult.verdict
+        QuestionResult.submission_id,
+        QuestionResult.question_key,
+        QuestionResult.score,
+        QuestionResult.verdict,
     ).where(QuestionResult.submission_id.in_(list(submission_ids)))
     return session.execute(statement).all()

@@ -23,8 +23,8 @@ def export_csv(session: Session, slug: str) -> str:
     question_keys = [question.key for question in get_snapshot(session, latest.id).questions]
     rows = repository.latest_graded_per_student(session, slug)
     scores: dict[object, dict[str, str]] = {}
-    for submission_id, key, score, verdict in repository.question_scores(session, [row[0] for row in rows]):
-        scores.setdefault(submission_id, {})[key] = "pending" if verdict == "pending_manual" else f"{score:g}"
+    for result_of, key, points, verdict in repository.question_scores(session, [row[0] for row in rows]):
+        scores.setdefault(result_of, {})[key] = "pending" if verdict == "pending_manual" else f"{points:g}"
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["student", "submission_id", "submitted_at", "score", "max_score", *question_keys])
@@ -34,7 +34,7 @@ def export_csv(session: Session, slug: str) -> str:
             [
                 username,
                 str(submission_id),
-                created_at.isoformat() if hasattr(created_at, "isoformat") else str(created_at),
+                created_at.isoformat(),
                 "" if score is None else f"{score:g}",
                 f"{max_score:g}",
                 *(per_question.get(key, "") for key in question_keys),

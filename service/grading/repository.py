@@ -21,7 +21,9 @@ class ClaimedJob:
     attempt: int
 
 
-def add_job(session: Session, submission_id: uuid.UUID, queue: str, max_attempts: int, now: datetime) -> GradingJob:
+def add_job(
+    session: Session, submission_id: uuid.UUID, queue: str, max_attempts: int, now: datetime
+) -> GradingJob:
     job = GradingJob(
         submission_id=submission_id,
         status=JobStatus.QUEUED,

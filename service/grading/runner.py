@@ -22,7 +22,11 @@ logger = logging.getLogger(__name__)
 
 class GradingRunner:
     def __init__(
-        self, session_factory: sessionmaker[Session], settings: Settings, worker_id: str, queues: Sequence[str]
+        self,
+        session_factory: sessionmaker[Session],
+        settings: Settings,
+        worker_id: str,
+        queues: Sequence[str],
     ) -> None:
         self._session_factory = session_factory
         self._settings = settings
@@ -65,7 +69,9 @@ class GradingRunner:
             now = utcnow()
             for job, _user_id, outcomes, reference_version in graded:
                 if not repository.finish_job(session, job, now):
-                    logger.warning("job %s attempt %s lost its lease; result dropped", job.job_id, job.attempt)
+                    logger.warning(
+                        "job %s attempt %s lost its lease; result dropped", job.job_id, job.attempt
+                    )
                     continue
                 repository.store_results(
                     session,

@@ -26,7 +26,11 @@ class QuestionOutcome:
 
 
 def grade_answer(
-    settings: Settings, snapshot: VersionSnapshot, question: QuestionSnapshot, user_id: int, raw_answer: object
+    settings: Settings,
+    snapshot: VersionSnapshot,
+    question: QuestionSnapshot,
+    user_id: int,
+    raw_answer: object,
 ) -> GradeResult:
     """Grade one answer; a grader that raises yields an `error` verdict, never a lost job."""
     seed = variant_seed(settings, snapshot.assignment_slug, question.key, user_id)
@@ -35,7 +39,9 @@ def grade_answer(
     except Exception as error:
         logger.exception("grader %s failed on question %s", question.kind, question.key)
         details: dict[str, JSONValue] = {"exception": repr(error)[:2000]}
-        return GradeResult(Verdict.ERROR, 0.0, "The grader failed on this answer; staff have been told.", details)
+        return GradeResult(
+            Verdict.ERROR, 0.0, "The grader failed on this answer; staff have been told.", details
+        )
 
 
 def grade_submission(

@@ -19,8 +19,14 @@ class JobStatus(StrEnum):
 
 
 def _enum(enum_class: type[StrEnum], name: str) -> Enum:
-    return Enum(enum_class, native_enum=False, create_constraint=True, length=16, name=name,
-                values_callable=lambda members: [member.value for member in members])
+    return Enum(
+        enum_class,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        name=name,
+        values_callable=lambda members: [member.value for member in members],
+    )
 
 
 class Submission(Base):

@@ -66,6 +66,8 @@ def list_submissions(
     response_model=SubmissionView,
     responses=error_responses(401, 403, 404),
 )
-def get_submission(submission_id: uuid.UUID, principal: CurrentPrincipal, session: DbSession) -> SubmissionView:
+def get_submission(
+    submission_id: uuid.UUID, principal: CurrentPrincipal, session: DbSession
+) -> SubmissionView:
     """Status, score and per-question verdicts with feedback."""
     return service.get_submission(session, principal, submission_id)

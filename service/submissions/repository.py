@@ -33,7 +33,7 @@ def job_of(session: Session, submission_id: uuid.UUID) -> GradingJob:
 
 def get_with_context(
     session: Session, submission_id: uuid.UUID
-) -> Row[tuple[Submission, GradingJob, str, int, str]] | None:
+) -> Row[Submission, GradingJob, str, int, str] | None:
     """A submission with its job, the student's username, the course id and the assignment slug."""
     statement = (
         select(Submission, GradingJob, User.username, Assignment.course_id, Assignment.slug)
@@ -53,7 +53,7 @@ def results_of(session: Session, submission_id: uuid.UUID) -> Sequence[QuestionR
 
 def list_for_assignment(
     session: Session, slug: str, user_id: int | None, limit: int, offset: int
-) -> Sequence[Row[tuple[Submission, JobStatus, str]]]:
+) -> Sequence[Row[Submission, JobStatus, str]]:
     """Submissions to an assignment (any version), newest first; one student's if user_id is given."""
     statement = (
         select(Submission, GradingJob.status, User.username)

@@ -43,7 +43,9 @@ def submission_status(job_status: JobStatus) -> SubmissionStatus:
 
 
 def _request_hash(slug: str, body: SubmissionCreate) -> str:
-    canonical = json.dumps({"assignment": slug, "answers": body.answers}, sort_keys=True, separators=(",", ":"))
+    canonical = json.dumps(
+        {"assignment": slug, "answers": body.answers}, sort_keys=True, separators=(",", ":")
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -62,7 +64,9 @@ def create_submission(
     request_hash = _request_hash(slug, body)
     if idempotency_key is not None:
         if not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
-            raise UnprocessableAnswer(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters.")
+            raise UnprocessableAnswer(
+                f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters."
+            )
         existing = repository.find_by_idempotency_key(session, principal.user_id, idempotency_key)
         if existing is not None:
             return _replay(session, existing, request_hash)
