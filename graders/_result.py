@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-
 from typing import TypeAlias
 
 from pydantic import JsonValue

@@ -26,7 +26,9 @@ from service.main import create_app
 from service.migrations import upgrade_database
 from tests.factories import Accounts, seed_courses
 
-POSTGRES_ADMIN_DSN = os.environ.get("AUTOGRADE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+POSTGRES_ADMIN_DSN = os.environ.get(
+    "AUTOGRADE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 REQUIRE_SERVICES = os.environ.get("AUTOGRADE_REQUIRE_SERVICES") == "1"
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 HW5_FOLDER = REPOSITORY_ROOT / "reference" / "hw5"
@@ -101,7 +103,9 @@ def session(session_factory: sessionmaker[Session]) -> Iterator[Session]:
 
 @pytest.fixture
 def settings(migrated_engine: Engine) -> Settings:
-    return Settings(database_url=str(migrated_engine.url.render_as_string(hide_password=False)), local_workers=0)
+    return Settings(
+        database_url=str(migrated_engine.url.render_as_string(hide_password=False)), local_workers=0
+    )
 
 
 class RecordingExecutor:
@@ -128,7 +132,9 @@ class Api:
     executor: RecordingExecutor
     runner: GradingRunner
 
-    def submit(self, who: str, answers: dict[str, Any], assignment: str = "hw5", **headers: str) -> httpx2.Response:
+    def submit(
+        self, who: str, answers: dict[str, Any], assignment: str = "hw5", **headers: str
+    ) -> httpx2.Response:
         return self.client.post(
             f"/api/v1/assignments/{assignment}/submissions",
             json={"answers": answers},
@@ -146,9 +152,7 @@ class Api:
 
 
 @pytest.fixture
-def api(
-    session_factory: sessionmaker[Session], settings: Settings, tmp_path: Path
-) -> Iterator[Api]:
+def api(session_factory: sessionmaker[Session], settings: Settings, tmp_path: Path) -> Iterator[Api]:
     with session_factory() as setup_session:
         accounts = seed_courses(setup_session, settings, tmp_path)
     executor = RecordingExecutor()

@@ -1,4 +1,4 @@
-"""The submissions API over HTTP (in-process ASGI), graded by the real grading loop, on SQLite and Postgres."""
+"""The submissions API over HTTP (in-process ASGI), graded by the real grading loop, on both backends."""
 
 from __future__ import annotations
 
@@ -100,7 +100,9 @@ def test_softmax_attention_is_graded_with_its_tolerance(api: Api) -> None:
     rounded = np.round(expected, 3).tolist()  # within rtol 1e-3
     response = api.submit("student", {"q3_1b": {"value": rounded}})
     api.grade_pending()
-    assert api.get("student", response.headers["location"]).json()["questions"]["q3_1b"]["verdict"] == "correct"
+    assert (
+        api.get("student", response.headers["location"]).json()["questions"]["q3_1b"]["verdict"] == "correct"
+    )
 
 
 def hard_attention(inputs: dict[str, list[object]]) -> list[float]:

@@ -52,8 +52,8 @@ class ChoiceGrader(Grader[ChoiceConfig, ChoiceAnswer]):
         correct = frozenset(config.correct)
         fraction = choice_fraction(picked, correct, option_count, config.partial_credit)
         details: dict[str, JSONValue] = {
-            "picked": [number for number in sorted(picked)],
-            "correct": [number for number in sorted(correct)],
+            "picked": [int(number) for number in sorted(picked)],
+            "correct": [int(number) for number in sorted(correct)],
             "partial_credit": config.partial_credit.value,
         }
         if fraction >= 1.0:

