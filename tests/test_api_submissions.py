@@ -281,3 +281,35 @@ def test_openapi_documents_the_routes(api: Api) -> None:
     post = paths["/api/v1/assignments/{assignment}/submissions"]["post"]
     assert {"202", "401", "404", "409", "413", "422"} <= set(post["responses"])
     assert api.client.get("/docs").status_code == 200
+
+
+def test_a_ta_grades_the_free_text_answer(api: Api) -> None:
+    submitted = api.submit("student", HANDIN_ANSWERS | {"q3_2": {"text": handin_free_text_3_2()}}).json()
+    path = f"/api/v1/submissions/{submitted['id']}/questions/q3_2/grade"
+    early = api.client.put(path, json={"score": 2}, headers=api.accounts.header("ta"))
+    assert early.status_code == 409  # not graded yet
+    api.grade_pending()
+
+    by_student = api.client.put(path, json={"score": 2}, headers=api.accounts.header("student"))
+    assert by_student.status_code == 403
+    assert api.client.put(path, json={"score": 2}, headers=api.accounts.header("other_ta")).status_code == 404
+    too_many = api.client.put(path, json={"score": 2.5}, headers=api.accounts.header("ta"))
+    assert too_many.status_code == 422
+    unanswered = f"/api/v1/submissions/{submitted['id']}/questions/q3_3/grade"
+    assert api.client.put(unanswered, json={"score": 1}, headers=api.accounts.header("ta")).status_code == 404
+
+    graded = api.client.put(
+        path,
+        json={"score": 1.5, "feedback": "Drawback and interpretability: yes."},
+        headers=api.accounts.header("ta"),
+    )
+    assert graded.status_code == 200, graded.text
+    view = api.get("student", f"/api/v1/submissions/{submitted['id']}").json()
+    assert view["questions"]["q3_2"] == {
+        "verdict": "partial",
+        "score": 1.5,
+        "max_score": 2.0,
+        "feedback": "Drawback and interpretability: yes.",
+        "details": None,
+    }
+    assert view["score"] == 6.5

@@ -7,7 +7,13 @@ from fastapi import APIRouter, Header, Query, Response, status
 
 from service.api import CurrentPrincipal, DbSession, ExecutorDep, SettingsDep, error_responses
 from service.submissions import service
-from service.submissions.schemas import SubmissionAccepted, SubmissionCreate, SubmissionList, SubmissionView
+from service.submissions.schemas import (
+    ManualGrade,
+    SubmissionAccepted,
+    SubmissionCreate,
+    SubmissionList,
+    SubmissionView,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["submissions"])
 
@@ -71,3 +77,20 @@ def get_submission(
 ) -> SubmissionView:
     """Status, score and per-question verdicts with feedback."""
     return service.get_submission(session, principal, submission_id)
+
+
+@router.put(
+    "/submissions/{submission_id}/questions/{question}/grade",
+    response_model=SubmissionView,
+    responses=error_responses(401, 403, 404, 409, 422),
+)
+def grade_manually(
+    submission_id: uuid.UUID,
+    question: str,
+    grade: ManualGrade,
+    principal: CurrentPrincipal,
+    session: DbSession,
+) -> SubmissionView:
+    """Staff only: score one answer by hand (a `pending_manual` free-text answer, or an override).
+    The submission's total is recomputed."""
+    return service.grade_manually(session, principal, submission_id, question, grade)

@@ -69,3 +69,10 @@ def list_for_assignment(
     if user_id is not None:
         statement = statement.where(Submission.user_id == user_id)
     return session.execute(statement).all()
+
+
+def result_of(session: Session, submission_id: uuid.UUID, question_key: str) -> QuestionResult | None:
+    statement = select(QuestionResult).where(
+        QuestionResult.submission_id == submission_id, QuestionResult.question_key == question_key
+    )
+    return session.scalars(statement).one_or_none()

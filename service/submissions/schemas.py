@@ -79,3 +79,10 @@ class SubmissionList(BaseModel):
     items: list[SubmissionSummary]
     limit: int
     offset: int
+
+
+class ManualGrade(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    score: float = Field(ge=0, allow_inf_nan=False)
+    feedback: str = Field(default="", max_length=20_000)

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from graders import GradeResult
 from service.assignments.service import resolve_access
 from service.assignments.snapshots import get_snapshot
 from service.auth.service import Principal
@@ -20,6 +21,7 @@ from service.grading import repository as grading_repository
 from service.models import GradingJob, JobStatus, Submission, utcnow
 from service.submissions import repository
 from service.submissions.schemas import (
+    ManualGrade,
     QuestionResultView,
     SubmissionCreate,
     SubmissionList,
@@ -126,7 +128,13 @@ def _replay(session: Session, existing: Submission, request_hash: str) -> tuple[
     return existing, repository.job_of(session, existing.id)
 
 
-def get_submission(session: Session, principal: Principal, submission_id: uuid.UUID) -> SubmissionView:
+def _visible_submission(
+    session: Session, principal: Principal, submission_id: uuid.UUID
+) -> tuple[Submission, GradingJob, str, str, bool]:
+    """The submission with its job, student, assignment slug and whether the caller is staff.
+
+    Outside the course it does not exist (404); inside, another student's is forbidden (403).
+    """
     found = repository.get_with_context(session, submission_id)
     if found is None:
         raise NotFound("No such submission.")
@@ -134,9 +142,13 @@ def get_submission(session: Session, principal: Principal, submission_id: uuid.U
     role = courses_repository.get_role(session, course_id, principal.user_id)
     if role is None:
         raise NotFound("No such submission.")
-    is_staff = role.is_staff
-    if submission.user_id != principal.user_id and not is_staff:
+    if submission.user_id != principal.user_id and not role.is_staff:
         raise Forbidden("This submission belongs to another student.")
+    return submission, job, username, slug, role.is_staff
+
+
+def get_submission(session: Session, principal: Principal, submission_id: uuid.UUID) -> SubmissionView:
+    submission, job, username, slug, is_staff = _visible_submission(session, principal, submission_id)
     snapshot_version = get_snapshot(session, submission.assignment_version_id).version
     results = repository.results_of(session, submission.id)
     return SubmissionView(
@@ -186,3 +198,29 @@ def list_submissions(
             for submission, status, username in rows
         ],
     )
+
+
+def grade_manually(
+    session: Session, principal: Principal, submission_id: uuid.UUID, question_key: str, grade: ManualGrade
+) -> SubmissionView:
+    """A TA's score for one question: a pending free-text answer, or an override of any verdict."""
+    submission, job, _username, _slug, is_staff = _visible_submission(session, principal, submission_id)
+    if not is_staff:
+        raise Forbidden("Only TAs and instructors grade answers.")
+    if job.status is not JobStatus.DONE:
+        raise Conflict("This submission has not been graded yet.")
+    result = repository.result_of(session, submission.id, question_key)
+    if result is None:
+        raise NotFound(f"The submission has no answer to {question_key!r}.")
+    if grade.score > result.max_score:
+        raise UnprocessableAnswer(f"The score must lie between 0 and {result.max_score:g}.")
+    fraction = grade.score / result.max_score
+    result.verdict = GradeResult.from_fraction(fraction, "").verdict.value
+    result.score = grade.score
+    result.feedback = grade.feedback
+    result.graded_by_user_id = principal.user_id
+    result.graded_at = utcnow()
+    session.flush()
+    submission.score = round(sum(r.score for r in repository.results_of(session, submission.id)), 6)
+    session.flush()
+    return get_submission(session, principal, submission_id)
