@@ -1,7 +1,7 @@
 """autograde's graders: a pure library. Data in, GradeResult out; no web, database or queue code."""
 
 from graders._context import GradingContext, ReferenceFunctions, derive_variant_seed
-from graders._grader import Grader, GraderAnswer, GraderConfig, GraderKind
+from graders._grader import Grader, GraderAnswer, GraderConfig, GraderKind, SupportsPreview, SupportsVariants
 from graders._registry import get_grader, known_kinds
 from graders._result import GradeResult, JSONValue, Verdict
 
@@ -14,6 +14,8 @@ __all__ = [
     "GradingContext",
     "JSONValue",
     "ReferenceFunctions",
+    "SupportsPreview",
+    "SupportsVariants",
     "Verdict",
     "derive_variant_seed",
     "get_grader",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -17,6 +17,7 @@ class GraderKind(StrEnum):
     CHOICE = "choice"
     TENSOR = "tensor"
     MANUAL = "manual"
+    EXPRESSION = "expression"
 
 
 class GraderConfig(BaseModel):
@@ -72,6 +73,20 @@ class Grader(ABC, Generic[ConfigT, AnswerT]):
         except ValidationError as error:
             return GradeResult.invalid(f"The answer has the wrong form: {_first_error(error)}")
         return self.grade(config, answer, context)
+
+
+@runtime_checkable
+class SupportsVariants(Protocol):
+    """Graders whose questions hand each student inputs (GET .../variant)."""
+
+    def inputs_for(self, config: Any, context: GradingContext) -> dict[str, JSONValue]: ...
+
+
+@runtime_checkable
+class SupportsPreview(Protocol):
+    """Graders that can show how an answer was read without grading it (POST .../preview)."""
+
+    def preview(self, config: Any, raw_answer: object) -> dict[str, JSONValue]: ...
 
 
 def _first_error(error: ValidationError) -> str:

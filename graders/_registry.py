@@ -6,6 +6,7 @@ from typing import Any
 
 from graders._grader import Grader, GraderKind
 from graders.choice.grader import ChoiceGrader
+from graders.expression.grader import ExpressionGrader
 from graders.manual.grader import ManualGrader
 from graders.tensor.grader import TensorGrader
 
@@ -13,6 +14,7 @@ _GRADERS: dict[GraderKind, Grader[Any, Any]] = {
     GraderKind.CHOICE: ChoiceGrader(),
     GraderKind.TENSOR: TensorGrader(),
     GraderKind.MANUAL: ManualGrader(),
+    GraderKind.EXPRESSION: ExpressionGrader(),
 }
 
 

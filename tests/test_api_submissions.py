@@ -54,7 +54,7 @@ def test_handin_is_graded_over_http(api: Api) -> None:
         "q3_2": "pending_manual",
     }
     assert result["score"] == 5.0  # 1 + 1 + 1 + 2; q3_2 waits for a TA
-    assert result["max_score"] == 9.0
+    assert result["max_score"] == 17.0
     assert result["questions"]["q3_1"] == {
         "verdict": "correct",
         "score": 2.0,
@@ -256,17 +256,34 @@ def test_assignment_view_shows_questions_without_keys(api: Api) -> None:
     view = response.json()
     assert view["slug"] == "hw5"
     assert view["your_role"] == "student"
-    assert [q["id"] for q in view["questions"]] == ["q1_1", "q1_2", "q1_3", "q3_1", "q3_1b", "q3_3", "q3_2"]
-    assert view["max_score"] == 9.0
+    assert [q["id"] for q in view["questions"]] == [
+        "q1_1",
+        "q1_2",
+        "q1_3",
+        "q2_1",
+        "q2_2",
+        "q2_3",
+        "q2_4",
+        "q3_1",
+        "q3_1b",
+        "q3_3",
+        "q3_2",
+    ]
+    assert view["max_score"] == 17.0
     text = response.text
-    for secret in ('"correct"', "hard_attention", "softmax_attention", "attention_variant", "rubric"):
+    for secret in ('"correct"', "hard_attention", "attention_variant", "rubric", "q2_1_point", "reference"):
         assert secret not in text
     q1_1 = view["questions"][0]
     assert q1_1["config"]["multiple"] is True
     assert len(q1_1["config"]["options"]) == 3
-    q3_1 = view["questions"][3]
+    q3_1 = view["questions"][7]
     assert q3_1["config"]["inputs"]["q"] == [1, 2]
-    assert view["questions"][5]["config"]["per_student_variant"] is True
+    assert view["questions"][9]["config"]["per_student_variant"] is True
+    q2_3 = view["questions"][5]["config"]
+    assert {"name": "g_h", "shape": [], "sequence": True, "latex": ["g_{h,#}", "g_{h#}"]}.items() <= next(
+        symbol for symbol in q2_3["symbols"] if symbol["name"] == "g_h"
+    ).items()
+    assert q2_3["indices"] == [{"name": "t", "low": 1, "high": 3}]
 
 
 def test_variant_of_a_question_without_inputs_is_4xx(api: Api) -> None:
@@ -313,3 +330,68 @@ def test_a_ta_grades_the_free_text_answer(api: Api) -> None:
         "details": None,
     }
     assert view["score"] == 6.5
+
+
+HANDIN_Q2_LATEX = {
+    "q2_1": {"expression": r"- \sum_{i=1}^2 y_{t,i} \times (1 - \hat{y}_{t,i})", "format": "latex"},
+    "q2_2": {"expression": r"g_{ot} \times w_{yh} \times w_{hh}^{t-i} \times \prod_{k=0}^{t-i-1} \psi'(z_t)"},
+    "q2_3": {"expression": r"\sum_{i=1}^t g_{h,i} \times \psi'(z_i) \times h_{t-1}"},
+    "q2_4": {"expression": r"\sum_{t=1}^3 gw_{hh,t}"},
+}
+
+
+def test_handin_gradient_formulas_are_graded_over_http(api: Api) -> None:
+    response = api.submit("student", HANDIN_Q2_LATEX)
+    assert response.status_code == 202, response.text
+    api.grade_pending()
+    questions = api.get("student", response.headers["location"]).json()["questions"]
+    assert {key: q["verdict"] for key, q in questions.items()} == {
+        "q2_1": "incorrect",
+        "q2_2": "incorrect",
+        "q2_3": "incorrect",
+        "q2_4": "correct",
+    }
+    assert "a scalar, but a vector of 2 is due" in questions["q2_1"]["feedback"]
+    assert "index of h" in questions["q2_3"]["feedback"]
+    assert questions["q2_4"]["score"] == 2.0
+    assert questions["q2_3"]["details"] is None  # how it was read is staff detail
+
+
+def test_formula_answers_of_the_wrong_form_are_refused(api: Api) -> None:
+    for answer in (
+        {"expression": 42},
+        {"expression": "x" * 2_001},
+        {"expression": "y", "format": "markdown"},
+    ):
+        response = api.submit("student", {"q2_1": answer})
+        assert response.status_code == 422, response.text
+        assert "q2_1" in response.json()["error"]["details"]
+
+
+def test_preview_reads_without_grading(api: Api) -> None:
+    path = "/api/v1/assignments/hw5/questions/q2_3/preview"
+    headers = api.accounts.header("student")
+    read = api.client.post(path, json=HANDIN_Q2_LATEX["q2_3"], headers=headers)
+    assert read.status_code == 200
+    assert read.json() == {
+        "format": "latex",
+        "ok": True,
+        "read_as": "sum(g_h[i] * dpsi(z[i]) * h[t - 1] for i in range(1, t + 1))",
+        "error": None,
+        "position": None,
+    }
+    broken = api.client.post(
+        path, json={"expression": "sum(g_h[i] for i in range(1, t+1)", "format": "text"}, headers=headers
+    )
+    assert broken.status_code == 200
+    assert broken.json()["ok"] is False
+    assert "ends too early" in broken.json()["error"]
+    assert (
+        api.client.post(path, json={"expression": "x"}, headers=api.accounts.header("outsider")).status_code
+        == 404
+    )
+    not_a_formula = "/api/v1/assignments/hw5/questions/q1_1/preview"
+    assert api.client.post(not_a_formula, json={"expression": "x"}, headers=headers).status_code == 422
+    assert api.client.post(path, json={"expression": "x" * 3_000}, headers=headers).status_code == 422
+    assert api.executor.notified == []
+    assert api.get("student", "/api/v1/assignments/hw5/submissions").json()["items"] == []

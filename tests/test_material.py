@@ -44,14 +44,14 @@ def test_hw5_material_is_valid() -> None:
     loaded = read_material(HW5_FOLDER)
     assert loaded.material.slug == "hw5"
     assert [q.id for q in loaded.material.questions] == [
-        "q1_1",
-        "q1_2",
-        "q1_3",
-        "q3_1",
-        "q3_1b",
-        "q3_3",
-        "q3_2",
+        *("q1_1", "q1_2", "q1_3", "q2_1", "q2_2", "q2_3", "q2_4"),
+        *("q3_1", "q3_1b", "q3_3", "q3_2"),
     ]
+    # `use = ["bptt"]` pulls the shared symbol table into each Q2 question.
+    q2_3 = next(q for q in loaded.material.questions if q.id == "q2_3")
+    assert "use" not in q2_3.config
+    assert q2_3.config["reference"] == "q2_3_point"
+    assert len(q2_3.config["symbols"]) == 12
     assert "def hard_attention" in loaded.reference_source
     assert len(loaded.content_hash) == 64
 
@@ -59,7 +59,7 @@ def test_hw5_material_is_valid() -> None:
 @pytest.mark.parametrize(
     ("kind", "config", "message"),
     [
-        ("essay", "", "unknown grader kind 'essay'; known kinds: choice, manual, tensor"),
+        ("essay", "", "unknown grader kind 'essay'; known kinds: choice, expression, manual, tensor"),
         ("graders.choice.ChoiceGrader", "", "unknown grader kind"),
         ("choice", 'options = ["a", "b"]\ncorrect = [5]', "correct names option 5"),
         ("choice", 'options = ["a", "b"]\ncorrect = [1]\nshuffle = true', "Extra inputs are not permitted"),
@@ -118,7 +118,13 @@ def test_reloading_makes_a_version_only_when_something_changed(session: Session,
     assert load_assignment(session, "course-a", read_material(folder)).version == 3
     assert versions(session) == [1, 2, 3]
     question_rows = session.scalar(select(func.count()).select_from(Question))
-    assert question_rows == 3 * 7
+    assert question_rows == 3 * 11
 
     with pytest.raises(Conflict, match="another course"):
         load_assignment(session, "course-b", read_material(folder))
+
+
+def test_unknown_shared_fragments_are_refused(tmp_path: Path) -> None:
+    folder = write_material(tmp_path / "quiz", config='use = ["nope"]\noptions = ["a", "b"]\ncorrect = [1]')
+    with pytest.raises(MaterialError, match="unknown shared config 'nope'"):
+        read_material(folder)

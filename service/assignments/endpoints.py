@@ -4,7 +4,7 @@ from fastapi import APIRouter
 
 from service.api import CurrentPrincipal, DbSession, SettingsDep, error_responses
 from service.assignments import service
-from service.assignments.schemas import AssignmentView, QuestionView, VariantView
+from service.assignments.schemas import AssignmentView, PreviewRequest, PreviewView, QuestionView, VariantView
 
 router = APIRouter(prefix="/api/v1/assignments", tags=["assignments"])
 
@@ -46,3 +46,18 @@ def get_variant(
     access = service.resolve_access(session, principal, assignment)
     inputs = service.variant_inputs(settings, access, principal, question)
     return VariantView(assignment=assignment, question=question, inputs=inputs)
+
+
+@router.post(
+    "/{assignment}/questions/{question}/preview",
+    response_model=PreviewView,
+    responses=error_responses(401, 404, 422),
+)
+def preview_answer(
+    assignment: str, question: str, body: PreviewRequest, principal: CurrentPrincipal, session: DbSession
+) -> PreviewView:
+    """How a formula answer would be read (its canonical text form), or where it fails to parse.
+    Grades nothing and costs no attempt."""
+    access = service.resolve_access(session, principal, assignment)
+    preview = service.preview_answer(access, question, body.model_dump(exclude_none=True))
+    return PreviewView.model_validate(preview)

@@ -35,6 +35,8 @@ class AssignmentMaterial(BaseModel):
     slug: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     title: str = Field(min_length=1, max_length=200)
     reference_module: str | None = None
+    # Config fragments that questions pull in with `use = ["name", ...]` (their own keys win).
+    shared: dict[str, dict[str, Any]] = Field(default_factory=dict)
     questions: list[QuestionMaterial] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -44,6 +46,23 @@ class AssignmentMaterial(BaseModel):
             if question.id in seen:
                 raise ValueError(f"question id {question.id!r} appears twice")
             seen.add(question.id)
+        return self
+
+    @model_validator(mode="after")
+    def _expand_shared_fragments(self) -> AssignmentMaterial:
+        for question in self.questions:
+            uses = question.config.pop("use", [])
+            if isinstance(uses, str):
+                uses = [uses]
+            merged: dict[str, Any] = {}
+            for name in uses:
+                if name not in self.shared:
+                    known = ", ".join(sorted(self.shared)) or "none"
+                    raise ValueError(
+                        f"question {question.id} uses unknown shared config {name!r} (known: {known})"
+                    )
+                merged |= self.shared[name]
+            question.config = merged | question.config
         return self
 
 

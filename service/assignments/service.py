@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from graders import JSONValue, derive_variant_seed
+from graders import JSONValue, SupportsPreview, SupportsVariants, derive_variant_seed
 from service.assignments import repository
 from service.assignments.material import LoadedMaterial
 from service.assignments.snapshots import VersionSnapshot, get_snapshot
@@ -91,9 +92,24 @@ def variant_inputs(
     question = access.snapshot.question(question_key)
     if question is None:
         raise NotFound(f"No question {question_key!r} in {access.snapshot.assignment_slug!r}.")
-    inputs_for = getattr(question.grader, "inputs_for", None)
-    if inputs_for is None:
+    grader = question.grader
+    if not isinstance(grader, SupportsVariants):
         raise UnprocessableAnswer(f"Question {question_key!r} has no inputs to fetch.")
     seed = variant_seed(settings, access.snapshot.assignment_slug, question_key, principal.user_id)
-    inputs: dict[str, JSONValue] = inputs_for(question.config, access.snapshot.context(seed))
-    return inputs
+    return grader.inputs_for(question.config, access.snapshot.context(seed))
+
+
+def preview_answer(access: AssignmentAccess, question_key: str, raw_answer: object) -> dict[str, JSONValue]:
+    """How an answer would be read; grades nothing and costs no attempt."""
+    question = access.snapshot.question(question_key)
+    if question is None:
+        raise NotFound(f"No question {question_key!r} in {access.snapshot.assignment_slug!r}.")
+    grader = question.grader
+    if not isinstance(grader, SupportsPreview):
+        raise UnprocessableAnswer(f"Question {question_key!r} has nothing to preview.")
+    try:
+        return grader.preview(question.config, raw_answer)
+    except ValidationError as error:
+        raise UnprocessableAnswer(
+            "The answer has the wrong form.", details=str(error.errors()[0]["msg"])
+        ) from None

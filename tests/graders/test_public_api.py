@@ -27,6 +27,8 @@ def test_public_api_is_pinned() -> None:
         "GradingContext",
         "JSONValue",
         "ReferenceFunctions",
+        "SupportsPreview",
+        "SupportsVariants",
         "Verdict",
         "derive_variant_seed",
         "get_grader",
@@ -35,10 +37,10 @@ def test_public_api_is_pinned() -> None:
 
 
 def test_registry_is_closed() -> None:
-    assert {kind.value for kind in known_kinds()} == {"choice", "tensor", "manual"}
+    assert {kind.value for kind in known_kinds()} == {"choice", "tensor", "manual", "expression"}
     assert get_grader("choice").kind is GraderKind.CHOICE
     for name in ("os.system", "graders.choice.ChoiceGrader", "builtins.eval", ""):
-        with pytest.raises(KeyError, match="known kinds: choice, manual, tensor"):
+        with pytest.raises(KeyError, match="known kinds: choice, expression, manual, tensor"):
             get_grader(name)
 
 

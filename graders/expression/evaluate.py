@@ -1,0 +1,233 @@
+"""Evaluating a syntax tree at a batch of points at once (numpy, float64, batch axis last).
+
+Each node is computed once for all points; index expressions are per point, so `h[t-1]` gathers a
+different time step at each point, and sum/prod loop over the union of their per-point ranges
+with the terms outside a point's own range masked out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from graders.expression.config import ExpressionConfig
+from graders.expression.errors import ExpressionError, LimitExceeded
+from graders.expression.functions import FUNCTIONS, Array, ShapeError, matmul, value_shape
+from graders.expression.limits import Limits, StepBudget
+from graders.expression.syntax import Binary, Call, Expr, Indexed, Name, Negate, Number, Reduce, to_text, walk
+
+
+@dataclass(frozen=True)
+class PointBatch:
+    """P points: index values, symbol values and the reference value at each, stacked last."""
+
+    size: int
+    indices: Mapping[str, Array]  # (P,) each
+    symbols: Mapping[str, Array]  # (*shape, P), or (length, *shape, P) for sequences
+    expected: Array  # (*shape, P)
+
+
+class UndeclaredName(ExpressionError):
+    pass
+
+
+def check_names(expr: Expr, config: ExpressionConfig) -> None:
+    """Every name must be declared, used the way it is declared; raises UndeclaredName."""
+    allowed = sorted([s.name for s in config.symbols] + list(config.index_names))
+    functions = set(config.functions)
+    for node in walk(expr):
+        if isinstance(node, Name):
+            symbol = config.symbol(node.name)
+            if symbol is not None and symbol.sequence:
+                raise UndeclaredName(f"{node.name} needs an index, e.g. {node.name}[t].")
+            if symbol is None and node.name not in config.index_names:
+                if node.name in functions:
+                    raise UndeclaredName(f"{node.name} is a function: call it, e.g. {node.name}(...).")
+                raise UndeclaredName(_unknown(node.name, allowed, functions))
+        elif isinstance(node, Indexed):
+            symbol = config.symbol(node.name)
+            if symbol is None:
+                raise UndeclaredName(_unknown(node.name, allowed, functions))
+            most = int(symbol.sequence) + len(symbol.shape)
+            if len(node.indices) > most:
+                raise UndeclaredName(f"{node.name} takes at most {most} index(es), got {len(node.indices)}.")
+        elif isinstance(node, Call):
+            if node.function not in functions:
+                raise UndeclaredName(
+                    f"Unknown function {node.function!r}. Allowed functions: {', '.join(sorted(functions))}."
+                )
+            arity = FUNCTIONS[node.function].arity
+            if len(node.args) != arity:
+                raise UndeclaredName(f"{node.function} takes {arity} argument(s), got {len(node.args)}.")
+        elif isinstance(node, Reduce) and node.variable not in config.index_names:
+            raise UndeclaredName(
+                f"{node.variable!r} cannot be a summation index; use one of {', '.join(config.index_names)}."
+            )
+
+
+def _unknown(name: str, allowed: list[str], functions: set[str]) -> str:
+    return (
+        f"Unknown symbol {name!r}. Allowed symbols: {', '.join(allowed)}; "
+        f"functions: {', '.join(sorted(functions))}."
+    )
+
+
+@dataclass
+class Evaluation:
+    """The value of an answer at every point, and the points where it is undefined."""
+
+    value: Array
+    undefined: np.ndarray  # (P,) bool: an index out of range, or a non-finite result
+    reason: str | None = None
+
+
+@dataclass
+class _State:
+    batch: PointBatch
+    config: ExpressionConfig
+    limits: Limits
+    budget: StepBudget
+    bound: dict[str, Array] = field(default_factory=dict)
+    active: np.ndarray | None = None
+    undefined: np.ndarray | None = None
+    reason: str | None = None
+
+
+def evaluate(
+    expr: Expr, batch: PointBatch, config: ExpressionConfig, limits: Limits, budget: StepBudget | None = None
+) -> Evaluation:
+    state = _State(batch, config, limits, budget or StepBudget(limits.max_steps))
+    state.active = np.ones(batch.size, dtype=bool)
+    state.undefined = np.zeros(batch.size, dtype=bool)
+    with np.errstate(all="ignore"):
+        try:
+            value = _eval(expr, state)
+        except ShapeError as error:
+            raise ExpressionError(f"The shapes do not fit: {error}.") from None
+    non_finite = ~np.isfinite(value.reshape(-1, batch.size)).all(axis=0)
+    undefined = state.undefined | non_finite
+    reason = state.reason or ("the answer is not finite there" if non_finite.any() else None)
+    return Evaluation(value, undefined, reason)
+
+
+def _eval(expr: Expr, state: _State) -> Array:
+    state.budget.spend()
+    size = state.batch.size
+    if isinstance(expr, Number):
+        return np.full(size, expr.value)
+    if isinstance(expr, Name):
+        if expr.name in state.bound:
+            return state.bound[expr.name]
+        if expr.name in state.batch.indices:
+            return state.batch.indices[expr.name]
+        if expr.name in state.batch.symbols:
+            return state.batch.symbols[expr.name]
+        raise ExpressionError(f"{expr.name} has no value here (is it an index outside its sum?).")
+    if isinstance(expr, Indexed):
+        return _gather(expr, state)
+    if isinstance(expr, Negate):
+        return np.asarray(-_eval(expr.operand, state))
+    if isinstance(expr, Binary):
+        left, right = _eval(expr.left, state), _eval(expr.right, state)
+        if expr.op == "**" and np.nanmax(np.abs(right), initial=0.0) > state.limits.max_exponent:
+            raise LimitExceeded(f"An exponent is larger than {state.limits.max_exponent:g}.")
+        return _binary(expr.op, left, right)
+    if isinstance(expr, Call):
+        args = [_eval(arg, state) for arg in expr.args]
+        return FUNCTIONS[expr.function].apply(args)
+    return _reduce(expr, state)
+
+
+def _binary(op: str, left: Array, right: Array) -> Array:
+    if op == "@":
+        return matmul(left, right)
+    left_shape, right_shape = value_shape(left), value_shape(right)
+    if left_shape and right_shape and left_shape != right_shape:
+        raise ShapeError(f"{left_shape} {op} {right_shape}")
+    if op == "+":
+        return np.asarray(left + right)
+    if op == "-":
+        return np.asarray(left - right)
+    if op == "*":
+        return np.asarray(left * right)
+    if op == "/":
+        return np.asarray(left / right)
+    return np.asarray(np.power(left, right))
+
+
+def _as_index(values: Array, low: int, high: int, what: str, state: _State) -> np.ndarray:
+    """Per-point integer indices in [low, high]; points where they are not are marked undefined."""
+    if values.ndim != 1:
+        raise ExpressionError(f"The index of {what} must be a number, not a vector.")
+    integral = np.isfinite(values) & (np.floor(values) == values)
+    safe = np.where(integral, values, low)
+    inside = integral & (safe >= low) & (safe <= high)
+    assert state.active is not None
+    assert state.undefined is not None
+    bad = ~inside & state.active
+    if bad.any():
+        state.undefined |= bad
+        if state.reason is None:
+            point = int(np.argmax(bad))
+            at = ", ".join(f"{name} = {int(v[point])}" for name, v in state.batch.indices.items())
+            shown = format(float(values[point]), "g")
+            state.reason = f"{what} is out of range ({shown} is not in {low}..{high})" + (
+                f" at {at}" if at else ""
+            )
+    return np.clip(safe, low, high).astype(np.intp)
+
+
+def _gather(expr: Indexed, state: _State) -> Array:
+    symbol = state.config.symbol(expr.name)
+    assert symbol is not None
+    data = state.batch.symbols[expr.name]
+    points = np.arange(state.batch.size)
+    indices = list(expr.indices)
+    shown = f"the index in {to_text(expr)}"
+    if symbol.sequence:
+        last = data.shape[0] - 1
+        time = _as_index(_eval(indices.pop(0), state), symbol.first_index, last, shown, state)
+        data = np.moveaxis(data[time, ..., points], 0, -1)
+    for index in indices:  # components count from 1, as written in mathematics
+        size = data.shape[0]
+        component = _as_index(_eval(index, state), 1, size, shown, state) - 1
+        data = np.moveaxis(data[component, ..., points], 0, -1)
+    return np.asarray(data)
+
+
+def _reduce(expr: Reduce, state: _State) -> Array:
+    start = _eval(expr.start, state)
+    stop = _eval(expr.stop, state)
+    assert state.active is not None
+    if start.ndim != 1 or stop.ndim != 1:
+        raise ExpressionError("The bounds of a sum or product must be numbers.")
+    for bound in (start, stop):
+        if not np.all(np.isfinite(bound) & (np.floor(bound) == bound)):
+            raise ExpressionError("The bounds of a sum or product must be whole numbers.")
+    active = state.active
+    low = int(start[active].min()) if active.any() else 0
+    high = int(stop[active].max()) if active.any() else 0
+    if high - low > state.limits.max_range:
+        raise LimitExceeded(
+            f"A {expr.kind} runs over {high - low} terms; at most {state.limits.max_range} are allowed."
+        )
+    total: Array = np.full(state.batch.size, 0.0 if expr.kind == "sum" else 1.0)
+    outer_bound = state.bound.get(expr.variable)
+    for k in range(low, high):
+        in_range = active & (start <= k) & (k < stop)
+        if not in_range.any():
+            continue
+        state.bound[expr.variable] = np.full(state.batch.size, float(k))
+        state.active = in_range
+        term = _eval(expr.body, state)
+        neutral = 0.0 if expr.kind == "sum" else 1.0
+        masked = np.where(in_range, term, neutral)
+        total = np.asarray(total + masked) if expr.kind == "sum" else np.asarray(total * masked)
+    state.active = active
+    if outer_bound is None:
+        state.bound.pop(expr.variable, None)
+    else:
+        state.bound[expr.variable] = outer_bound
+    return total

@@ -1,0 +1,70 @@
+"""Bounds that keep a hostile answer cheap: checked before and during parsing and evaluation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from graders.expression.errors import LimitExceeded
+
+OPENERS = "([{"
+CLOSERS = ")]}"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_length: int = 2_000
+    max_nesting: int = 40
+    max_nodes: int = 400
+    max_range: int = 64  # terms in one sum or product
+    max_steps: int = 2_000  # node evaluations (each over all points) for one evaluation
+    max_diagnosis_steps: int = 20_000  # across the extra evaluations that look for a named mistake
+    max_exponent: float = 64.0  # |exponent| of **
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def check_source(text: str, limits: Limits) -> None:
+    """Refuse over-long or over-nested input before a parser sees it."""
+    if len(text) > limits.max_length:
+        raise LimitExceeded(f"The answer is {len(text)} characters long; the limit is {limits.max_length}.")
+    depth = 0
+    for position, character in enumerate(text):
+        if character in OPENERS:
+            depth += 1
+            if depth > limits.max_nesting:
+                raise LimitExceeded(
+                    f"Brackets are nested more than {limits.max_nesting} deep (at character {position + 1}).",
+                    position,
+                )
+        elif character in CLOSERS:
+            depth = max(0, depth - 1)
+
+
+class StepBudget:
+    """Node evaluations left; evaluation stops with LimitExceeded when they run out."""
+
+    def __init__(self, steps: int) -> None:
+        self.remaining = steps
+
+    def spend(self) -> None:
+        self.remaining -= 1
+        if self.remaining < 0:
+            raise LimitExceeded("The answer takes too much work to evaluate.")
+
+
+def derivation_sides(text: str) -> list[str]:
+    """`a = b = c` → [a, b, c]: splits at each `=` outside brackets."""
+    sides: list[str] = []
+    depth = 0
+    start = 0
+    for position, character in enumerate(text):
+        if character in OPENERS:
+            depth += 1
+        elif character in CLOSERS:
+            depth -= 1
+        elif character == "=" and depth == 0:
+            sides.append(text[start:position])
+            start = position + 1
+    sides.append(text[start:])
+    return sides

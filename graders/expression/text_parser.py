@@ -1,0 +1,179 @@
+"""The text grammar: Python/numpy-like formulas such as `dot(w_yh, g_o[t]) * w_hh**(t-i)`.
+
+Parsed by lark (LALR) into the shared syntax tree; nothing is ever evaluated by Python itself.
+Generator expressions exist only as the argument of sum(...) or prod(...) over range(...).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from graders.expression.errors import ExpressionError, ExpressionSyntaxError
+from graders.expression.limits import DEFAULT_LIMITS, Limits, check_source, derivation_sides
+from graders.expression.syntax import Binary, Call, Expr, Indexed, Name, Negate, Number, Reduce
+
+GRAMMAR = r"""
+?start: expr
+
+?expr: sum
+?sum: product
+    | sum "+" product   -> add
+    | sum "-" product   -> sub
+?product: unary
+    | product "*" unary -> mul
+    | product "/" unary -> div
+    | product "@" unary -> matmul
+?unary: power
+    | "-" unary         -> neg
+    | "+" unary
+?power: postfix
+    | postfix "**" unary -> pow
+?postfix: atom
+    | NAME index+       -> indexed
+    | postfix ".T"      -> transpose
+?atom: NUMBER           -> number
+    | NAME              -> name
+    | NAME "(" [args] ")" -> call
+    | REDUCER "(" [args] ")" -> call
+    | REDUCER "(" expr "for" NAME "in" "range" "(" expr ["," expr] ")" ")" -> reduce
+    | "(" expr ")"
+index: "[" expr ("," expr)* "]"
+args: expr ("," expr)*
+
+REDUCER.2: /(sum|prod)(?=\s*\()/
+NAME: /[A-Za-z_][A-Za-z0-9_]*/
+NUMBER: /(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?/
+%ignore /[ \t\r\n]+/
+"""
+
+KEYWORDS = frozenset({"for", "in", "range"})
+
+
+@v_args(inline=True)
+class _ToSyntax(Transformer[Token, Expr]):
+    def number(self, token: Token) -> Expr:
+        return Number(float(token))
+
+    def name(self, token: Token) -> Expr:
+        return Name(str(token))
+
+    def indexed(self, token: Token, *indices: tuple[Expr, ...]) -> Expr:
+        flat = tuple(expr for group in indices for expr in group)
+        return Indexed(str(token), flat)
+
+    def index(self, *exprs: Expr) -> tuple[Expr, ...]:
+        return exprs
+
+    def args(self, *exprs: Expr) -> tuple[Expr, ...]:
+        return exprs
+
+    def call(self, token: Token, args: tuple[Expr, ...] | None) -> Expr:
+        return Call(str(token), args or ())
+
+    def reduce(self, kind: Token, body: Expr, variable: Token, first: Expr, second: Expr | None) -> Expr:
+        start, stop = (Number(0.0), first) if second is None else (first, second)
+        return Reduce(str(kind), str(variable), start, stop, body)
+
+    def add(self, left: Expr, right: Expr) -> Expr:
+        return Binary("+", left, right)
+
+    def sub(self, left: Expr, right: Expr) -> Expr:
+        return Binary("-", left, right)
+
+    def mul(self, left: Expr, right: Expr) -> Expr:
+        return Binary("*", left, right)
+
+    def div(self, left: Expr, right: Expr) -> Expr:
+        return Binary("/", left, right)
+
+    def matmul(self, left: Expr, right: Expr) -> Expr:
+        return Binary("@", left, right)
+
+    def pow(self, left: Expr, right: Expr) -> Expr:
+        return Binary("**", left, right)
+
+    def neg(self, operand: Expr) -> Expr:
+        return Negate(operand)
+
+    def transpose(self, operand: Expr) -> Expr:
+        return Call("transpose", (operand,))
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    return Lark(GRAMMAR, parser="lalr", maybe_placeholders=True)
+
+
+def describe_unexpected(error: UnexpectedInput, text: str) -> ExpressionSyntaxError:
+    position = error.pos_in_stream if error.pos_in_stream is not None else len(text)
+    column = position + 1
+    if isinstance(error, UnexpectedCharacters):
+        character = text[position] if position < len(text) else ""
+        message = f"Unexpected character {character!r} at position {column}."
+    elif isinstance(error, UnexpectedEOF) or (
+        isinstance(error, UnexpectedToken) and error.token.type == "$END"
+    ):
+        message = "The answer ends too early (an operand or a closing bracket is missing)."
+        position = len(text)
+    elif isinstance(error, UnexpectedToken):
+        message = f"Unexpected {str(error.token)!r} at position {column}."
+    else:
+        message = f"Cannot read the answer at position {column}."
+    return ExpressionSyntaxError(message, position)
+
+
+def parse_derivation(text: str, limits: Limits = DEFAULT_LIMITS) -> Expr:
+    """`a = b = c`: every side must be a formula; the last one is the answer."""
+    check_source(text, limits)
+    sides = derivation_sides(text)
+    offset = 0
+    for side in sides[:-1]:
+        try:
+            parse_text(side, limits)
+        except ExpressionError as error:
+            position = None if error.position is None else error.position + offset
+            raise type(error)(f"In the derivation, before the last '=': {error.message}", position) from None
+        offset += len(side) + 1
+    try:
+        return parse_text(sides[-1], limits)
+    except ExpressionError as error:
+        position = None if error.position is None else error.position + offset
+        raise type(error)(error.message, position) from None
+
+
+def parse_text(text: str, limits: Limits = DEFAULT_LIMITS) -> Expr:
+    """Parse a text-syntax answer into a syntax tree; raises ExpressionError subclasses only."""
+    check_source(text, limits)
+    if not text.strip():
+        raise ExpressionSyntaxError("The answer is empty.")
+    try:
+        tree: Any = _parser().parse(text)
+        result: Expr = _ToSyntax().transform(tree)
+    except UnexpectedInput as error:
+        raise describe_unexpected(error, text) from None
+    except VisitError as error:
+        raise ExpressionSyntaxError(f"Cannot read the answer: {error.orig_exc}") from None
+    except RecursionError:
+        raise ExpressionSyntaxError("The answer is nested too deeply.") from None
+    for node in _names(result):
+        if node in KEYWORDS:
+            raise ExpressionSyntaxError(f"{node!r} can only appear in sum(... for k in range(a, b)).")
+    return result
+
+
+def _names(expr: Expr) -> list[str]:
+    from graders.expression.syntax import walk
+
+    found = []
+    for node in walk(expr):
+        if isinstance(node, Name | Indexed):
+            found.append(node.name)
+        elif isinstance(node, Call):
+            found.append(node.function)
+        elif isinstance(node, Reduce):
+            found.append(node.variable)
+    return found
