@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import shlex
+import signal
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -155,13 +156,14 @@ def worker(
 
     settings = _settings()
     _configure_logging()
+    stop = threading.Event()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signal_number, lambda _signal, _frame: stop.set())
     executor = LocalExecutor(settings, concurrency)
     executor.start()
-    console.print(f"{concurrency} grading process(es) running; Ctrl-C stops them")
+    console.print(f"{concurrency} grading process(es) running; Ctrl-C or SIGTERM stops them")
     try:
-        multiprocessing.Event().wait()
-    except KeyboardInterrupt:
-        pass
+        stop.wait()
     finally:
         executor.stop()
 

@@ -1,7 +1,11 @@
 """The local executor: grading processes on this machine, each polling the job table.
 
-The database is the queue: a wake-up event only shortens the wait after a commit, and a process
-that polls finds every job even if a wake-up is lost or a process died holding a lease.
+The database is the queue: a wake-up only shortens the wait after a commit, and a process that
+polls finds every job even if a wake-up is lost or a process died holding a lease.
+
+Wake-ups go through a semaphore, not a multiprocessing.Event: Event.set() waits for the sleepers
+it wakes, and blocks for ever once one of them was killed while waiting (kill -9, the OOM killer).
+Releasing a semaphore never waits. Stopping is a SIGTERM to each process.
 """
 
 from __future__ import annotations
@@ -11,8 +15,9 @@ import multiprocessing
 import os
 import signal
 import socket
+import threading
 from collections.abc import Sequence
-from multiprocessing.synchronize import Event as EventType
+from multiprocessing.synchronize import Semaphore as SemaphoreType
 
 from sqlalchemy.exc import OperationalError
 
@@ -22,34 +27,38 @@ from service.grading.runner import GradingRunner
 
 logger = logging.getLogger(__name__)
 QUEUES = ("cpu", "gpu")
+SUPERVISE_SECONDS = 1.0
 
 
 def worker_id(index: int) -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{index}"
 
 
-def run_worker_loop(settings: Settings, index: int, wake: EventType | None, stop: EventType) -> None:
+def run_worker_loop(settings: Settings, index: int, wake: SemaphoreType, stop: threading.Event) -> None:
     engine = make_engine(settings)
     runner = GradingRunner(make_session_factory(engine), settings, worker_id(index), QUEUES)
     logger.info("grading worker %s started", worker_id(index))
     try:
         while not stop.is_set():
-            if wake is not None:
-                wake.clear()
+            while wake.acquire(block=False):  # wake-ups that piled up are one reason to look
+                pass
             try:
                 claimed = runner.run_once()
             except OperationalError:
                 logger.exception("database unavailable; retrying")
                 claimed = 0
-            if claimed == 0:
-                (wake or stop).wait(settings.poll_seconds)
+            if claimed == 0 and not stop.is_set():
+                wake.acquire(timeout=settings.poll_seconds)
     finally:
         engine.dispose()
 
 
-def _process_main(settings_json: str, index: int, wake: EventType, stop: EventType) -> None:
-    # The parent decides when to stop; Ctrl-C in a terminal must not kill a grade half-written.
+def _process_main(settings_json: str, index: int, wake: SemaphoreType) -> None:
+    stop = threading.Event()
+    # The parent decides when to stop (SIGTERM): Ctrl-C in a terminal reaches every process of
+    # the group, and a grade must not be cut off half-written.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda _signal, _frame: stop.set())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run_worker_loop(Settings.model_validate_json(settings_json), index, wake, stop)
 
@@ -59,31 +68,55 @@ class LocalExecutor:
         self._settings = settings
         self._count = processes
         self._context = multiprocessing.get_context("spawn")
-        self._wake = self._context.Event()
-        self._stop = self._context.Event()
+        self._wake = self._context.Semaphore(0)
         self._processes: list[multiprocessing.process.BaseProcess] = []
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
+
+    def _spawn(self, index: int) -> multiprocessing.process.BaseProcess:
+        process = self._context.Process(
+            target=_process_main,
+            args=(self._settings.model_dump_json(), index, self._wake),
+            name=f"autograde-grader-{index}",
+            daemon=True,
+        )
+        process.start()
+        return process
 
     def start(self) -> None:
-        settings_json = self._settings.model_dump_json()
-        for index in range(self._count):
-            process = self._context.Process(
-                target=_process_main,
-                args=(settings_json, index, self._wake, self._stop),
-                name=f"autograde-grader-{index}",
-                daemon=True,
-            )
-            process.start()
-            self._processes.append(process)
+        self._processes = [self._spawn(index) for index in range(self._count)]
+        self._supervisor = threading.Thread(target=self._supervise, name="grader-supervisor", daemon=True)
+        self._supervisor.start()
+
+    def _supervise(self) -> None:
+        """Replace a grading process that died (its jobs come back when their leases expire)."""
+        while not self._stopping.wait(SUPERVISE_SECONDS):
+            for index, process in enumerate(self._processes):
+                if not process.is_alive() and not self._stopping.is_set():
+                    logger.warning(
+                        "grading process %s exited with %s; starting another", process.pid, process.exitcode
+                    )
+                    process.join(timeout=0)
+                    self._processes[index] = self._spawn(index)
+
+    @property
+    def processes(self) -> list[multiprocessing.process.BaseProcess]:
+        return list(self._processes)
 
     def notify(self, job_ids: Sequence[int]) -> None:
-        self._wake.set()
+        for _ in range(min(len(self._processes), len(job_ids))):
+            self._wake.release()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join()
         for process in self._processes:
-            process.join(timeout=10)
             if process.is_alive():
-                process.terminate()
+                process.terminate()  # SIGTERM: finish the batch in hand, then exit
+        for process in self._processes:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.kill()
                 process.join(timeout=5)
         self._processes.clear()
