@@ -161,7 +161,12 @@ def _as_index(values: Array, low: int, high: int, what: str, state: _State) -> n
     """Per-point integer indices in [low, high]; points where they are not are marked undefined."""
     if values.ndim != 1:
         raise ExpressionError(f"The index of {what} must be a number, not a vector.")
-    integral = np.isfinite(values) & (np.floor(values) == values)
+    whole = values.astype(np.intp)
+    # The common case, checked with three reductions: every index whole and in range.
+    if whole.min() >= low and whole.max() <= high and np.array_equal(whole, values):
+        return whole
+    # NaN and inf fail the comparison, so non-finite values count as not whole.
+    integral = np.floor(values) == values
     safe = np.where(integral, values, low)
     inside = integral & (safe >= low) & (safe <= high)
     assert state.active is not None
@@ -173,9 +178,8 @@ def _as_index(values: Array, low: int, high: int, what: str, state: _State) -> n
             point = int(np.argmax(bad))
             at = ", ".join(f"{name} = {int(v[point])}" for name, v in state.batch.indices.items())
             shown = format(float(values[point]), "g")
-            state.reason = f"{what} is out of range ({shown} is not in {low}..{high})" + (
-                f" at {at}" if at else ""
-            )
+            where = f" at {at}" if at else ""
+            state.reason = f"{what} is out of range ({shown} is not in {low}..{high}){where}"
     return np.clip(safe, low, high).astype(np.intp)
 
 
@@ -189,12 +193,19 @@ def _gather(expr: Indexed, state: _State) -> Array:
     if symbol.sequence:
         last = data.shape[0] - 1
         time = _as_index(_eval(indices.pop(0), state), symbol.first_index, last, shown, state)
-        data = np.moveaxis(data[time, ..., points], 0, -1)
+        data = _take(data, time, points)
     for index in indices:  # components count from 1, as written in mathematics
         size = data.shape[0]
         component = _as_index(_eval(index, state), 1, size, shown, state) - 1
-        data = np.moveaxis(data[component, ..., points], 0, -1)
+        data = _take(data, component, points)
     return np.asarray(data)
+
+
+def _take(data: Array, first_axis: np.ndarray, points: np.ndarray) -> Array:
+    """data[first_axis[p], ..., p] for each point p, keeping the batch axis last."""
+    if data.ndim == 2:
+        return np.asarray(data[first_axis, points])
+    return np.asarray(np.moveaxis(data[first_axis, ..., points], 0, -1))
 
 
 def _reduce(expr: Reduce, state: _State) -> Array:

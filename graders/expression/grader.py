@@ -45,7 +45,9 @@ class ExpressionGrader(Grader[ExpressionConfig, ExpressionAnswer]):
     answer_model = ExpressionAnswer
 
     def __init__(self) -> None:
-        self._points: dict[tuple[Callable[..., Any], str], PointBatch] = {}
+        # Keyed by the config object and the reference function: configs are immutable and callers
+        # (the service's version snapshots) reuse one object per question.
+        self._points: dict[tuple[int, int], tuple[ExpressionConfig, Callable[..., Any], PointBatch]] = {}
         self._lock = threading.Lock()
 
     def read(self, config: ExpressionConfig, expression: str, answer_format: str | None = None) -> Reading:
@@ -79,14 +81,15 @@ class ExpressionGrader(Grader[ExpressionConfig, ExpressionAnswer]):
     def points_for(self, config: ExpressionConfig, context: GradingContext) -> PointBatch:
         """The points of a question: drawn once per process and config (the reference is slow)."""
         reference = context.reference_function(config.reference)
-        key = (reference, config.model_dump_json())
+        key = (id(config), id(reference))
         with self._lock:
-            batch = self._points.get(key)
-            if batch is None:
-                batch = draw_points(config, reference)
-                if len(self._points) > 64:
-                    self._points.clear()
-                self._points[key] = batch
+            entry = self._points.get(key)
+            if entry is not None and entry[0] is config and entry[1] is reference:
+                return entry[2]
+            batch = draw_points(config, reference)
+            if len(self._points) > 256:
+                self._points.clear()
+            self._points[key] = (config, reference, batch)
         return batch
 
     def grade(

@@ -7,7 +7,6 @@ Generator expressions exist only as the argument of sum(...) or prod(...) over r
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
@@ -105,7 +104,8 @@ class _ToSyntax(Transformer[Token, Expr]):
 
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
-    return Lark(GRAMMAR, parser="lalr", maybe_placeholders=True)
+    # The transformer runs inside the LALR parser: the syntax tree is built in one pass.
+    return Lark(GRAMMAR, parser="lalr", maybe_placeholders=True, transformer=_ToSyntax())
 
 
 def describe_unexpected(error: UnexpectedInput, text: str) -> ExpressionSyntaxError:
@@ -151,8 +151,7 @@ def parse_text(text: str, limits: Limits = DEFAULT_LIMITS) -> Expr:
     if not text.strip():
         raise ExpressionSyntaxError("The answer is empty.")
     try:
-        tree: Any = _parser().parse(text)
-        result: Expr = _ToSyntax().transform(tree)
+        result: Expr = _parser().parse(text)  # type: ignore[assignment]
     except UnexpectedInput as error:
         raise describe_unexpected(error, text) from None
     except VisitError as error:
