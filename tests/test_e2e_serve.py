@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -194,3 +195,38 @@ def test_settings_fail_fast_in_production(overrides: dict[str, str], problem: st
             env="production", **{key.removeprefix("AUTOGRADE_").lower(): v for key, v in overrides.items()}
         )
     assert Settings(env="production", secret_key="k" * 40).env == "production"
+
+
+def test_more_concurrent_requests_than_pooled_connections_do_not_deadlock(tmp_path: Path) -> None:
+    """64 clients against a pool of 2 connections: every request is served, none waits out the
+    pool's timeout (a request must never hold a connection while it waits for a worker thread)."""
+    url, drop = create_scratch_database("postgres", tmp_path)
+    port = free_port()
+    try:
+        env = service_env(url, port, AUTOGRADE_DB_POOL_SIZE="1", AUTOGRADE_LOCAL_WORKERS="0")
+        cli("db", "upgrade", env=env)
+        cli("assignments", "load", "reference/hw5", "--course", "dl", env=env)
+        token = cli("users", "add", "bob", "--course", "dl", env=env).strip()
+        with running([*CLI, "serve"], env, port, tmp_path / "c.log"):
+            statuses: list[int] = []
+            lock = threading.Lock()
+
+            def client() -> None:
+                with httpx2.Client(timeout=25) as session:
+                    for _ in range(4):
+                        response = session.post(
+                            f"http://127.0.0.1:{port}/api/v1/assignments/hw5/submissions",
+                            json={"answers": {"q1_2": {"choices": [3]}}},
+                            headers={"Authorization": f"Bearer {token}"},
+                        )
+                        with lock:
+                            statuses.append(response.status_code)
+
+            threads = [threading.Thread(target=client) for _ in range(64)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=60)
+        assert statuses == [202] * 256
+    finally:
+        drop()

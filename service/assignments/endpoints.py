@@ -2,36 +2,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.api import CurrentPrincipal, DbSession, SettingsDep, error_responses
+from service.api import Scope, error_responses
 from service.assignments import service
-from service.assignments.schemas import AssignmentView, PreviewRequest, PreviewView, QuestionView, VariantView
+from service.assignments.schemas import AssignmentView, PreviewRequest, PreviewView, VariantView
 
 router = APIRouter(prefix="/api/v1/assignments", tags=["assignments"])
 
 
 @router.get("/{assignment}", response_model=AssignmentView, responses=error_responses(401, 404))
-def get_assignment(assignment: str, principal: CurrentPrincipal, session: DbSession) -> AssignmentView:
+async def get_assignment(assignment: str, scope: Scope) -> AssignmentView:
     """The current version of an assignment: its questions, without keys or references."""
-    access = service.resolve_access(session, principal, assignment)
-    snapshot = access.snapshot
-    return AssignmentView(
-        slug=snapshot.assignment_slug,
-        title=snapshot.title,
-        version=snapshot.version,
-        max_score=snapshot.max_score,
-        your_role=access.role.value,
-        questions=[
-            QuestionView(
-                id=question.key,
-                kind=question.kind,
-                points=question.points,
-                prompt=question.prompt,
-                resource_class=question.resource_class,
-                config=question.grader.public_config(question.config),
-            )
-            for question in snapshot.questions
-        ],
-    )
+    return await scope.run(lambda session, principal: service.assignment_view(session, principal, assignment))
 
 
 @router.get(
@@ -39,13 +20,13 @@ def get_assignment(assignment: str, principal: CurrentPrincipal, session: DbSess
     response_model=VariantView,
     responses=error_responses(401, 404, 422),
 )
-def get_variant(
-    assignment: str, question: str, principal: CurrentPrincipal, session: DbSession, settings: SettingsDep
-) -> VariantView:
+async def get_variant(assignment: str, question: str, scope: Scope) -> VariantView:
     """The caller's own inputs for a question (per-student variants differ between students)."""
-    access = service.resolve_access(session, principal, assignment)
-    inputs = service.variant_inputs(settings, access, principal, question)
-    return VariantView(assignment=assignment, question=question, inputs=inputs)
+    return await scope.run(
+        lambda session, principal: service.variant_view(
+            session, scope.settings, principal, assignment, question
+        )
+    )
 
 
 @router.post(
@@ -53,11 +34,10 @@ def get_variant(
     response_model=PreviewView,
     responses=error_responses(401, 404, 422),
 )
-def preview_answer(
-    assignment: str, question: str, body: PreviewRequest, principal: CurrentPrincipal, session: DbSession
-) -> PreviewView:
+async def preview_answer(assignment: str, question: str, body: PreviewRequest, scope: Scope) -> PreviewView:
     """How a formula answer would be read (its canonical text form), or where it fails to parse.
     Grades nothing and costs no attempt."""
-    access = service.resolve_access(session, principal, assignment)
-    preview = service.preview_answer(access, question, body.model_dump(exclude_none=True))
-    return PreviewView.model_validate(preview)
+    raw_answer = body.model_dump(exclude_none=True)
+    return await scope.run(
+        lambda session, principal: service.preview_view(session, principal, assignment, question, raw_answer)
+    )

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from graders import JSONValue, SupportsPreview, SupportsVariants, derive_variant_seed
 from service.assignments import repository
 from service.assignments.material import LoadedMaterial
+from service.assignments.schemas import AssignmentView, PreviewView, QuestionView, VariantView
 from service.assignments.snapshots import VersionSnapshot, get_snapshot
 from service.auth.service import Principal
 from service.config import Settings
@@ -113,3 +114,41 @@ def preview_answer(access: AssignmentAccess, question_key: str, raw_answer: obje
         raise UnprocessableAnswer(
             "The answer has the wrong form.", details=str(error.errors()[0]["msg"])
         ) from None
+
+
+def assignment_view(session: Session, principal: Principal, slug: str) -> AssignmentView:
+    access = resolve_access(session, principal, slug)
+    snapshot = access.snapshot
+    return AssignmentView(
+        slug=snapshot.assignment_slug,
+        title=snapshot.title,
+        version=snapshot.version,
+        max_score=snapshot.max_score,
+        your_role=access.role.value,
+        questions=[
+            QuestionView(
+                id=question.key,
+                kind=question.kind,
+                points=question.points,
+                prompt=question.prompt,
+                resource_class=question.resource_class,
+                config=question.grader.public_config(question.config),
+            )
+            for question in snapshot.questions
+        ],
+    )
+
+
+def variant_view(
+    session: Session, settings: Settings, principal: Principal, slug: str, question_key: str
+) -> VariantView:
+    access = resolve_access(session, principal, slug)
+    inputs = variant_inputs(settings, access, principal, question_key)
+    return VariantView(assignment=slug, question=question_key, inputs=inputs)
+
+
+def preview_view(
+    session: Session, principal: Principal, slug: str, question_key: str, raw_answer: object
+) -> PreviewView:
+    access = resolve_access(session, principal, slug)
+    return PreviewView.model_validate(preview_answer(access, question_key, raw_answer))

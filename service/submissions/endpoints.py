@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
 
-from service.api import CurrentPrincipal, DbSession, ExecutorDep, SettingsDep, error_responses
+from service.api import Scope, error_responses
 from service.submissions import service
 from service.submissions.schemas import (
     ManualGrade,
@@ -24,31 +24,23 @@ router = APIRouter(prefix="/api/v1", tags=["submissions"])
     response_model=SubmissionAccepted,
     responses=error_responses(401, 404, 409, 413, 422),
 )
-def create_submission(
+async def create_submission(
     assignment: str,
     body: SubmissionCreate,
     response: Response,
-    principal: CurrentPrincipal,
-    session: DbSession,
-    settings: SettingsDep,
-    executor: ExecutorDep,
+    scope: Scope,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> SubmissionAccepted:
     """Accept answers for grading. The submission is stored before the 202 is sent and graded
     off the request path; poll the URL in `Location`. A retried POST with the same
     `Idempotency-Key` returns the first submission."""
-    submission, job = service.create_submission(
-        session, settings, principal, assignment, body, idempotency_key, executor.notify
+    accepted = await scope.run(
+        lambda session, principal: service.accept_submission(
+            session, scope.settings, principal, assignment, body, idempotency_key, scope.executor.notify
+        )
     )
-    url = f"/api/v1/submissions/{submission.id}"
-    response.headers["Location"] = url
-    return SubmissionAccepted(
-        id=submission.id,
-        assignment=assignment,
-        status=service.submission_status(job.status),
-        created_at=submission.created_at,
-        url=url,
-    )
+    response.headers["Location"] = accepted.url
+    return accepted
 
 
 @router.get(
@@ -56,15 +48,16 @@ def create_submission(
     response_model=SubmissionList,
     responses=error_responses(401, 404),
 )
-def list_submissions(
+async def list_submissions(
     assignment: str,
-    principal: CurrentPrincipal,
-    session: DbSession,
+    scope: Scope,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> SubmissionList:
     """A student's own submissions; the whole course's for its TAs and instructors."""
-    return service.list_submissions(session, principal, assignment, limit, offset)
+    return await scope.run(
+        lambda session, principal: service.list_submissions(session, principal, assignment, limit, offset)
+    )
 
 
 @router.get(
@@ -72,11 +65,11 @@ def list_submissions(
     response_model=SubmissionView,
     responses=error_responses(401, 403, 404),
 )
-def get_submission(
-    submission_id: uuid.UUID, principal: CurrentPrincipal, session: DbSession
-) -> SubmissionView:
+async def get_submission(submission_id: uuid.UUID, scope: Scope) -> SubmissionView:
     """Status, score and per-question verdicts with feedback."""
-    return service.get_submission(session, principal, submission_id)
+    return await scope.run(
+        lambda session, principal: service.get_submission(session, principal, submission_id)
+    )
 
 
 @router.put(
@@ -84,13 +77,11 @@ def get_submission(
     response_model=SubmissionView,
     responses=error_responses(401, 403, 404, 409, 422),
 )
-def grade_manually(
-    submission_id: uuid.UUID,
-    question: str,
-    grade: ManualGrade,
-    principal: CurrentPrincipal,
-    session: DbSession,
+async def grade_manually(
+    submission_id: uuid.UUID, question: str, grade: ManualGrade, scope: Scope
 ) -> SubmissionView:
     """Staff only: score one answer by hand (a `pending_manual` free-text answer, or an override).
     The submission's total is recomputed."""
-    return service.grade_manually(session, principal, submission_id, question, grade)
+    return await scope.run(
+        lambda session, principal: service.grade_manually(session, principal, submission_id, question, grade)
+    )

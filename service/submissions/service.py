@@ -23,6 +23,7 @@ from service.submissions import repository
 from service.submissions.schemas import (
     ManualGrade,
     QuestionResultView,
+    SubmissionAccepted,
     SubmissionCreate,
     SubmissionList,
     SubmissionStatus,
@@ -120,6 +121,25 @@ def create_submission(
     job_id = job.id
     after_commit(session, lambda: notify([job_id]))
     return submission, job
+
+
+def accept_submission(
+    session: Session,
+    settings: Settings,
+    principal: Principal,
+    slug: str,
+    body: SubmissionCreate,
+    idempotency_key: str | None,
+    notify: Callable[[Sequence[int]], None],
+) -> SubmissionAccepted:
+    submission, job = create_submission(session, settings, principal, slug, body, idempotency_key, notify)
+    return SubmissionAccepted(
+        id=submission.id,
+        assignment=slug,
+        status=submission_status(job.status),
+        created_at=submission.created_at,
+        url=f"/api/v1/submissions/{submission.id}",
+    )
 
 
 def _replay(session: Session, existing: Submission, request_hash: str) -> tuple[Submission, GradingJob]:
