@@ -3,18 +3,22 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.models import Assignment, AssignmentVersion, Question
+from service.models import Assignment, AssignmentVersion, Enrollment, Question, Role
 
 
 def get_assignment_by_slug(session: Session, slug: str) -> Assignment | None:
     return session.scalars(select(Assignment).where(Assignment.slug == slug)).one_or_none()
 
 
-def latest_version_of_slug(session: Session, slug: str) -> tuple[int, int] | None:
-    """(course id, latest version id) of an assignment, in one query."""
+def access_to_slug(session: Session, slug: str, user_id: int) -> tuple[int, Role | None] | None:
+    """(latest version id, the user's role in the assignment's course or None), in one query."""
     statement = (
-        select(Assignment.course_id, AssignmentVersion.id)
+        select(AssignmentVersion.id, Enrollment.role)
+        .select_from(Assignment)
         .join(AssignmentVersion, AssignmentVersion.assignment_id == Assignment.id)
+        .outerjoin(
+            Enrollment, (Enrollment.course_id == Assignment.course_id) & (Enrollment.user_id == user_id)
+        )
         .where(Assignment.slug == slug)
         .order_by(AssignmentVersion.version.desc())
         .limit(1)

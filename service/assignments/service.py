@@ -12,7 +12,6 @@ from service.assignments.schemas import AssignmentView, PreviewView, QuestionVie
 from service.assignments.snapshots import VersionSnapshot, get_snapshot
 from service.auth.service import Principal
 from service.config import Settings
-from service.courses import repository as courses_repository
 from service.courses.service import ensure_course
 from service.errors import Conflict, NotFound, UnprocessableAnswer
 from service.models import AssignmentVersion, Question, Role
@@ -73,14 +72,11 @@ def resolve_access(session: Session, principal: Principal, slug: str) -> Assignm
     Unknown assignments and assignments of courses the caller is not in are both 404, so that
     existence does not leak.
     """
-    found = repository.latest_version_of_slug(session, slug)
-    if found is None:
+    found = repository.access_to_slug(session, slug, principal.user_id)
+    role = found[1] if found is not None else None
+    if found is None or role is None:
         raise NotFound(f"No assignment {slug!r}.")
-    course_id, version_id = found
-    role = courses_repository.get_role(session, course_id, principal.user_id)
-    if role is None:
-        raise NotFound(f"No assignment {slug!r}.")
-    return AssignmentAccess(get_snapshot(session, version_id), role)
+    return AssignmentAccess(get_snapshot(session, found[0]), role)
 
 
 def variant_seed(settings: Settings, slug: str, question_key: str, user_id: int) -> int:

@@ -22,10 +22,10 @@ class ClaimedJob:
 
 
 def add_job(
-    session: Session, submission_id: uuid.UUID, queue: str, max_attempts: int, now: datetime
+    session: Session, submission: Submission, queue: str, max_attempts: int, now: datetime
 ) -> GradingJob:
     job = GradingJob(
-        submission_id=submission_id,
+        submission=submission,
         status=JobStatus.QUEUED,
         queue=queue,
         attempt=0,

@@ -6,7 +6,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Enum, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.models.base import Base, JSONDocument, UTCDateTime, utcnow
 
@@ -60,6 +60,8 @@ class GradingJob(Base):
     submission_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("submissions.id", ondelete="CASCADE"), unique=True
     )
+    # Lets one flush insert the submission before its job.
+    submission: Mapped[Submission] = relationship(lazy="raise")
     status: Mapped[JobStatus] = mapped_column(_enum(JobStatus, "job_status"), default=JobStatus.QUEUED)
     queue: Mapped[str] = mapped_column(String(8), default="cpu")
     # Incremented by every claim; a result is written only under the attempt that claimed it.

@@ -103,6 +103,7 @@ def create_submission(
         created_at=now,
     )
     repository.add_submission(session, submission)
+    job = grading_repository.add_job(session, submission, snapshot.queue, settings.max_attempts, now)
     try:
         session.flush()
     except IntegrityError:
@@ -116,8 +117,6 @@ def create_submission(
         if existing is None:
             raise
         return _replay(session, existing, request_hash)
-    job = grading_repository.add_job(session, submission.id, snapshot.queue, settings.max_attempts, now)
-    session.flush()
     job_id = job.id
     after_commit(session, lambda: notify([job_id]))
     return submission, job
