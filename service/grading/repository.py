@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from service.models import GradingJob, JobStatus, QuestionResult, Submission
@@ -111,24 +111,23 @@ def extend_leases(session: Session, jobs: Sequence[ClaimedJob], now: datetime, l
         )
 
 
-def finish_job(session: Session, job: ClaimedJob, now: datetime, error: str | None = None) -> bool:
-    """Mark a claimed job finished; False if another attempt has taken it over (fencing)."""
+def finish_jobs(session: Session, jobs: Sequence[ClaimedJob], now: datetime) -> set[int]:
+    """Mark claimed jobs done in one statement; returns the ids still held (fencing by attempt).
+
+    A job whose attempt moved on was taken over by another worker after this one's lease ran
+    out: its results must not be written.
+    """
+    if not jobs:
+        return set()
+    held = [(job.job_id, job.attempt) for job in jobs]
     result = session.execute(
         update(GradingJob)
-        .where(
-            GradingJob.id == job.job_id,
-            GradingJob.attempt == job.attempt,
-            GradingJob.status == JobStatus.RUNNING,
-        )
-        .values(
-            status=JobStatus.ERROR if error else JobStatus.DONE,
-            finished_at=now,
-            lease_expires_at=None,
-            last_error=error,
-        )
+        .where(tuple_(GradingJob.id, GradingJob.attempt).in_(held), GradingJob.status == JobStatus.RUNNING)
+        .values(status=JobStatus.DONE, finished_at=now, lease_expires_at=None, last_error=None)
+        .returning(GradingJob.id)
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount) == 1  # type: ignore[attr-defined]
+    return {row[0] for row in result}
 
 
 def load_submissions(session: Session, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Submission]:
@@ -141,10 +140,12 @@ def store_results(session: Session, rows: Sequence[dict[str, Any]]) -> None:
         session.execute(insert(QuestionResult), list(rows))
 
 
-def set_submission_score(session: Session, submission_id: uuid.UUID, score: float, now: datetime) -> None:
-    session.execute(
-        update(Submission)
-        .where(Submission.id == submission_id)
-        .values(score=score, graded_at=now)
-        .execution_options(synchronize_session=False)
-    )
+def set_submission_scores(session: Session, scores: dict[uuid.UUID, float], now: datetime) -> None:
+    if scores:
+        session.execute(
+            update(Submission),
+            [
+                {"id": submission_id, "score": score, "graded_at": now}
+                for submission_id, score in scores.items()
+            ],
+        )

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -56,47 +58,47 @@ class GradingRunner:
         return len(jobs)
 
     def grade_and_store(self, jobs: Sequence[ClaimedJob]) -> None:
-        graded: list[tuple[ClaimedJob, int, list[QuestionOutcome], str]] = []
+        graded: list[tuple[ClaimedJob, list[QuestionOutcome], str]] = []
         with self._session_factory() as session:
             submissions = repository.load_submissions(session, [job.submission_id for job in jobs])
             for job in jobs:
                 submission = submissions[job.submission_id]
                 snapshot = get_snapshot(session, submission.assignment_version_id)
                 outcomes = grade_submission(self._settings, snapshot, submission.user_id, submission.answers)
-                graded.append((job, submission.user_id, outcomes, snapshot.reference_version))
+                graded.append((job, outcomes, snapshot.reference_version))
             session.rollback()
         with self._transaction() as session:
             now = utcnow()
-            for job, _user_id, outcomes, reference_version in graded:
-                if not repository.finish_job(session, job, now):
+            held = repository.finish_jobs(session, [job for job, *_ in graded], now)
+            rows: list[dict[str, Any]] = []
+            scores: dict[uuid.UUID, float] = {}
+            for job, outcomes, reference_version in graded:
+                if job.job_id not in held:
                     logger.warning(
                         "job %s attempt %s lost its lease; result dropped", job.job_id, job.attempt
                     )
                     continue
-                repository.store_results(
-                    session,
-                    [
-                        {
-                            "submission_id": job.submission_id,
-                            "question_id": outcome.question.id,
-                            "question_key": outcome.question.key,
-                            "verdict": outcome.result.verdict.value,
-                            "score": outcome.score,
-                            "max_score": outcome.question.points,
-                            "feedback": outcome.result.feedback,
-                            "details": outcome.result.details,
-                            "grader_kind": outcome.question.kind,
-                            "grader_version": outcome.question.grader.version,
-                            "reference_version": reference_version,
-                            "job_attempt": job.attempt,
-                            "graded_at": now,
-                        }
-                        for outcome in outcomes
-                    ],
+                scores[job.submission_id] = round(sum(o.score for o in outcomes), 6)
+                rows.extend(
+                    {
+                        "submission_id": job.submission_id,
+                        "question_id": outcome.question.id,
+                        "question_key": outcome.question.key,
+                        "verdict": outcome.result.verdict.value,
+                        "score": outcome.score,
+                        "max_score": outcome.question.points,
+                        "feedback": outcome.result.feedback,
+                        "details": outcome.result.details,
+                        "grader_kind": outcome.question.kind,
+                        "grader_version": outcome.question.grader.version,
+                        "reference_version": reference_version,
+                        "job_attempt": job.attempt,
+                        "graded_at": now,
+                    }
+                    for outcome in outcomes
                 )
-                repository.set_submission_score(
-                    session, job.submission_id, round(sum(o.score for o in outcomes), 6), now
-                )
+            repository.store_results(session, rows)
+            repository.set_submission_scores(session, scores, now)
 
     @contextmanager
     def _lease_keeper(self, jobs: Sequence[ClaimedJob]) -> Iterator[None]:
