@@ -38,7 +38,9 @@ def attention_variant(rng: np.random.Generator) -> dict[str, list[list[int]] | l
 STEPS = 3
 
 
-def _bptt_point(rng: np.random.Generator, indices: dict[str, int], question: str) -> tuple[dict[str, Any], Any]:
+def _bptt_point(
+    rng: np.random.Generator, indices: dict[str, int], question: str
+) -> tuple[dict[str, Any], Any]:
     """One random instance of the Q2 network, the symbols a student may use, and the value due.
 
     z_t = w_hh h_{t-1} + w_hx x_t, h_t = tanh(z_t), o_t = w_yh h_t, yhat_t = softmax(o_t),
