@@ -10,12 +10,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.assignments.endpoints import router as assignments_router
-from service.config import Settings, get_settings
+from service.config import ExecutorKind, Settings, get_settings
 from service.db import make_engine, make_session_factory
-from service.errors import AppError, PayloadTooLarge
+from service.errors import AppError, PayloadTooLarge, TooManyRequests
 from service.health.endpoints import router as health_router
 from service.submissions.endpoints import router as submissions_router
 from service.worker.executor import Executor, NullExecutor
@@ -79,7 +80,11 @@ async def _no_receive() -> Message:
     return {"type": "http.disconnect"}
 
 
-def create_executor(settings: Settings) -> Executor:
+def create_executor(settings: Settings, session_factory: sessionmaker[Session] | None = None) -> Executor:
+    if settings.executor is ExecutorKind.CELERY:
+        from service.worker.celery_executor import CeleryExecutor
+
+        return CeleryExecutor(settings, session_factory or make_session_factory(make_engine(settings)))
     if settings.local_workers == 0:
         return NullExecutor()
     return LocalExecutor(settings, settings.local_workers)
@@ -112,7 +117,7 @@ def create_app(settings: Settings | None = None, executor: Executor | None = Non
     )
     app.state.settings = settings
     app.state.session_factory = make_session_factory(engine)
-    app.state.executor = executor or create_executor(settings)
+    app.state.executor = executor or create_executor(settings, app.state.session_factory)
 
     app.include_router(health_router)
     app.include_router(assignments_router)
@@ -126,6 +131,8 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def app_error(_request: Request, error: AppError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if error.status_code == 401 else None
+        if isinstance(error, TooManyRequests):
+            headers = {"Retry-After": str(error.retry_after_seconds)}
         return JSONResponse(
             error_body(error.code, error.message, error.details),
             status_code=error.status_code,

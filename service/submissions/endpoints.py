@@ -22,7 +22,7 @@ router = APIRouter(prefix="/api/v1", tags=["submissions"])
     "/assignments/{assignment}/submissions",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=SubmissionAccepted,
-    responses=error_responses(401, 404, 409, 413, 422),
+    responses=error_responses(401, 404, 409, 413, 422, 429),
 )
 def create_submission(
     assignment: str,
