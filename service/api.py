@@ -55,6 +55,7 @@ CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
 _ERROR_DESCRIPTIONS = {
+    400: "The body cannot be read (not UTF-8 or not JSON)",
     401: "Missing or invalid bearer token",
     403: "The caller may not see or change this",
     404: "Not found (or not visible to the caller)",

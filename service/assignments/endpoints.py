@@ -51,7 +51,7 @@ def get_variant(
 @router.post(
     "/{assignment}/questions/{question}/preview",
     response_model=PreviewView,
-    responses=error_responses(401, 404, 422),
+    responses=error_responses(400, 401, 404, 413, 422),
 )
 def preview_answer(
     assignment: str, question: str, body: PreviewRequest, principal: CurrentPrincipal, session: DbSession

@@ -22,7 +22,7 @@ router = APIRouter(prefix="/api/v1", tags=["submissions"])
     "/assignments/{assignment}/submissions",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=SubmissionAccepted,
-    responses=error_responses(401, 404, 409, 413, 422, 429),
+    responses=error_responses(400, 401, 404, 409, 413, 422, 429),
 )
 def create_submission(
     assignment: str,
@@ -82,7 +82,7 @@ def get_submission(
 @router.put(
     "/submissions/{submission_id}/questions/{question}/grade",
     response_model=SubmissionView,
-    responses=error_responses(401, 403, 404, 409, 422),
+    responses=error_responses(400, 401, 403, 404, 409, 413, 422),
 )
 def grade_manually(
     submission_id: uuid.UUID,
