@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import socket
+import threading
 from collections.abc import Sequence
 from typing import Any
 
+import redis
 from celery import Celery
-from sqlalchemy.exc import OperationalError
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
@@ -30,6 +35,7 @@ TASK_NAME = "autograde.grade_job"
 QUEUES = ("cpu", "gpu")
 # Redis calls that hang on a dead broker would hold an API request or the sweeper: bound them.
 BROKER_TIMEOUTS = {"socket_connect_timeout": 2.0, "socket_timeout": 5.0}
+SEND_BATCH = 500
 DATABASE_RETRY_SECONDS = 5
 DATABASE_RETRIES = 20
 
@@ -51,8 +57,18 @@ class _WorkerProcessState:
         return self._runner
 
 
-def create_celery_app(settings: Settings) -> Celery:
+# The API only sends: a dead broker must cost a request milliseconds, not kombu's default connection
+# retries (seconds); the sweeper sends again later. Workers keep the default and wait the broker out.
+SENDER_CONNECTION_RETRIES = {"max_retries": 0, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.1}
+
+
+def create_celery_app(settings: Settings, sender_only: bool = False) -> Celery:
     app = Celery("autograde", broker=settings.broker_url, set_as_current=False)
+    transport_options: dict[str, float] = {
+        "visibility_timeout": settings.visibility_timeout_seconds,
+        **BROKER_TIMEOUTS,
+        **(SENDER_CONNECTION_RETRIES if sender_only else {}),
+    }
     app.conf.update(
         # Acknowledge after the task ran, and put the message back if its worker process dies,
         # so a kill -9 mid-job leaves the message for another worker.
@@ -63,10 +79,7 @@ def create_celery_app(settings: Settings) -> Celery:
         task_ignore_result=True,
         task_default_queue="cpu",
         task_create_missing_queues=True,
-        broker_transport_options={
-            "visibility_timeout": settings.visibility_timeout_seconds,
-            **BROKER_TIMEOUTS,
-        },
+        broker_transport_options=transport_options,
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,  # a worker waits out a broker restart
         # A task cut off by a lost broker connection would only wait for its lease to expire; let it
@@ -92,62 +105,89 @@ def create_celery_app(settings: Settings) -> Celery:
 
 
 def broker_reachable(settings: Settings) -> bool:
-    probe = Celery("autograde-probe", broker=settings.broker_url, set_as_current=False)
-    probe.conf.broker_transport_options = dict(BROKER_TIMEOUTS)
+    """The broker answers a PING within two seconds (one try: readiness must answer quickly)."""
+    client = redis.Redis.from_url(
+        settings.broker_url, socket_connect_timeout=2, socket_timeout=2, retry=Retry(NoBackoff(), 0)
+    )
     try:
-        with probe.connection_for_read() as connection:
-            connection.ensure_connection(max_retries=1, interval_start=0, timeout=2)
-    except Exception:
+        return bool(client.ping())
+    except redis.RedisError:
         return False
     finally:
-        probe.close()
-    return True
+        client.close()
 
 
 class CeleryExecutor:
-    """Sends one message per committed job to its queue; runs the sweeper while the API runs."""
+    """Hands committed job ids to a sender thread that publishes one message per job to its queue;
+    runs the sweeper while the API runs.
+
+    The request that committed the jobs never waits on the broker: notify() only puts the ids in an
+    in-process outbox. If the broker is down, or the process dies before sending, the jobs stay
+    `queued` in the database and the sweeper sends them.
+    """
 
     def __init__(self, settings: Settings, session_factory: sessionmaker[Session]) -> None:
         self._settings = settings
         self._session_factory = session_factory
-        self.app = create_celery_app(settings)
+        self.app = create_celery_app(settings, sender_only=True)
         self.sweeper = Sweeper(session_factory, settings, self.send, self.waiting_messages)
+        self._outbox: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        self._sender: threading.Thread | None = None
 
     def start(self) -> None:
+        self._sender = threading.Thread(target=self._send_loop, name="job-sender", daemon=True)
+        self._sender.start()
         self.sweeper.start()
 
     def stop(self) -> None:
         self.sweeper.stop()
+        if self._sender is not None:
+            self._outbox.put(None)
+            self._sender.join(timeout=30)
+            self._sender = None
         self.app.close()
 
-    def send(self, job_id: int, queue: str) -> bool:
-        """Publish one job id; False if the broker cannot be reached (the sweeper re-sends later)."""
-        try:
-            self.app.send_task(TASK_NAME, args=[job_id], queue=queue, retry=False)
-        except Exception:
-            logger.warning("could not send job to the broker", extra={"job_id": job_id, "queue": queue})
-            return False
-        return True
-
     def notify(self, job_ids: Sequence[int]) -> None:
-        if not job_ids:
-            return
+        for job_id in job_ids:
+            self._outbox.put(job_id)
+
+    def _send_loop(self) -> None:
+        while True:
+            batch = [self._outbox.get()]
+            while not self._outbox.empty() and len(batch) < SEND_BATCH:
+                batch.append(self._outbox.get())
+            job_ids = [job_id for job_id in batch if job_id is not None]
+            if job_ids:
+                self.send_jobs(job_ids)
+            if None in batch:
+                return
+
+    def send_jobs(self, job_ids: Sequence[int]) -> int:
+        """Send committed jobs to their queues; how many were sent."""
         try:
             with self._session_factory() as session:
                 queues = repository.queues_of(session, job_ids)
-        except OperationalError:
+        except SQLAlchemyError:
             logger.warning("could not read the jobs' queues; the sweeper will send them")
-            return
-        for job_id in job_ids:
-            self.send(job_id, queues.get(job_id, "cpu"))
+            return 0
+        return sum(self.send(job_id, queues[job_id]) for job_id in job_ids if job_id in queues)
 
-    def waiting_messages(self, queue: str) -> int | None:
+    def send(self, job_id: int, queue_name: str) -> bool:
+        """Publish one job id; False if the broker cannot be reached (the sweeper re-sends later)."""
+        try:
+            self.app.send_task(TASK_NAME, args=[job_id], queue=queue_name, retry=False)
+        except Exception:
+            logger.warning("could not send job to the broker", extra={"job_id": job_id, "queue": queue_name})
+            return False
+        return True
+
+    def waiting_messages(self, queue_name: str) -> int | None:
         """Messages waiting in the broker's queue (0 if the queue does not exist); None if unknown."""
         try:
             with self.app.connection_for_read() as connection:
                 channel = connection.default_channel
                 try:
-                    return int(channel.queue_declare(queue=queue, passive=True).message_count)
+                    return int(channel.queue_declare(queue=queue_name, passive=True).message_count)
                 except connection.channel_errors:
                     return 0
         except Exception:
