@@ -157,8 +157,9 @@ def test_the_gpu_worker_declares_and_reserves_its_device(services: dict[str, Any
     assert worker["profiles"] == ["gpu"]
 
 
-def test_the_api_sends_to_the_same_broker(services: dict[str, Any]) -> None:
+def test_the_api_sends_to_the_same_broker_and_limits_submissions(services: dict[str, Any]) -> None:
     environment = services["api"]["environment"]
+    assert int(environment["AUTOGRADE_RATE_LIMIT_SUBMISSIONS"]) > 0
     assert environment["AUTOGRADE_EXECUTOR"] == "celery"
     assert environment["AUTOGRADE_BROKER_URL"] == "redis://redis:6379/0"
 
