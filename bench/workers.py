@@ -122,6 +122,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     arguments = parser.parse_args()
 
+    load_before = os.getloadavg()[0]
     name, url = scratch_database()
     folder = Path(tempfile.mkdtemp(prefix="autograde-bench-workers-"))
     # One intra-op thread per grading process: the processes are the parallelism.
@@ -146,9 +147,11 @@ def main() -> None:
         drop_database(name)
 
     median = {workers: statistics.median(values) for workers, values in times.items()}
+    load_after = os.getloadavg()[0]
     print(
         f"{arguments.jobs} CPU-bound jobs (bench/material/burst: ~0.15 s of Python per job), "
-        f"{arguments.repeats} repeats, {os.cpu_count()} cores"
+        f"{arguments.repeats} repeats, {os.cpu_count()} cores, load average before {load_before:.1f}, "
+        f"after {load_after:.1f} (other processes on the machine skew the ratio)"
     )
     print("| worker processes | drain time (median) | jobs/s | scaling vs 1 |")
     print("|---|---|---|---|")
