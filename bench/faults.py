@@ -97,7 +97,7 @@ def main() -> None:
             cluster.base_url, tokens, threads=8, per_second=arguments.rate, limit=arguments.submissions
         )
         load.start()
-        schedule = ["worker", "redis", "api", "postgres", "pool"]
+        schedule = ["postgres", "worker", "redis", "api", "pool"]
         generation = 2
         step = 0
         while len(load.accepted) < arguments.submissions and not load.failures:

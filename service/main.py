@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -155,6 +156,17 @@ def _install_error_handlers(app: FastAPI) -> None:
             error.status_code, "http_error"
         )
         return JSONResponse(error_body(code, str(error.detail)), status_code=error.status_code)
+
+    @app.exception_handler(OperationalError)
+    async def database_unavailable(_request: Request, error: OperationalError) -> JSONResponse:
+        # The database is away (restarting, failing over): nothing was stored; the client retries
+        # (with its Idempotency-Key) and gets the same submission, never a second one.
+        logger.warning("database unavailable: %s", str(error).splitlines()[0][:200])
+        return JSONResponse(
+            error_body("database_unavailable", "The database is unavailable; retry shortly."),
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
 
     @app.exception_handler(Exception)
     async def unexpected_error(_request: Request, error: Exception) -> JSONResponse:

@@ -99,3 +99,25 @@ def test_json_logs_carry_the_submission_and_job_ids() -> None:
     assert (entry["job_id"], entry["submission_id"], entry["attempt"]) == (7, "0b4c", 2)
     assert entry["level"] == "INFO"
     assert LogFormat("json") is LogFormat.JSON
+
+
+def test_a_database_outage_is_a_503_to_retry_not_a_500() -> None:
+    from fastapi.testclient import TestClient
+
+    from service.main import create_app
+    from service.worker.executor import NullExecutor
+    from tests.worker.cluster import free_port
+
+    away = Settings(database_url=f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/autograde")
+    with TestClient(create_app(away, executor=NullExecutor())) as client:
+        response = client.post(
+            "/api/v1/assignments/hw5/submissions",
+            json={"answers": ANSWERS},
+            headers={"Authorization": "Bearer ag_some-token", "Idempotency-Key": "k1"},
+        )
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "database_unavailable"
+        assert response.headers["retry-after"] == "5"
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["error"]["details"] == ["the database does not answer"]
