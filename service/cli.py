@@ -196,6 +196,8 @@ def _celery_worker(settings: Settings, concurrency: int, queues: str) -> None:
         console.print(f"[red]--queues takes {', '.join(QUEUES)}; got {queues!r}[/red]")
         raise typer.Exit(2)
     celery_app = create_celery_app(settings)
+    # e.g. cpu@host, gpu-cuda@host: what a node consumes and grades on, in Celery's own tooling.
+    node_name = "-".join(names) + ("" if settings.device == "cpu" else "-" + settings.device.replace(":", ""))
     # SIGTERM (and SIGINT) make Celery finish the jobs in hand, then exit: a warm shutdown.
     celery_app.worker_main(
         [
@@ -204,7 +206,7 @@ def _celery_worker(settings: Settings, concurrency: int, queues: str) -> None:
             f"--concurrency={concurrency}",
             "--pool=prefork",
             "--loglevel=INFO",
-            f"--hostname={'-'.join(names)}-{settings.device.replace(':', '')}@%h",
+            f"--hostname={node_name}@%h",
             "--without-gossip",
             "--without-mingle",
         ]

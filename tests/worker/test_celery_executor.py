@@ -261,3 +261,40 @@ def test_readyz_reports_a_dead_broker(api: Api, celery_settings: Settings, redis
         assert "broker" in response.json()["error"]["message"]
     finally:
         api.client.app.state.settings = app_settings  # type: ignore[attr-defined]
+
+
+def _worker_command(*args: str, executor: str = "celery") -> subprocess.CompletedProcess[str]:
+    import os
+    import sys
+
+    from tests.worker.cluster import REPOSITORY_ROOT
+
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AUTOGRADE_")}
+    env["AUTOGRADE_EXECUTOR"] = executor
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", "worker", *args],
+        cwd=REPOSITORY_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_gpu_worker_refuses_to_start_without_cuda() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here: the gpu worker would start")
+    done = _worker_command("--queues", "gpu", "--device", "cuda")
+    assert done.returncode == 2
+    assert "CUDA is not available" in done.stdout
+
+
+def test_a_worker_refuses_unknown_queues_and_devices() -> None:
+    unknown_queue = _worker_command("--queues", "cpu,tpu")
+    assert unknown_queue.returncode == 2
+    assert "--queues takes cpu, gpu" in unknown_queue.stdout
+    bad_device = _worker_command("--device", "npu")
+    assert bad_device.returncode == 2
+    assert "Bad device" in bad_device.stdout
