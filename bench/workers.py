@@ -109,6 +109,19 @@ def drain_seconds(cluster: Cluster, settings: Settings, token: str, workers: int
     assert executor.send_jobs(job_ids) == len(job_ids)
     assert wait_for(drained, 900, 0.05), "the burst was not drained"
     elapsed = time.perf_counter() - started
+    with psycopg.connect(dsn) as connection:
+        row = connection.execute(
+            "SELECT count(DISTINCT lease_owner), max(attempt), "
+            "sum(extract(epoch FROM finished_at - started_at)) FROM grading_jobs WHERE id = ANY(%s)",
+            (job_ids,),
+        ).fetchone()
+    assert row is not None
+    # A sanity check on the clock: the burst cannot drain faster than its grading time spread evenly.
+    print(
+        f"  {workers} worker(s): {elapsed:.2f} s; {row[0]} process(es) graded; highest attempt {row[1]}; "
+        f"grading time summed {float(row[2]):.1f} s",
+        flush=True,
+    )
     executor.stop()
     engine.dispose()
     for name in list(cluster.workers):
