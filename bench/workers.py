@@ -115,7 +115,14 @@ def drain_seconds(cluster: Cluster, settings: Settings, token: str, workers: int
             "sum(extract(epoch FROM finished_at - started_at)) FROM grading_jobs WHERE id = ANY(%s)",
             (job_ids,),
         ).fetchone()
+        verdicts = connection.execute(
+            "SELECT r.verdict, count(*) FROM question_results r JOIN grading_jobs j "
+            "ON j.submission_id = r.submission_id WHERE j.id = ANY(%s) GROUP BY r.verdict",
+            (job_ids,),
+        ).fetchall()
     assert row is not None
+    # Every job of the burst was really graded, once: one `incorrect` result each.
+    assert dict(verdicts) == {"incorrect": len(job_ids)}, verdicts
     # A sanity check on the clock: the burst cannot drain faster than its grading time spread evenly.
     print(
         f"  {workers} worker(s): {elapsed:.2f} s; {row[0]} process(es) graded; highest attempt {row[1]}; "
