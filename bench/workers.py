@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -165,6 +166,7 @@ def main() -> None:
     finally:
         cluster.stop_all()
         drop_database(name)
+        shutil.rmtree(folder, ignore_errors=True)
 
     median = {workers: statistics.median(values) for workers, values in times.items()}
     load_after = os.getloadavg()[0]
