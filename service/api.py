@@ -70,12 +70,15 @@ Scope = Annotated[RequestScope, Depends(request_scope)]
 
 
 _ERROR_DESCRIPTIONS = {
+    400: "The body cannot be read (not UTF-8 or not JSON)",
     401: "Missing or invalid bearer token",
     403: "The caller may not see or change this",
     404: "Not found (or not visible to the caller)",
     409: "Conflicts with an earlier request",
     413: "Request body too large",
     422: "The request or an answer has the wrong form",
+    429: "Too many submissions in the window; retry after `Retry-After` seconds",
+    503: "A dependency (database, broker) does not answer",
 }
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import shlex
 import signal
 import threading
@@ -13,7 +12,7 @@ import typer
 import uvicorn
 from rich.console import Console
 
-from service.config import Environment, Settings, get_settings
+from service.config import Environment, ExecutorKind, Settings, get_settings
 from service.db import make_engine, make_session_factory
 from service.errors import AppError, MaterialError
 from service.migrations import upgrade_database
@@ -42,8 +41,10 @@ def _settings() -> Settings:
         raise typer.Exit(2) from None
 
 
-def _configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _configure_logging(settings: Settings) -> None:
+    from service.logs import configure_logging
+
+    configure_logging(settings.log_format)
 
 
 @db_app.command("upgrade")
@@ -140,7 +141,7 @@ def serve(
     from service.main import create_app
 
     settings = _settings()
-    _configure_logging()
+    _configure_logging(settings)
     uvicorn.run(
         create_app(settings), host=host or settings.host, port=port or settings.port, log_level="info"
     )
@@ -148,14 +149,32 @@ def serve(
 
 @app.command()
 def worker(
-    concurrency: Annotated[int, typer.Option(help="Grading processes")] = 1,
+    concurrency: Annotated[int, typer.Option(help="Grading processes", min=1)] = 1,
+    queues: Annotated[str, typer.Option(help="Celery queues to consume, comma-separated: cpu, gpu")] = "cpu",
+    device: Annotated[str | None, typer.Option(help="cpu or cuda[:N] (default: AUTOGRADE_DEVICE)")] = None,
 ) -> None:
-    """Run grading processes that claim jobs from the database (for API nodes started with
-    AUTOGRADE_LOCAL_WORKERS=0, or more grading capacity on other machines)."""
+    """Run grading processes. With AUTOGRADE_EXECUTOR=celery: a Celery worker consuming QUEUES
+    from the broker; otherwise processes that claim jobs by polling the database (for API nodes
+    started with AUTOGRADE_LOCAL_WORKERS=0, or more capacity on other machines)."""
+    settings = _settings()
+    if device is not None:
+        try:
+            settings = Settings.model_validate(settings.model_dump() | {"device": device})
+        except ValueError as error:
+            console.print(f"[red]Bad device:[/red] {error}")
+            raise typer.Exit(2) from None
+    if settings.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            console.print(f"[red]--device {settings.device}: CUDA is not available on this machine.[/red]")
+            raise typer.Exit(2)
+    _configure_logging(settings)
+    if settings.executor is ExecutorKind.CELERY:
+        _celery_worker(settings, concurrency, queues)
+        return
     from service.worker.local import LocalExecutor
 
-    settings = _settings()
-    _configure_logging()
     stop = threading.Event()
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signal_number, lambda _signal, _frame: stop.set())
@@ -166,6 +185,32 @@ def worker(
         stop.wait()
     finally:
         executor.stop()
+
+
+def _celery_worker(settings: Settings, concurrency: int, queues: str) -> None:
+    from service.worker.celery_executor import QUEUES, create_celery_app
+
+    names = [name.strip() for name in queues.split(",") if name.strip()]
+    unknown = sorted(set(names) - set(QUEUES))
+    if not names or unknown:
+        console.print(f"[red]--queues takes {', '.join(QUEUES)}; got {queues!r}[/red]")
+        raise typer.Exit(2)
+    celery_app = create_celery_app(settings)
+    # e.g. cpu@host, gpu-cuda@host: what a node consumes and grades on, in Celery's own tooling.
+    node_name = "-".join(names) + ("" if settings.device == "cpu" else "-" + settings.device.replace(":", ""))
+    # SIGTERM (and SIGINT) make Celery finish the jobs in hand, then exit: a warm shutdown.
+    celery_app.worker_main(
+        [
+            "worker",
+            f"--queues={','.join(names)}",
+            f"--concurrency={concurrency}",
+            "--pool=prefork",
+            "--loglevel=INFO",
+            f"--hostname={node_name}@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
 
 
 @app.command()
@@ -203,7 +248,7 @@ def demo() -> None:
         soft_wrap=True,
     )
     console.print(f"API docs: {base}/docs", highlight=False)
-    _configure_logging()
+    _configure_logging(settings)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
 
 

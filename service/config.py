@@ -23,6 +23,11 @@ class ExecutorKind(StrEnum):
     CELERY = "celery"
 
 
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AUTOGRADE_", extra="ignore")
 
@@ -44,6 +49,27 @@ class Settings(BaseSettings):
     poll_seconds: float = Field(default=0.5, gt=0)
     claim_batch: int = Field(default=32, ge=1, le=1000)
 
+    # The Celery executor (AUTOGRADE_EXECUTOR=celery): job ids travel through this broker.
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    # Redis re-delivers an unacknowledged message after this long; it must exceed the longest job,
+    # or a long job is delivered twice while it runs (harmless under the lease, but wasted work).
+    visibility_timeout_seconds: float = Field(default=3600.0, gt=0)
+    # The sweeper (in each API process, one at a time): how often it looks, and how long a job may
+    # stay `queued` before its message counts as possibly lost.
+    sweep_seconds: float = Field(default=10.0, gt=0)
+    sweep_queued_after_seconds: float = Field(default=30.0, gt=0)
+    # What a worker grades on (`autograde worker --device cuda` for the gpu queue).
+    device: str = Field(default="cpu", pattern=r"^(cpu|cuda(:\d+)?)$")
+
+    # Submissions a student may make per window, counted in the database so that every API process
+    # sees the same count. 0 (the default, for development, tests and benchmarks) turns the limit off;
+    # docker-compose.yml sets 30 per minute.
+    rate_limit_submissions: int = Field(default=0, ge=0)
+    rate_limit_window_seconds: float = Field(default=60.0, gt=0)
+
+    # `json`: one JSON object per log line (with submission and job ids), for log collectors.
+    log_format: LogFormat = LogFormat.TEXT
+
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     db_pool_size: int = Field(default=10, ge=1)
 
@@ -57,6 +83,12 @@ class Settings(BaseSettings):
                 problems.append("demo tokens (AUTOGRADE_DEMO_*_TOKEN) are for development only")
             if problems:
                 raise ValueError("refusing to start in production: " + "; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _visibility_timeout_above_the_lease(self) -> Settings:
+        if self.visibility_timeout_seconds <= self.lease_seconds:
+            raise ValueError("AUTOGRADE_VISIBILITY_TIMEOUT_SECONDS must exceed AUTOGRADE_LEASE_SECONDS")
         return self
 
     @property

@@ -45,5 +45,19 @@ class UnprocessableAnswer(AppError):
     code = "invalid_answer"
 
 
+class TooManyRequests(AppError):
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after_seconds: int, details: Any = None) -> None:
+        super().__init__(message, details)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class ServiceUnavailable(AppError):
+    status_code = 503
+    code = "not_ready"
+
+
 class MaterialError(Exception):
     """Assignment material that cannot be loaded; the message says what and where."""

@@ -10,12 +10,14 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.assignments.endpoints import router as assignments_router
-from service.config import Settings, get_settings
+from service.config import ExecutorKind, Settings, get_settings
 from service.db import make_engine, make_session_factory
-from service.errors import AppError, PayloadTooLarge
+from service.errors import AppError, PayloadTooLarge, TooManyRequests
 from service.health.endpoints import router as health_router
 from service.submissions.endpoints import router as submissions_router
 from service.worker.executor import Executor, NullExecutor
@@ -79,7 +81,11 @@ async def _no_receive() -> Message:
     return {"type": "http.disconnect"}
 
 
-def create_executor(settings: Settings) -> Executor:
+def create_executor(settings: Settings, session_factory: sessionmaker[Session] | None = None) -> Executor:
+    if settings.executor is ExecutorKind.CELERY:
+        from service.worker.celery_executor import CeleryExecutor
+
+        return CeleryExecutor(settings, session_factory or make_session_factory(make_engine(settings)))
     if settings.local_workers == 0:
         return NullExecutor()
     return LocalExecutor(settings, settings.local_workers)
@@ -112,7 +118,7 @@ def create_app(settings: Settings | None = None, executor: Executor | None = Non
     )
     app.state.settings = settings
     app.state.session_factory = make_session_factory(engine)
-    app.state.executor = executor or create_executor(settings)
+    app.state.executor = executor or create_executor(settings, app.state.session_factory)
 
     app.include_router(health_router)
     app.include_router(assignments_router)
@@ -126,6 +132,8 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def app_error(_request: Request, error: AppError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if error.status_code == 401 else None
+        if isinstance(error, TooManyRequests):
+            headers = {"Retry-After": str(error.retry_after_seconds)}
         return JSONResponse(
             error_body(error.code, error.message, error.details),
             status_code=error.status_code,
@@ -144,8 +152,21 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}.get(
+            error.status_code, "http_error"
+        )
         return JSONResponse(error_body(code, str(error.detail)), status_code=error.status_code)
+
+    @app.exception_handler(OperationalError)
+    async def database_unavailable(_request: Request, error: OperationalError) -> JSONResponse:
+        # The database is away (restarting, failing over): nothing was stored; the client retries
+        # (with its Idempotency-Key) and gets the same submission, never a second one.
+        logger.warning("database unavailable: %s", str(error).splitlines()[0][:200])
+        return JSONResponse(
+            error_body("database_unavailable", "The database is unavailable; retry shortly."),
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
 
     @app.exception_handler(Exception)
     async def unexpected_error(_request: Request, error: Exception) -> JSONResponse:

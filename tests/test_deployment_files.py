@@ -27,7 +27,8 @@ DOCKERFILE = REPOSITORY_ROOT / "Dockerfile"
 DOCKERIGNORE = REPOSITORY_ROOT / ".dockerignore"
 DUMMY_SECRET = "dummy-secret-for-compose-config-validation-only"
 TIMEOUT_SECONDS = 30
-APP_SERVICES = ("migrate", "api", "worker")
+APP_SERVICES = ("migrate", "api", "worker-cpu")
+WORKERS = ("worker-cpu", "worker-gpu")
 DATABASE_URL = re.compile(r"postgresql\+psycopg://[^@/]+@postgres:5432/\w+")
 
 
@@ -42,13 +43,17 @@ def _find_tool(name: str, installed_by: str) -> str:
     return found
 
 
-def _docker_compose(env_file: Path, *args: str, secret: str | None) -> subprocess.CompletedProcess[str]:
+def _docker_compose(
+    env_file: Path, *args: str, secret: str | None, profiles: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
     # Only what the tool needs from the environment, so a developer's shell (COMPOSE_*, AUTOGRADE_*,
     # POSTGRES_PASSWORD) or a local .env file cannot change the outcome.
     env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "LC_ALL") if key in os.environ}
     if secret is not None:
         env["AUTOGRADE_SECRET_KEY"] = secret
     command = [_find_tool("docker-compose", "make system-deps"), "--env-file", str(env_file)]
+    for profile in profiles:
+        command += ["--profile", profile]
     return subprocess.run(
         [*command, "--file", str(COMPOSE_FILE), *args],
         cwd=REPOSITORY_ROOT,
@@ -69,8 +74,8 @@ def empty_env_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def services(empty_env_file: Path) -> dict[str, Any]:
-    """The services as compose resolves them, with AUTOGRADE_SECRET_KEY set."""
-    result = _docker_compose(empty_env_file, "config", secret=DUMMY_SECRET)
+    """The services as compose resolves them with the `gpu` profile, with AUTOGRADE_SECRET_KEY set."""
+    result = _docker_compose(empty_env_file, "config", secret=DUMMY_SECRET, profiles=("gpu",))
     assert result.returncode == 0, result.stderr
     resolved = yaml.safe_load(result.stdout)
     assert isinstance(resolved, dict)
@@ -96,7 +101,7 @@ def test_compose_refuses_to_start_without_a_secret_key(empty_env_file: Path) -> 
 
 
 def test_compose_has_every_service(services: dict[str, Any]) -> None:
-    assert {"api", "worker", "postgres", "redis", "migrate"} <= set(services)
+    assert {"api", "worker-cpu", "worker-gpu", "postgres", "redis", "migrate"} <= set(services)
 
 
 def test_postgres_has_a_healthcheck(services: dict[str, Any]) -> None:
@@ -112,10 +117,13 @@ def test_migrate_runs_once_after_postgres_is_healthy(services: dict[str, Any]) -
     assert migrate["depends_on"]["postgres"] == {"condition": "service_healthy"}
 
 
-@pytest.mark.parametrize("name", ["api", "worker"])
-def test_app_waits_for_healthy_postgres_and_finished_migrations(services: dict[str, Any], name: str) -> None:
+@pytest.mark.parametrize("name", ["api", *WORKERS])
+def test_app_waits_for_healthy_postgres_redis_and_finished_migrations(
+    services: dict[str, Any], name: str
+) -> None:
     depends_on = services[name]["depends_on"]
     assert depends_on["postgres"] == {"condition": "service_healthy"}
+    assert depends_on["redis"] == {"condition": "service_healthy"}
     assert depends_on["migrate"] == {"condition": "service_completed_successfully"}
 
 
@@ -128,12 +136,32 @@ def test_api_publishes_port_8000_and_leaves_grading_to_workers(services: dict[st
     assert not _healthcheck_disabled(api), "the api keeps the image's /healthz check"
 
 
-def test_worker_runs_grading_processes(services: dict[str, Any]) -> None:
-    worker = services["worker"]
+@pytest.mark.parametrize(("name", "queue"), [("worker-cpu", "cpu"), ("worker-gpu", "gpu")])
+def test_workers_consume_their_queue(services: dict[str, Any], name: str, queue: str) -> None:
+    worker = services[name]
     command = worker["command"]
-    assert command[:3] == ["autograde", "worker", "--concurrency"]
-    assert int(command[3]) >= 1
+    assert command[:4] == ["autograde", "worker", "--queues", queue]
+    assert int(command[command.index("--concurrency") + 1]) >= 1
     assert _healthcheck_disabled(worker), "a worker serves no /healthz: the image's check must be off"
+    assert worker["environment"]["AUTOGRADE_EXECUTOR"] == "celery"
+    assert worker["environment"]["AUTOGRADE_BROKER_URL"] == "redis://redis:6379/0"
+
+
+def test_the_gpu_worker_declares_and_reserves_its_device(services: dict[str, Any]) -> None:
+    worker = services["worker-gpu"]
+    command = worker["command"]
+    assert command[command.index("--device") + 1] == "cuda"
+    (device,) = worker["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia"
+    assert device["capabilities"] == ["gpu"]
+    assert worker["profiles"] == ["gpu"]
+
+
+def test_the_api_sends_to_the_same_broker_and_limits_submissions(services: dict[str, Any]) -> None:
+    environment = services["api"]["environment"]
+    assert int(environment["AUTOGRADE_RATE_LIMIT_SUBMISSIONS"]) > 0
+    assert environment["AUTOGRADE_EXECUTOR"] == "celery"
+    assert environment["AUTOGRADE_BROKER_URL"] == "redis://redis:6379/0"
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)

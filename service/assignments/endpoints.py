@@ -32,7 +32,7 @@ async def get_variant(assignment: str, question: str, scope: Scope) -> VariantVi
 @router.post(
     "/{assignment}/questions/{question}/preview",
     response_model=PreviewView,
-    responses=error_responses(401, 404, 422),
+    responses=error_responses(400, 401, 404, 413, 422),
 )
 async def preview_answer(assignment: str, question: str, body: PreviewRequest, scope: Scope) -> PreviewView:
     """How a formula answer would be read (its canonical text form), or where it fails to parse.

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, and_, func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from service.models import GradingJob, JobStatus, QuestionResult, Submission
@@ -19,6 +19,21 @@ class ClaimedJob:
     job_id: int
     submission_id: uuid.UUID
     attempt: int
+
+
+# An arbitrary constant of this application for pg_try_advisory_xact_lock.
+SWEEPER_LOCK_KEY = 0x6175746F6772  # "autogr"
+
+
+def _claimable(now: datetime) -> ColumnElement[bool]:
+    return or_(
+        GradingJob.status == JobStatus.QUEUED,
+        and_(
+            GradingJob.status == JobStatus.RUNNING,
+            GradingJob.lease_expires_at < now,
+            GradingJob.attempt < GradingJob.max_attempts,
+        ),
+    )
 
 
 def add_job(
@@ -64,14 +79,7 @@ def claim_jobs(
     The inner SELECT skips rows other workers hold (Postgres FOR UPDATE SKIP LOCKED); the outer
     WHERE re-checks claimability, so even without row locks (SQLite) a job goes to one claimer.
     """
-    claimable = or_(
-        GradingJob.status == JobStatus.QUEUED,
-        and_(
-            GradingJob.status == JobStatus.RUNNING,
-            GradingJob.lease_expires_at < now,
-            GradingJob.attempt < GradingJob.max_attempts,
-        ),
-    )
+    claimable = _claimable(now)
     candidates = (
         select(GradingJob.id)
         .where(GradingJob.queue.in_(list(queues)), claimable)
@@ -95,6 +103,106 @@ def claim_jobs(
     )
     rows = session.execute(statement).all()
     return sorted((ClaimedJob(row[0], row[1], row[2]) for row in rows), key=lambda job: job.job_id)
+
+
+def claim_job(
+    session: Session, job_id: int, worker_id: str, now: datetime, lease: timedelta
+) -> ClaimedJob | None:
+    """Claim one given job (a Celery message names it) if it is queued or its lease expired.
+
+    The same claim as claim_jobs, for one id: a second delivery of the message finds the job held
+    (or done) and claims nothing.
+    """
+    candidate = (
+        select(GradingJob.id)
+        .where(GradingJob.id == job_id, _claimable(now))
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    statement = (
+        update(GradingJob)
+        .where(GradingJob.id.in_(candidate), _claimable(now))
+        .values(
+            status=JobStatus.RUNNING,
+            attempt=GradingJob.attempt + 1,
+            lease_owner=worker_id,
+            lease_expires_at=now + lease,
+            started_at=now,
+        )
+        .returning(GradingJob.id, GradingJob.submission_id, GradingJob.attempt)
+        .execution_options(synchronize_session=False)
+    )
+    row = session.execute(statement).one_or_none()
+    return None if row is None else ClaimedJob(row[0], row[1], row[2])
+
+
+def requeue_expired(session: Session, now: datetime) -> int:
+    """Jobs whose worker let the lease run out (and that have attempts left) go back to `queued`.
+
+    The attempt number stays: the next claim increments it, so the lost worker's late write is fenced.
+    """
+    result = session.execute(
+        update(GradingJob)
+        .where(
+            GradingJob.status == JobStatus.RUNNING,
+            GradingJob.lease_expires_at < now,
+            GradingJob.attempt < GradingJob.max_attempts,
+        )
+        .values(status=JobStatus.QUEUED, lease_owner=None, lease_expires_at=None, enqueued_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def queued_counts(session: Session) -> dict[str, int]:
+    rows = session.execute(
+        select(GradingJob.queue, func.count())
+        .where(GradingJob.status == JobStatus.QUEUED)
+        .group_by(GradingJob.queue)
+    ).all()
+    return {str(queue): int(count) for queue, count in rows}
+
+
+def stale_queued_jobs(session: Session, queue: str, sent_before: datetime, limit: int) -> list[int]:
+    """Queued jobs of a queue whose message was sent before `sent_before` (or never), oldest first."""
+    rows = session.scalars(
+        select(GradingJob.id)
+        .where(
+            GradingJob.status == JobStatus.QUEUED,
+            GradingJob.queue == queue,
+            or_(GradingJob.enqueued_at.is_(None), GradingJob.enqueued_at < sent_before),
+        )
+        .order_by(GradingJob.id)
+        .limit(limit)
+    ).all()
+    return list(rows)
+
+
+def mark_sent(session: Session, job_ids: Sequence[int], now: datetime) -> None:
+    if job_ids:
+        session.execute(
+            update(GradingJob)
+            .where(GradingJob.id.in_(list(job_ids)), GradingJob.status == JobStatus.QUEUED)
+            .values(enqueued_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def queues_of(session: Session, job_ids: Sequence[int]) -> dict[int, str]:
+    rows = session.execute(
+        select(GradingJob.id, GradingJob.queue).where(GradingJob.id.in_(list(job_ids)))
+    ).all()
+    return {int(job_id): str(queue) for job_id, queue in rows}
+
+
+def try_sweeper_lock(session: Session) -> bool:
+    """One sweeper at a time across API processes: a transaction-scoped Postgres advisory lock.
+
+    SQLite serialises writers already (BEGIN IMMEDIATE), so there the lock is the transaction.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    return bool(session.scalar(select(func.pg_try_advisory_xact_lock(SWEEPER_LOCK_KEY))))
 
 
 def extend_leases(session: Session, jobs: Sequence[ClaimedJob], now: datetime, lease: timedelta) -> None:

@@ -49,6 +49,23 @@ class GradingRunner:
                 session, self._worker_id, self._queues, limit or self._settings.claim_batch, now, self._lease
             )
 
+    def claim_one(self, job_id: int) -> ClaimedJob | None:
+        with self._transaction() as session:
+            now = utcnow()
+            repository.give_up_exhausted(session, now)
+            return repository.claim_job(session, job_id, self._worker_id, now, self._lease)
+
+    def run_job(self, job_id: int) -> bool:
+        """Claim the one job a message names, grade and store it; False if it was not claimable
+        (done already, or held under a live lease by another worker: a duplicate message)."""
+        job = self.claim_one(job_id)
+        if job is None:
+            logger.info("job not claimable; message dropped", extra={"job_id": job_id})
+            return False
+        with self._lease_keeper([job]):
+            self.grade_and_store([job])
+        return True
+
     def run_once(self, limit: int | None = None) -> int:
         """Claim and grade one batch; returns how many jobs it claimed."""
         jobs = self.claim(limit)
@@ -73,11 +90,11 @@ class GradingRunner:
             rows: list[dict[str, Any]] = []
             scores: dict[uuid.UUID, float] = {}
             for job, outcomes, reference_version in graded:
+                ids = {"job_id": job.job_id, "submission_id": str(job.submission_id), "attempt": job.attempt}
                 if job.job_id not in held:
-                    logger.warning(
-                        "job %s attempt %s lost its lease; result dropped", job.job_id, job.attempt
-                    )
+                    logger.warning("job lost its lease; result dropped", extra=ids)
                     continue
+                logger.info("job graded", extra=ids)
                 scores[job.submission_id] = round(sum(o.score for o in outcomes), 6)
                 rows.extend(
                     {

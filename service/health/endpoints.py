@@ -1,13 +1,17 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from service.api import Scope
+from service.api import Scope, error_responses
+from service.errors import ServiceUnavailable
+from service.health import service
 
 router = APIRouter(tags=["health"])
+
+PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class HealthStatus(BaseModel):
@@ -20,12 +24,25 @@ async def healthz() -> HealthStatus:
     return HealthStatus(status="ok")
 
 
-@router.get("/readyz", response_model=HealthStatus)
+@router.get("/readyz", response_model=HealthStatus, responses=error_responses(503))
 async def readyz(scope: Scope) -> HealthStatus:
-    """The database answers."""
+    """The database answers, and the broker too when grading goes through Celery."""
 
-    def ping(session: Session) -> HealthStatus:
-        session.execute(text("SELECT 1"))
+    def check(session: Session) -> HealthStatus:
+        problems = service.readiness_problems(session, scope.settings)
+        if problems:
+            raise ServiceUnavailable("Not ready: " + "; ".join(problems) + ".", details=problems)
         return HealthStatus(status="ready")
 
-    return await scope.run_anonymous(ping)
+    return await scope.run_anonymous(check)
+
+
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
+async def metrics(scope: Scope) -> PlainTextResponse:
+    """Prometheus metrics: queue depth, jobs per status, attempts, failures, latency per grader kind."""
+    text = await scope.run_anonymous(service.prometheus_text)
+    return PlainTextResponse(text, media_type=PROMETHEUS_CONTENT_TYPE)

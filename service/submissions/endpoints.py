@@ -22,7 +22,7 @@ router = APIRouter(prefix="/api/v1", tags=["submissions"])
     "/assignments/{assignment}/submissions",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=SubmissionAccepted,
-    responses=error_responses(401, 404, 409, 413, 422),
+    responses=error_responses(400, 401, 404, 409, 413, 422, 429),
 )
 async def create_submission(
     assignment: str,
@@ -75,7 +75,7 @@ async def get_submission(submission_id: uuid.UUID, scope: Scope) -> SubmissionVi
 @router.put(
     "/submissions/{submission_id}/questions/{question}/grade",
     response_model=SubmissionView,
-    responses=error_responses(401, 403, 404, 409, 422),
+    responses=error_responses(400, 401, 403, 404, 409, 413, 422),
 )
 async def grade_manually(
     submission_id: uuid.UUID, question: str, grade: ManualGrade, scope: Scope

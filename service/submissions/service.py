@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import uuid
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
@@ -16,7 +18,7 @@ from service.auth.service import Principal
 from service.config import Settings
 from service.courses import repository as courses_repository
 from service.db import after_commit
-from service.errors import Conflict, Forbidden, NotFound, UnprocessableAnswer
+from service.errors import Conflict, Forbidden, NotFound, TooManyRequests, UnprocessableAnswer
 from service.grading import repository as grading_repository
 from service.models import GradingJob, JobStatus, Submission, utcnow
 from service.submissions import repository
@@ -74,6 +76,7 @@ def create_submission(
         if existing is not None:
             return _replay(session, existing, request_hash)
 
+    _enforce_rate_limit(session, settings, principal.user_id)
     problems: dict[str, str] = {}
     if not body.answers:
         raise UnprocessableAnswer("The submission holds no answers.")
@@ -139,6 +142,26 @@ def accept_submission(
         created_at=submission.created_at,
         url=f"/api/v1/submissions/{submission.id}",
     )
+
+
+def _enforce_rate_limit(session: Session, settings: Settings, user_id: int) -> None:
+    """At most AUTOGRADE_RATE_LIMIT_SUBMISSIONS per AUTOGRADE_RATE_LIMIT_WINDOW_SECONDS per student,
+    counted from the submissions table: every API process sees the same count, nothing to sync."""
+    limit = settings.rate_limit_submissions
+    if limit == 0:
+        return
+    repository.lock_user_submissions(session, user_id)
+    newest = repository.newest_submission_times(session, user_id, limit)
+    window = timedelta(seconds=settings.rate_limit_window_seconds)
+    now = utcnow()
+    if len(newest) == limit and newest[-1] > now - window:
+        retry_after = max(1, math.ceil((newest[-1] + window - now).total_seconds()))
+        raise TooManyRequests(
+            f"At most {limit} submissions per {settings.rate_limit_window_seconds:g} seconds; "
+            f"retry in {retry_after} s.",
+            retry_after_seconds=retry_after,
+            details={"limit": limit, "window_seconds": settings.rate_limit_window_seconds},
+        )
 
 
 def _replay(session: Session, existing: Submission, request_hash: str) -> tuple[Submission, GradingJob]:

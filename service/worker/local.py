@@ -24,6 +24,7 @@ from sqlalchemy.exc import OperationalError
 from service.config import Settings
 from service.db import make_engine, make_session_factory
 from service.grading.runner import GradingRunner
+from service.logs import configure_logging
 
 logger = logging.getLogger(__name__)
 QUEUES = ("cpu", "gpu")
@@ -59,8 +60,9 @@ def _process_main(settings_json: str, index: int, wake: SemaphoreType) -> None:
     # the group, and a grade must not be cut off half-written.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda _signal, _frame: stop.set())
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    run_worker_loop(Settings.model_validate_json(settings_json), index, wake, stop)
+    settings = Settings.model_validate_json(settings_json)
+    configure_logging(settings.log_format)
+    run_worker_loop(settings, index, wake, stop)
 
 
 class LocalExecutor:

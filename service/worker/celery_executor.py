@@ -1,0 +1,194 @@
+"""The Celery executor: job ids travel through a broker (Redis) to `autograde worker` processes.
+
+A message carries one job id and nothing else. The worker claims THAT job row with a lease, grades it
+with the same GradingRunner as the local executor, and stores the result fenced by the attempt.
+The broker is a fast path, not the truth: a lost message is re-sent by the sweeper, and a message
+delivered twice (acks_late redelivery, the sweeper's re-send) claims nothing the second time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import socket
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+from celery import Celery
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.config import Settings
+from service.db import make_engine, make_session_factory
+from service.grading import repository
+from service.grading.runner import GradingRunner
+from service.worker.sweeper import Sweeper
+
+logger = logging.getLogger(__name__)
+
+TASK_NAME = "autograde.grade_job"
+QUEUES = ("cpu", "gpu")
+# Redis calls that hang on a dead broker would hold an API request or the sweeper: bound them.
+BROKER_TIMEOUTS = {"socket_connect_timeout": 2.0, "socket_timeout": 5.0}
+SEND_BATCH = 500
+DATABASE_RETRY_SECONDS = 5
+DATABASE_RETRIES = 20
+
+
+class _WorkerProcessState:
+    """The engine and runner of one worker process, made on its first task (after the fork)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._pid = -1
+        self._runner: GradingRunner | None = None
+
+    def runner(self) -> GradingRunner:
+        if self._runner is None or self._pid != os.getpid():
+            self._pid = os.getpid()
+            engine = make_engine(self._settings)
+            worker_id = f"{socket.gethostname()}:{self._pid}:celery"
+            self._runner = GradingRunner(make_session_factory(engine), self._settings, worker_id, QUEUES)
+        return self._runner
+
+
+# The API only sends: a dead broker must cost a request milliseconds, not kombu's default connection
+# retries (seconds); the sweeper sends again later. Workers keep the default and wait the broker out.
+SENDER_CONNECTION_RETRIES = {"max_retries": 0, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.1}
+
+
+def create_celery_app(settings: Settings, sender_only: bool = False) -> Celery:
+    app = Celery("autograde", broker=settings.broker_url, set_as_current=False)
+    transport_options: dict[str, float] = {
+        "visibility_timeout": settings.visibility_timeout_seconds,
+        **BROKER_TIMEOUTS,
+        **(SENDER_CONNECTION_RETRIES if sender_only else {}),
+    }
+    app.conf.update(
+        # Acknowledge after the task ran, and put the message back if its worker process dies,
+        # so a kill -9 mid-job leaves the message for another worker.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        # A worker process reserves one message at a time: a long job holds up no other job.
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        task_default_queue="cpu",
+        task_create_missing_queues=True,
+        broker_transport_options=transport_options,
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,  # a worker waits out a broker restart
+        # A task cut off by a lost broker connection would only wait for its lease to expire; let it
+        # finish and store its result (fenced) instead.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        task_send_sent_event=False,
+    )
+    state = _WorkerProcessState(settings)
+
+    @app.task(name=TASK_NAME, bind=True, max_retries=DATABASE_RETRIES)  # type: ignore[untyped-decorator]
+    def grade_job(task: Any, job_id: int) -> None:
+        try:
+            state.runner().run_job(int(job_id))
+        except OperationalError as error:
+            # The database is away: try again shortly. If even that message is lost, the sweeper
+            # finds the job still queued (or its lease expired) and sends it again.
+            logger.warning("database unavailable; retrying job", extra={"job_id": job_id})
+            raise task.retry(countdown=DATABASE_RETRY_SECONDS, exc=error) from error
+
+    return app
+
+
+def broker_reachable(settings: Settings) -> bool:
+    """The broker answers a PING within two seconds (one try: readiness must answer quickly)."""
+    client = redis.Redis.from_url(
+        settings.broker_url, socket_connect_timeout=2, socket_timeout=2, retry=Retry(NoBackoff(), 0)
+    )
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+class CeleryExecutor:
+    """Hands committed job ids to a sender thread that publishes one message per job to its queue;
+    runs the sweeper while the API runs.
+
+    The request that committed the jobs never waits on the broker: notify() only puts the ids in an
+    in-process outbox. If the broker is down, or the process dies before sending, the jobs stay
+    `queued` in the database and the sweeper sends them.
+    """
+
+    def __init__(self, settings: Settings, session_factory: sessionmaker[Session]) -> None:
+        self._settings = settings
+        self._session_factory = session_factory
+        self.app = create_celery_app(settings, sender_only=True)
+        self.sweeper = Sweeper(session_factory, settings, self.send, self.waiting_messages)
+        self._outbox: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        self._sender: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._sender = threading.Thread(target=self._send_loop, name="job-sender", daemon=True)
+        self._sender.start()
+        self.sweeper.start()
+
+    def stop(self) -> None:
+        self.sweeper.stop()
+        if self._sender is not None:
+            self._outbox.put(None)
+            self._sender.join(timeout=30)
+            self._sender = None
+        self.app.close()
+
+    def notify(self, job_ids: Sequence[int]) -> None:
+        for job_id in job_ids:
+            self._outbox.put(job_id)
+
+    def _send_loop(self) -> None:
+        while True:
+            batch = [self._outbox.get()]
+            while not self._outbox.empty() and len(batch) < SEND_BATCH:
+                batch.append(self._outbox.get())
+            job_ids = [job_id for job_id in batch if job_id is not None]
+            if job_ids:
+                self.send_jobs(job_ids)
+            if None in batch:
+                return
+
+    def send_jobs(self, job_ids: Sequence[int]) -> int:
+        """Send committed jobs to their queues; how many were sent."""
+        try:
+            with self._session_factory() as session:
+                queues = repository.queues_of(session, job_ids)
+        except SQLAlchemyError:
+            logger.warning("could not read the jobs' queues; the sweeper will send them")
+            return 0
+        return sum(self.send(job_id, queues[job_id]) for job_id in job_ids if job_id in queues)
+
+    def send(self, job_id: int, queue_name: str) -> bool:
+        """Publish one job id; False if the broker cannot be reached (the sweeper re-sends later)."""
+        try:
+            self.app.send_task(TASK_NAME, args=[job_id], queue=queue_name, retry=False)
+        except Exception:
+            logger.warning("could not send job to the broker", extra={"job_id": job_id, "queue": queue_name})
+            return False
+        return True
+
+    def waiting_messages(self, queue_name: str) -> int | None:
+        """Messages waiting in the broker's queue (0 if the queue does not exist); None if unknown."""
+        try:
+            with self.app.connection_for_read() as connection:
+                channel = connection.default_channel
+                try:
+                    return int(channel.queue_declare(queue=queue_name, passive=True).message_count)
+                except connection.channel_errors:
+                    return 0
+        except Exception:
+            return None

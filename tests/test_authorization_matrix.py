@@ -1,0 +1,132 @@
+"""Who may do what: every endpoint by every kind of caller, each cell asserted.
+
+Callers: the owning student, another student of the course, a TA of another course, the course's TA
+and instructor, no token, a bad token. Outside a course its things do not exist (404); inside, another
+student's submission is forbidden (403); staff-only actions are forbidden to students (403).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx2
+import pytest
+
+from tests.conftest import Api
+
+CALLERS = ("student", "student2", "other_ta", "ta", "instructor", "no_token", "bad_token")
+ANSWERS = {"q1_1": {"choices": [2, 3]}, "q3_2": {"text": "Vanishing gradients: the products shrink."}}
+
+
+@dataclass(frozen=True)
+class Cell:
+    method: str
+    path: str
+    body: dict[str, Any] | None
+    expected: dict[str, int]
+
+
+def _headers(api: Api, caller: str) -> dict[str, str]:
+    if caller == "no_token":
+        return {}
+    if caller == "bad_token":
+        return {"Authorization": "Bearer ag_not-a-real-token"}
+    return api.accounts.header(caller)
+
+
+ENROLLED = {"student": 200, "student2": 200, "other_ta": 404, "ta": 200, "instructor": 200}
+UNAUTHENTICATED = {"no_token": 401, "bad_token": 401}
+PUBLIC = dict.fromkeys(CALLERS, 200)
+
+
+def _endpoints(submission: str) -> dict[str, Cell]:
+    return {
+        "assignment": Cell("GET", "/api/v1/assignments/hw5", None, ENROLLED | UNAUTHENTICATED),
+        "variant": Cell(
+            "GET", "/api/v1/assignments/hw5/questions/q3_3/variant", None, ENROLLED | UNAUTHENTICATED
+        ),
+        "preview": Cell(
+            "POST",
+            "/api/v1/assignments/hw5/questions/q2_4/preview",
+            {"expression": r"\sum_{t=1}^3 gw_{hh,t}"},
+            ENROLLED | UNAUTHENTICATED,
+        ),
+        "submit": Cell(
+            "POST",
+            "/api/v1/assignments/hw5/submissions",
+            {"answers": {"q1_2": {"choices": [3]}}},
+            {k: 202 if v == 200 else v for k, v in ENROLLED.items()} | UNAUTHENTICATED,
+        ),
+        "list": Cell("GET", "/api/v1/assignments/hw5/submissions", None, ENROLLED | UNAUTHENTICATED),
+        "read": Cell(
+            "GET",
+            f"/api/v1/submissions/{submission}",
+            None,
+            {"student": 200, "student2": 403, "other_ta": 404, "ta": 200, "instructor": 200}
+            | UNAUTHENTICATED,
+        ),
+        "grade": Cell(
+            "PUT",
+            f"/api/v1/submissions/{submission}/questions/q3_2/grade",
+            {"score": 1.5, "feedback": "Right idea."},
+            {"student": 403, "student2": 403, "other_ta": 404, "ta": 200, "instructor": 200}
+            | UNAUTHENTICATED,
+        ),
+        "healthz": Cell("GET", "/healthz", None, PUBLIC),
+        "readyz": Cell("GET", "/readyz", None, PUBLIC),
+        "metrics": Cell("GET", "/metrics", None, PUBLIC),
+    }
+
+
+ENDPOINTS = list(_endpoints("x"))
+
+
+def test_the_matrix_names_every_route(api: Api) -> None:
+    """A new route must get its row here: the matrix lists every path of the OpenAPI document."""
+    paths = set(api.client.get("/openapi.json").json()["paths"])
+    covered = {
+        cell.path.replace("x", "{submission_id}", 1) if "/submissions/x" in cell.path else cell.path
+        for cell in _endpoints("x").values()
+    }
+    normalised = {
+        path.replace("{assignment}", "hw5")
+        .replace("/questions/{question}/variant", "/questions/q3_3/variant")
+        .replace("/questions/{question}/preview", "/questions/q2_4/preview")
+        .replace("/questions/{question}/grade", "/questions/q3_2/grade")
+        for path in paths
+    }
+    assert normalised == covered
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_authorization_matrix(api: Api, endpoint: str) -> None:
+    created = api.submit("student", ANSWERS)
+    assert created.status_code == 202
+    submission = created.json()["id"]
+    api.grade_pending()
+    cell = _endpoints(submission)[endpoint]
+    assert set(cell.expected) == set(CALLERS)
+
+    send: Callable[..., httpx2.Response] = getattr(api.client, cell.method.lower())
+    observed: dict[str, int] = {}
+    for caller in CALLERS:
+        kwargs: dict[str, Any] = {"headers": _headers(api, caller)}
+        if cell.body is not None:
+            kwargs["json"] = cell.body
+        response = send(cell.path, **kwargs)
+        observed[caller] = response.status_code
+        if response.status_code >= 400:
+            error = response.json()["error"]
+            assert set(error) == {"code", "message", "details"}, (caller, error)
+        if response.status_code == 401:
+            assert response.headers["www-authenticate"] == "Bearer"
+        if endpoint == "read" and response.status_code == 200:
+            # Staff see the answers and grader details; the student sees neither.
+            assert (response.json()["answers"] is not None) == (caller != "student")
+        if endpoint == "list" and response.status_code == 200:
+            students = {item["student"] for item in response.json()["items"]}
+            # Students see only their own; staff see the whole course.
+            assert students == ({caller} & {"student"} if caller.startswith("student") else {"student"})
+    assert observed == cell.expected

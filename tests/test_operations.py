@@ -1,0 +1,123 @@
+"""Operations: rate limits on submissions, Prometheus metrics, JSON logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from service.config import LogFormat, Settings
+from service.logs import JsonFormatter
+from tests.conftest import Api
+
+ANSWERS = {"q1_2": {"choices": [3]}}
+METRIC_LINE = re.compile(r'^[a-z_]+(\{([a-z_]+="[^"]*",?)*\})? -?[0-9.e+]+$')
+
+
+@pytest.fixture
+def limited(api: Api) -> Iterator[Api]:
+    original: Settings = api.client.app.state.settings  # type: ignore[attr-defined]
+    api.client.app.state.settings = original.model_copy(  # type: ignore[attr-defined]
+        update={"rate_limit_submissions": 3, "rate_limit_window_seconds": 60.0}
+    )
+    yield api
+    api.client.app.state.settings = original  # type: ignore[attr-defined]
+
+
+def test_submissions_over_the_limit_get_429_with_retry_after(limited: Api) -> None:
+    first = limited.submit("student", ANSWERS, **{"Idempotency-Key": "first"})
+    assert first.status_code == 202
+    for _ in range(2):
+        assert limited.submit("student", ANSWERS).status_code == 202
+    refused = limited.submit("student", ANSWERS)
+    assert refused.status_code == 429
+    error = refused.json()["error"]
+    assert error["code"] == "rate_limited"
+    assert error["details"] == {"limit": 3, "window_seconds": 60.0}
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    # A retry of an accepted submission is not a new one: it is answered, not limited.
+    replay = limited.submit("student", ANSWERS, **{"Idempotency-Key": "first"})
+    assert replay.status_code == 202
+    assert replay.json()["id"] == first.json()["id"]
+    # The limit is per student.
+    assert limited.submit("student2", ANSWERS).status_code == 202
+    # Nothing refused was stored.
+    listed = limited.get("student", "/api/v1/assignments/hw5/submissions").json()["items"]
+    assert len(listed) == 3
+
+
+def test_the_window_slides(limited: Api) -> None:
+    app_settings: Settings = limited.client.app.state.settings  # type: ignore[attr-defined]
+    limited.client.app.state.settings = app_settings.model_copy(  # type: ignore[attr-defined]
+        update={"rate_limit_submissions": 1, "rate_limit_window_seconds": 0.5}
+    )
+    assert limited.submit("student", ANSWERS).status_code == 202
+    assert limited.submit("student", ANSWERS).status_code == 429
+    time.sleep(0.6)
+    assert limited.submit("student", ANSWERS).status_code == 202
+
+
+def _metrics(api: Api) -> dict[str, float]:
+    response = api.client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    values = {}
+    for line in response.text.splitlines():
+        if line.startswith("#"):
+            continue
+        assert METRIC_LINE.match(line), line
+        name, value = line.rsplit(" ", 1)
+        values[name] = float(value)
+    return values
+
+
+def test_metrics_count_queues_attempts_and_latency_per_grader_kind(api: Api) -> None:
+    api.submit("student", ANSWERS)
+    api.submit("student2", {"q1_1": {"choices": [2]}, "q3_1": {"value": [6, 1, 2]}})
+    before = _metrics(api)
+    assert before['autograde_queue_depth{queue="cpu"}'] == 2
+    assert before['autograde_queue_depth{queue="gpu"}'] == 0
+    assert api.grade_pending() == 2
+    after = _metrics(api)
+    assert after['autograde_queue_depth{queue="cpu"}'] == 0
+    assert after['autograde_jobs{queue="cpu",status="done"}'] == 2
+    assert after['autograde_job_attempts_total{queue="cpu"}'] == 2
+    assert after['autograde_job_latency_seconds_count{kind="choice"}'] == 2
+    assert after['autograde_job_latency_seconds_count{kind="tensor"}'] == 1
+    assert after['autograde_job_latency_seconds_bucket{kind="tensor",le="+Inf"}'] == 1
+
+
+def test_json_logs_carry_the_submission_and_job_ids() -> None:
+    record = logging.LogRecord("service.grading.runner", logging.INFO, __file__, 1, "job graded", None, None)
+    record.__dict__.update({"job_id": 7, "submission_id": "0b4c", "attempt": 2})
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["message"] == "job graded"
+    assert (entry["job_id"], entry["submission_id"], entry["attempt"]) == (7, "0b4c", 2)
+    assert entry["level"] == "INFO"
+    assert LogFormat("json") is LogFormat.JSON
+
+
+def test_a_database_outage_is_a_503_to_retry_not_a_500() -> None:
+    from fastapi.testclient import TestClient
+
+    from service.main import create_app
+    from service.worker.executor import NullExecutor
+    from tests.worker.cluster import free_port
+
+    away = Settings(database_url=f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/autograde")
+    with TestClient(create_app(away, executor=NullExecutor())) as client:
+        response = client.post(
+            "/api/v1/assignments/hw5/submissions",
+            json={"answers": ANSWERS},
+            headers={"Authorization": "Bearer ag_some-token", "Idempotency-Key": "k1"},
+        )
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "database_unavailable"
+        assert response.headers["retry-after"] == "5"
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["error"]["details"] == ["the database does not answer"]
