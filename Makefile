@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # Root installs Debian packages directly; anyone else through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := docker-compose
+APT_PACKAGES := docker-compose bubblewrap
 
 .PHONY: demo test check lint typecheck system-deps venv
 
@@ -16,7 +16,8 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $@
 
-# Debian packages the test suite calls: docker-compose validates the compose file without an engine.
+# Debian packages the test suite calls: docker-compose validates the compose file without an engine;
+# bubblewrap is the sandbox that runs students' notebooks.
 system-deps:
 	@missing=""; for package in $(APT_PACKAGES); do \
 		dpkg -s $$package >/dev/null 2>&1 || missing="$$missing $$package"; done; \
