@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from service.models import GradingJob, JobStatus, QuestionResult, Submission
+from service.models import GradingJob, JobStatus, QuestionResult, Submission, SubmissionFile
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +134,19 @@ def finish_job(session: Session, job: ClaimedJob, now: datetime, error: str | No
 def load_submissions(session: Session, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Submission]:
     rows = session.scalars(select(Submission).where(Submission.id.in_(list(ids)))).all()
     return {row.id: row for row in rows}
+
+
+def load_files(session: Session, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, bytes]]:
+    """The uploaded files of these submissions: per submission, per question key, the bytes."""
+    rows = session.execute(
+        select(SubmissionFile.submission_id, SubmissionFile.question_key, SubmissionFile.content).where(
+            SubmissionFile.submission_id.in_(list(ids))
+        )
+    ).all()
+    files: dict[uuid.UUID, dict[str, bytes]] = {}
+    for submission_id, key, content in rows:
+        files.setdefault(submission_id, {})[key] = content
+    return files
 
 
 def store_results(session: Session, rows: Sequence[dict[str, Any]]) -> None:

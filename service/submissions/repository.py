@@ -13,6 +13,7 @@ from service.models import (
     JobStatus,
     QuestionResult,
     Submission,
+    SubmissionFile,
     User,
 )
 
@@ -20,6 +21,10 @@ from service.models import (
 def add_submission(session: Session, submission: Submission) -> Submission:
     session.add(submission)
     return submission
+
+
+def add_files(session: Session, files: Sequence[SubmissionFile]) -> None:
+    session.add_all(files)
 
 
 def find_by_idempotency_key(session: Session, user_id: int, key: str) -> Submission | None:
