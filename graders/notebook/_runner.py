@@ -22,6 +22,7 @@ import select
 import signal
 import struct
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -76,6 +77,26 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def start_watchdog(seconds: float) -> threading.Timer:
+    """End the run when the cells overrun their time: a thread that student code cannot cancel
+    (the functions it calls are bound here, before any student code runs). A cell that holds the
+    GIL in C code is still stopped by the sandbox's own wall-clock limit."""
+    exit_now, write, fd = os._exit, os.write, RESULT_FD
+    header = json.dumps({"event": "cells_timeout", "seconds": seconds, "payload_bytes": 0}).encode()
+    record = struct.pack(">I", len(header)) + header
+
+    def expire() -> None:
+        try:
+            write(fd, record)
+        finally:
+            exit_now(0)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def run_cells(notebook_path: Path, namespace: dict[str, Any]) -> None:
@@ -237,19 +258,26 @@ def main() -> None:
     parser.add_argument("--result-fd", type=int, required=True)
     arguments = parser.parse_args()
     RESULT_FD = arguments.result_fd
-    plan = json.loads((arguments.input / "plan.json").read_text())
-    for name in plan["data_files"]:
-        Path(name).write_bytes((arguments.input / name).read_bytes())
     started = time.monotonic()
-    import numpy  # noqa: F401  (imported before the clock starts on student code)
+    # Everything a run needs before student code, done while the sandbox waits as a spare.
+    import numpy  # noqa: F401
     import torch
 
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True, warn_only=True)
+    ready = time.monotonic() - started
+    # The go signal: the input files are in place once a line arrives on stdin.
+    sys.stdin.buffer.readline()
+    waited = time.monotonic() - started - ready
+    emit({"event": "ready", "seconds": ready, "waited": waited})
+    plan = json.loads((arguments.input / "plan.json").read_text())
+    for name in plan["data_files"]:
+        Path(name).write_bytes((arguments.input / name).read_bytes())
     seed_everything(plan["seed"])
-    emit({"event": "ready", "seconds": time.monotonic() - started})
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
+    watchdog = start_watchdog(plan["notebook_seconds"])
     run_cells(arguments.input / "notebook.ipynb", namespace)
+    watchdog.cancel()
     device = plan["device"]
     runner = run_check_in_process if device.startswith("cuda") else run_check_forked
     for check in plan["checks"]:

@@ -19,7 +19,14 @@ from graders._context import GradingContext
 from graders._grader import Grader, GraderKind
 from graders._result import GradeResult, JSONValue, Verdict
 from graders.notebook.config import ClassifierCheck, FunctionCheck, NotebookAnswer, NotebookConfig
-from graders.sandbox import SandboxLimits, SandboxMode, SandboxRun, SandboxUnavailable, run_sandboxed
+from graders.sandbox import (
+    SandboxLimits,
+    SandboxMode,
+    SandboxRun,
+    SandboxUnavailable,
+    SpareSandboxes,
+    run_sandboxed,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +141,11 @@ class NotebookGrader(Grader[NotebookConfig, NotebookAnswer]):
     config_model = NotebookConfig
     answer_model = NotebookAnswer
 
+    def __init__(self) -> None:
+        # Warm start: the next run's sandbox (interpreter and torch imported) waits ahead of time.
+        # Each is used by one run only; see graders/sandbox/_run.py.
+        self.spares = SpareSandboxes()
+
     def reference_names(self, config: NotebookConfig) -> list[str]:
         names = [data.generator for data in config.data]
         for check in config.functions:
@@ -185,9 +197,12 @@ class NotebookGrader(Grader[NotebookConfig, NotebookAnswer]):
             max_processes=config.max_processes,
             work_dir_bytes=config.work_dir_mb * 1024**2,
             max_result_bytes=16 * 1024**2 + sum(8 * entry["max_elements"] + 4096 for entry in plan.entries),
+            gpu=device.startswith("cuda"),
         )
         try:
-            run = run_sandboxed(RUNNER_SCRIPT, plan.files, [], limits, SandboxMode(context.sandbox_mode))
+            run = run_sandboxed(
+                RUNNER_SCRIPT, plan.files, [], limits, SandboxMode(context.sandbox_mode), self.spares
+            )
         except SandboxUnavailable as error:
             # The server cannot run notebooks safely: staff must act; the student is not blamed.
             return GradeResult(Verdict.ERROR, 0.0, f"Notebooks cannot be graded on this server: {error}.")
@@ -249,6 +264,7 @@ class NotebookGrader(Grader[NotebookConfig, NotebookAnswer]):
                 }
             )
         plan = {
+            "notebook_seconds": config.notebook_seconds,
             "device": device,
             "seed": config.seed,
             "data_files": [d.file for d in config.data],
@@ -272,6 +288,7 @@ class NotebookGrader(Grader[NotebookConfig, NotebookAnswer]):
             "output_bytes": run.output_bytes,
             "output_tail": run.output_tail[-2000:],
             "device": device,
+            "warm": run.warm,
         }
         if "ready" not in events:
             if run.limit is not None:
@@ -279,11 +296,17 @@ class NotebookGrader(Grader[NotebookConfig, NotebookAnswer]):
                     f"The notebook could not be run: it exceeded the {run.limit} limit.", {"sandbox": sandbox}
                 )
             raise RuntimeError(f"the sandbox did not start (exit {run.exit_code}): {run.output_tail[-1000:]}")
-        sandbox["startup_seconds"] = next(
-            (r.header.get("seconds") for r in records if r.header.get("event") == "ready"), None
-        )
+        ready = next((r.header for r in records if r.header.get("event") == "ready"), {})
+        # Interpreter and torch import; `waited` > 0 means the sandbox was ready before it was needed.
+        sandbox["startup_seconds"] = ready.get("seconds")
+        sandbox["waited_seconds"] = ready.get("waited")
         cell_lines, cells_finished, cell_details = _cells_summary(records)
-        stopped = f"the {run.limit} limit" if run.limit else f"an exit ({run.exit_code})"
+        if "cells_timeout" in events:
+            stopped = f"the time limit of {config.notebook_seconds:g} s for the cells"
+        elif run.limit:
+            stopped = f"the {run.limit} limit"
+        else:
+            stopped = f"an exit ({run.exit_code})"
         if not cells_finished:
             running = next(
                 (r.header["index"] for r in reversed(records) if r.header.get("event") == "cell_started"),

@@ -5,6 +5,14 @@ parse them as data (JSON, NPZ with allow_pickle=False), never as pickles.
 """
 
 from graders.sandbox._limits import SandboxLimits, SandboxMode
-from graders.sandbox._run import SandboxRun, SandboxUnavailable, bwrap_path, run_sandboxed
+from graders.sandbox._run import SandboxRun, SandboxUnavailable, SpareSandboxes, bwrap_path, run_sandboxed
 
-__all__ = ["SandboxLimits", "SandboxMode", "SandboxRun", "SandboxUnavailable", "bwrap_path", "run_sandboxed"]
+__all__ = [
+    "SandboxLimits",
+    "SandboxMode",
+    "SandboxRun",
+    "SandboxUnavailable",
+    "SpareSandboxes",
+    "bwrap_path",
+    "run_sandboxed",
+]

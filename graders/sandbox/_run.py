@@ -1,7 +1,14 @@
-"""Start one sandboxed run, feed it files, collect its result stream, and leave nothing running."""
+"""Start sandboxed runs, feed them files, collect their result streams, and leave nothing running.
+
+Warm start: a run is started before it is needed (bwrap, the interpreter and `import torch` take
+~1.5 s) and waits for its input; `SpareSandboxes` keeps one such spare per kind of run. A spare
+is used by exactly one run and then killed like any other, so no process, file or module state is
+ever shared between two submissions; only the waiting is taken off the critical path.
+"""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import logging
@@ -16,7 +23,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -37,6 +44,9 @@ SANDBOX_TMP = "/tmp"  # noqa: S108  (the sandbox's own private tmpfs)
 # Non-root uids for runs: one drawn per run from a range no real account uses.
 RUN_UID_LOW, RUN_UID_HIGH = 200_000, 260_000
 RESULT_FD_ARGUMENT = "--result-fd"
+# The script reads one line from stdin before it looks at its input: the go signal.
+GO = b"go\n"
+MAX_SPARE_KINDS = 4
 
 
 class SandboxUnavailable(RuntimeError):
@@ -54,11 +64,86 @@ class SandboxRun:
     # The last bytes of stdout and stderr together, and how many bytes were printed in all.
     output_tail: str
     output_bytes: int
+    # Seconds from the go signal to the end of the run.
     seconds: float
+    # Whether the run was started ahead of time (warm) or for this call.
+    warm: bool = False
 
 
 def bwrap_path() -> str | None:
     return shutil.which("bwrap")
+
+
+@dataclass
+class _Started:
+    """A sandbox started and (once its script is ready) waiting for the go signal."""
+
+    process: subprocess.Popen[bytes]
+    groups: RunGroups
+    scratch: tempfile.TemporaryDirectory[str]
+    input_dir: Path
+    output: _TailBuffer
+    result: _CappedBuffer
+    result_read: int
+    readers: list[threading.Thread] = field(default_factory=list)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def discard(self) -> None:
+        _kill_everything(self.process)
+        self._close()
+
+    def _close(self) -> None:
+        for reader in self.readers:
+            reader.join(timeout=5)
+        os.close(self.result_read)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        self.groups.kill_all_and_remove()
+        self.scratch.cleanup()
+
+
+_SpareKey = tuple[str, SandboxLimits, SandboxMode, tuple[str, ...]]
+
+
+class SpareSandboxes:
+    """At most one started, waiting sandbox per kind of run (script, limits, mode, arguments)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._spares: dict[_SpareKey, _Started] = {}
+        atexit.register(self.close)
+
+    def take(self, key: _SpareKey) -> _Started | None:
+        with self._lock:
+            spare = self._spares.pop(key, None)
+        if spare is not None and not spare.alive():
+            spare.discard()
+            return None
+        return spare
+
+    def holds(self, key: _SpareKey) -> bool:
+        with self._lock:
+            return key in self._spares
+
+    def put(self, key: _SpareKey, spare: _Started) -> None:
+        with self._lock:
+            old = self._spares.pop(key, None)
+            evicted = [old] if old else []
+            while len(self._spares) >= MAX_SPARE_KINDS:
+                evicted.append(self._spares.pop(next(iter(self._spares))))
+            self._spares[key] = spare
+        for started in evicted:
+            started.discard()
+
+    def close(self) -> None:
+        with self._lock:
+            spares, self._spares = list(self._spares.values()), {}
+        for spare in spares:
+            spare.discard()
 
 
 def run_sandboxed(
@@ -67,12 +152,15 @@ def run_sandboxed(
     arguments: Sequence[str],
     limits: SandboxLimits,
     mode: SandboxMode = SandboxMode.BWRAP,
+    spares: SpareSandboxes | None = None,
 ) -> SandboxRun:
     """Run `script` (a standalone Python file) in a fresh sandbox.
 
-    `files` appear read-only under the directory named by `--input` (passed to the script); the
-    script's working directory is an empty private tmpfs; it writes its result to the file
-    descriptor named by `--result-fd`. Raises SandboxUnavailable without bubblewrap in BWRAP mode.
+    `files` appear read-only in the directory named by `--input` (passed to the script, which must
+    read one line from stdin, the go signal, before it looks there); the script's working directory
+    is an empty private tmpfs; it writes its result to the file descriptor named by `--result-fd`.
+    With `spares`, a sandbox started earlier for the same kind of run is used, and the next one is
+    started before this returns. Raises SandboxUnavailable without bubblewrap in BWRAP mode.
     """
     if mode is SandboxMode.BWRAP and bwrap_path() is None:
         raise SandboxUnavailable(
@@ -82,32 +170,33 @@ def run_sandboxed(
         )
     if mode is SandboxMode.UNSAFE_DEV:
         logger.warning("UNSAFE: running untrusted code WITHOUT a sandbox (AUTOGRADE_SANDBOX=unsafe-dev)")
-    with tempfile.TemporaryDirectory(prefix="autograde-run-") as scratch:
-        scratch_path = Path(scratch)
-        input_dir = scratch_path / "input"
-        input_dir.mkdir()
-        for name, content in files.items():
-            if "/" in name or name.startswith("."):
-                raise ValueError(f"input file names must be plain names, got {name!r}")
-            (input_dir / name).write_bytes(content)
-            (input_dir / name).chmod(0o644)
-        input_dir.chmod(0o755)
-        scratch_path.chmod(0o755)
-        return _run(script, input_dir, scratch_path, arguments, limits, mode)
+    for name in files:
+        if "/" in name or name.startswith(".") or name == "":
+            raise ValueError(f"input file names must be plain names, got {name!r}")
+    key: _SpareKey = (str(script), limits, mode, tuple(arguments))
+    started = spares.take(key) if spares is not None else None
+    warm = started is not None
+    if started is None:
+        started = _start(script, arguments, limits, mode)
+    try:
+        return _finish(started, files, limits, warm)
+    finally:
+        started._close()
+        if spares is not None and not spares.holds(key):
+            # The next run's sandbox starts now, after this one, so it does not take CPU from it.
+            spares.put(key, _start(script, arguments, limits, mode))
 
 
-def _run(
-    script: Path,
-    input_dir: Path,
-    scratch: Path,
-    arguments: Sequence[str],
-    limits: SandboxLimits,
-    mode: SandboxMode,
-) -> SandboxRun:
+def _start(script: Path, arguments: Sequence[str], limits: SandboxLimits, mode: SandboxMode) -> _Started:
+    scratch = tempfile.TemporaryDirectory(prefix="autograde-run-")
+    scratch_path = Path(scratch.name)
+    scratch_path.chmod(0o755)
+    input_dir = scratch_path / "input"
+    input_dir.mkdir()
+    input_dir.chmod(0o755)
     result_read, result_write = os.pipe()
     groups = RunGroups()
-    is_root = os.geteuid() == 0
-    if mode is SandboxMode.BWRAP and is_root:
+    if mode is SandboxMode.BWRAP and os.geteuid() == 0:
         groups = create_run_groups(limits.memory_bytes, limits.max_processes)
     entry_limits: dict[str, object] = {
         "cpu_seconds": limits.cpu_seconds,
@@ -127,14 +216,14 @@ def _run(
         str(result_write),
         *arguments,
     ]
+    work_dir = scratch_path
     if mode is SandboxMode.BWRAP:
         entry_limits["uid"] = RUN_UID_LOW + secrets.randbelow(RUN_UID_HIGH - RUN_UID_LOW)
         entry_limits["sys_path"] = [SANDBOX_SITE_PACKAGES]
         entry = [SANDBOX_ENTRY, json.dumps(entry_limits), SANDBOX_SCRIPT, *script_arguments]
         command = [*_bwrap_command(script, input_dir, limits), *entry]
-        work_dir: Path | None = None
     else:
-        work_dir = scratch / "work"
+        work_dir = scratch_path / "work"
         work_dir.mkdir()
         entry_limits["sys_path"] = [sysconfig.get_paths()["purelib"]]
         command = [
@@ -152,61 +241,76 @@ def _run(
         # the run is in them from the start.
         joins = " ".join(f"echo $$ > '{path}' &&" for path in groups.procs_files)
         command = ["/bin/sh", "-c", f'{joins} exec "$@"', "sandbox", *command]
-    started = time.monotonic()
-    output = _TailBuffer(limits.output_tail_bytes)
-    result = _CappedBuffer(limits.max_result_bytes)
     try:
         process = subprocess.Popen(
             command,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             pass_fds=(result_write,),
             env=_outer_environment(),
-            cwd=work_dir or scratch,
+            cwd=work_dir,
             start_new_session=True,
         )
     finally:
         os.close(result_write)
     assert process.stdout is not None
-    readers = [
+    output = _TailBuffer(limits.output_tail_bytes)
+    result = _CappedBuffer(limits.max_result_bytes)
+    started = _Started(process, groups, scratch, input_dir, output, result, result_read)
+    started.readers = [
         threading.Thread(target=output.drain, args=(process.stdout,), daemon=True),
         threading.Thread(target=result.drain_fd, args=(result_read,), daemon=True),
     ]
-    for reader in readers:
+    for reader in started.readers:
         reader.start()
+    return started
+
+
+def _finish(started: _Started, files: Mapping[str, bytes], limits: SandboxLimits, warm: bool) -> SandboxRun:
+    for name, content in files.items():
+        path = started.input_dir / name
+        path.write_bytes(content)
+        path.chmod(0o644)
+    process = started.process
+    began = time.monotonic()
+    assert process.stdin is not None
+    try:
+        process.stdin.write(GO)
+        process.stdin.close()
+    except OSError:
+        pass  # it died already; the exit code says how
     limit: str | None = None
-    deadline = started + limits.wall_seconds
+    deadline = began + limits.wall_seconds
     while True:
         try:
-            process.wait(timeout=0.05)
+            process.wait(timeout=0.02)
             break
         except subprocess.TimeoutExpired:
             pass
-        if result.overflowed:
+        if started.result.overflowed:
             limit = "result size"
             break
         if time.monotonic() >= deadline:
             limit = "wall time"
             break
-    _kill_everything(process, groups)
-    for reader in readers:
+    seconds = time.monotonic() - began
+    _kill_everything(process)
+    for reader in started.readers:
         reader.join(timeout=5)
-    os.close(result_read)
-    process.stdout.close()
     exit_code = process.returncode
     if limit is None:
-        limit = groups.limit_hit() or _limit_of_signal(exit_code)
-    if result.overflowed:
+        limit = started.groups.limit_hit() or _limit_of_signal(exit_code)
+    if started.result.overflowed:
         limit = "result size"
-    groups.kill_all_and_remove()
     return SandboxRun(
         exit_code=exit_code,
         limit=limit,
-        result=result.data(),
-        output_tail=output.text(),
-        output_bytes=output.total,
-        seconds=time.monotonic() - started,
+        result=started.result.data(),
+        output_tail=started.output.text(),
+        output_bytes=started.output.total,
+        seconds=seconds,
+        warm=warm,
     )
 
 
@@ -252,6 +356,7 @@ def _bwrap_command(script: Path, input_dir: Path, limits: SandboxLimits) -> list
         "--ro-bind", str(input_dir), SANDBOX_INPUT,
         "--proc", "/proc",
         "--dev", "/dev",
+        *_gpu_devices(limits),
         "--perms", "0777", "--size", str(limits.work_dir_bytes), "--tmpfs", SANDBOX_WORK,
         "--perms", "1777", "--size", str(limits.work_dir_bytes), "--tmpfs", SANDBOX_TMP,
         "--chdir", SANDBOX_WORK,
@@ -262,12 +367,24 @@ def _bwrap_command(script: Path, input_dir: Path, limits: SandboxLimits) -> list
     return command
 
 
+def _gpu_devices(limits: SandboxLimits) -> list[str]:
+    """The NVIDIA device nodes, bound for GPU runs only (a minimal /dev holds none)."""
+    if not limits.gpu:
+        return []
+    binds = []
+    for node in sorted(Path("/dev").glob("nvidia*")):
+        if node.is_char_device():
+            binds += ["--dev-bind", str(node), str(node)]
+    return binds
+
+
 def _outer_environment() -> dict[str, str]:
     """bwrap itself sees no secret either (it clears the sandbox's environment anyway)."""
     return {"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "LANG": "C.UTF-8"}
 
 
-def _kill_everything(process: subprocess.Popen[bytes], groups: RunGroups) -> None:
+def _kill_everything(process: subprocess.Popen[bytes]) -> None:
+    """Kill bwrap (its init then takes the run's pid namespace down) and the wrapper's group."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
     process.kill()

@@ -136,6 +136,28 @@ def test_records_cut_mid_write_are_dropped() -> None:
     assert parse_records(b"\xff\xff\xff\xff" + whole) == []
 
 
+LEAVE_TRACES = """
+import os, sys, numpy, torch
+print("ESCAPED" if any(os.path.exists(p) for p in ("/work/trace", "/tmp/trace")) else "clean files")
+leaked = hasattr(numpy, "trace_of_earlier_run") or "trace_module" in sys.modules
+print("ESCAPED" if leaked else "clean modules")
+open("/work/trace", "w").write("x")
+open("/tmp/trace", "w").write("x")
+numpy.trace_of_earlier_run = True
+sys.modules["trace_module"] = sys
+"""
+
+
+def test_warm_runs_share_nothing_with_earlier_runs(q4: Q4) -> None:
+    content = notebook_text([LEAVE_TRACES])
+    runs = [q4.grade(content) for _ in range(3)]
+    sandboxes = [run.details["sandbox"] for run in runs]
+    assert [sandbox["warm"] for sandbox in sandboxes][1:] == [True, True]
+    for sandbox in sandboxes:
+        assert "clean files\nclean modules" in sandbox["output_tail"]
+        assert "ESCAPED" not in sandbox["output_tail"]
+
+
 def test_without_bubblewrap_notebooks_are_refused_with_a_clear_error(
     q4: Q4, monkeypatch: pytest.MonkeyPatch
 ) -> None:
