@@ -144,7 +144,7 @@ class NotebookGrader(Grader[NotebookConfig, NotebookAnswer]):
     def __init__(self) -> None:
         # Warm start: the next run's sandbox (interpreter and torch imported) waits ahead of time.
         # Each is used by one run only; see graders/sandbox/_run.py.
-        self.spares = SpareSandboxes()
+        self.spares: SpareSandboxes | None = SpareSandboxes()
 
     def reference_names(self, config: NotebookConfig) -> list[str]:
         names = [data.generator for data in config.data]

@@ -328,6 +328,7 @@ def test_specific_outcomes(graded: dict[str, GradeResult]) -> None:
 def test_nothing_of_the_runs_survives(graded: dict[str, GradeResult]) -> None:
     grader = get_grader("notebook")
     assert isinstance(grader, NotebookGrader)
+    assert grader.spares is not None
     grader.spares.close()  # the waiting spare sandboxes are the only processes left, by design
     assert not HOST_MARKER.exists()
     assert not (REPOSITORY / "pwned").exists()
