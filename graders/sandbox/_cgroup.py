@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PARENT_GROUP = "autograde-sandbox"
+STALE_GROUP_SECONDS = 60.0
 
 
 @dataclass
@@ -86,6 +87,7 @@ def create_run_groups(memory_bytes: int, max_processes: int) -> RunGroups:
         try:
             parent = base / PARENT_GROUP
             parent.mkdir(exist_ok=True)
+            _remove_stale_groups(parent)
             directory = parent / name
             directory.mkdir()
         except OSError as error:
@@ -103,6 +105,19 @@ def create_run_groups(memory_bytes: int, max_processes: int) -> RunGroups:
             with contextlib.suppress(OSError):
                 (directory / "memory.memsw.limit_in_bytes").write_text(str(memory_bytes))
     return groups
+
+
+def _remove_stale_groups(parent: Path) -> None:
+    """Remove the empty groups of runs whose grading process was killed before it could clean up
+    (their processes died with it: bwrap runs with --die-with-parent). The kernel refuses to remove
+    a group that still holds a process, and a group younger than a minute may be a run starting."""
+    now = time.time()
+    for directory in parent.iterdir():
+        try:
+            if directory.is_dir() and now - directory.stat().st_mtime > STALE_GROUP_SECONDS:
+                directory.rmdir()
+        except OSError:
+            pass
 
 
 def _read_text(path: Path) -> str:
