@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # Root installs Debian packages directly; anyone else through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := docker-compose redis-server
+APT_PACKAGES := docker-compose redis-server bubblewrap
 
 .PHONY: demo test check lint typecheck system-deps venv
 
@@ -18,6 +18,7 @@ $(VENV)/.installed: pyproject.toml
 
 # Debian packages the test suite calls: docker-compose validates the compose file without an engine;
 # redis-server: the Celery tests start their own Redis (on a free loopback port) to stop and restart it.
+# bubblewrap is the sandbox that runs students' notebooks.
 system-deps:
 	@missing=""; for package in $(APT_PACKAGES); do \
 		dpkg -s $$package >/dev/null 2>&1 || missing="$$missing $$package"; done; \

@@ -16,6 +16,10 @@ ReferenceFunctions = Mapping[str, Callable[..., Any]]
 class GradingContext:
     variant_seed: int = 0
     reference: ReferenceFunctions = field(default_factory=dict)
+    # How graders that run student code (notebook) do it: "bwrap" or "unsafe-dev" (no isolation).
+    sandbox_mode: str = "bwrap"
+    # The torch device student functions are called on: "cpu", or "cuda" on a GPU worker.
+    device: str = "cpu"
 
     def reference_function(self, name: str) -> Callable[..., Any]:
         try:

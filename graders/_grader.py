@@ -18,6 +18,7 @@ class GraderKind(StrEnum):
     TENSOR = "tensor"
     MANUAL = "manual"
     EXPRESSION = "expression"
+    NOTEBOOK = "notebook"
 
 
 class GraderConfig(BaseModel):

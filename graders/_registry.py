@@ -8,6 +8,7 @@ from graders._grader import Grader, GraderKind
 from graders.choice.grader import ChoiceGrader
 from graders.expression.grader import ExpressionGrader
 from graders.manual.grader import ManualGrader
+from graders.notebook.grader import NotebookGrader
 from graders.tensor.grader import TensorGrader
 
 _GRADERS: dict[GraderKind, Grader[Any, Any]] = {
@@ -15,6 +16,7 @@ _GRADERS: dict[GraderKind, Grader[Any, Any]] = {
     GraderKind.TENSOR: TensorGrader(),
     GraderKind.MANUAL: ManualGrader(),
     GraderKind.EXPRESSION: ExpressionGrader(),
+    GraderKind.NOTEBOOK: NotebookGrader(),
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -71,6 +72,16 @@ class Settings(BaseSettings):
     log_format: LogFormat = LogFormat.TEXT
 
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    # Uploaded files (notebooks, multipart/form-data): the largest file; a multipart request may be
+    # this much larger than max_body_bytes.
+    max_upload_bytes: int = Field(default=5_000_000, ge=1024)
+
+    # How notebooks run: "bwrap" (the sandbox; bubblewrap must be installed) or "unsafe-dev" (no
+    # isolation at all, for development machines without bubblewrap; every run logs a warning).
+    sandbox: Literal["bwrap", "unsafe-dev"] = "bwrap"
+    # Jobs of gpu questions on a worker without CUDA: "cpu" grades them there on the CPU; "wait"
+    # leaves them queued for a GPU worker (such a worker then claims only the cpu queue).
+    gpu_fallback: Literal["cpu", "wait"] = "cpu"
     db_pool_size: int = Field(default=10, ge=1)
 
     @model_validator(mode="after")

@@ -39,23 +39,27 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
 class BodySizeLimit:
     """Refuse bodies over the limit before they are read whole (Content-Length or streamed)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, max_multipart_bytes: int | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # Uploads (multipart/form-data) may carry files up to their own limit on top.
+        self.max_multipart_bytes = max_multipart_bytes or max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope.get("headers", []):
-            if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    declared = self.max_bytes + 1
-                if declared > self.max_bytes:
-                    await self._refuse(send)
-                    return
+        headers = dict(scope.get("headers", []))
+        is_upload = headers.get(b"content-type", b"").startswith(b"multipart/form-data")
+        limit = self.max_multipart_bytes if is_upload else self.max_bytes
+        if b"content-length" in headers:
+            try:
+                declared = int(headers[b"content-length"])
+            except ValueError:
+                declared = limit + 1
+            if declared > limit:
+                await self._refuse(send, limit)
+                return
         received = 0
 
         async def limited_receive() -> Message:
@@ -63,15 +67,15 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise PayloadTooLarge(f"The request body exceeds {self.max_bytes} bytes.")
+                if received > limit:
+                    raise PayloadTooLarge(f"The request body exceeds {limit} bytes.")
             return message
 
         await self.app(scope, limited_receive, send)
 
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, send: Send, limit: int) -> None:
         response = JSONResponse(
-            error_body("payload_too_large", f"The request body exceeds {self.max_bytes} bytes."),
+            error_body("payload_too_large", f"The request body exceeds {limit} bytes."),
             status_code=413,
         )
         await response({"type": "http"}, _no_receive, send)
@@ -124,7 +128,12 @@ def create_app(settings: Settings | None = None, executor: Executor | None = Non
     app.include_router(assignments_router)
     app.include_router(submissions_router)
     _install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        # Room for the JSON answers and two files of the upload limit.
+        max_multipart_bytes=settings.max_body_bytes + 2 * settings.max_upload_bytes,
+    )
     return app
 
 

@@ -54,7 +54,7 @@ def test_handin_is_graded_over_http(api: Api) -> None:
         "q3_2": "pending_manual",
     }
     assert result["score"] == 5.0  # 1 + 1 + 1 + 2; q3_2 waits for a TA
-    assert result["max_score"] == 17.0
+    assert result["max_score"] == 27.0  # 17 + the 10 of the q4 notebook
     assert result["questions"]["q3_1"] == {
         "verdict": "correct",
         "score": 2.0,
@@ -268,8 +268,9 @@ def test_assignment_view_shows_questions_without_keys(api: Api) -> None:
         "q3_1b",
         "q3_3",
         "q3_2",
+        "q4",
     ]
-    assert view["max_score"] == 17.0
+    assert view["max_score"] == 27.0
     text = response.text
     for secret in ('"correct"', "hard_attention", "attention_variant", "rubric", "q2_1_point", "reference"):
         assert secret not in text

@@ -46,6 +46,7 @@ def test_hw5_material_is_valid() -> None:
     assert [q.id for q in loaded.material.questions] == [
         *("q1_1", "q1_2", "q1_3", "q2_1", "q2_2", "q2_3", "q2_4"),
         *("q3_1", "q3_1b", "q3_3", "q3_2"),
+        "q4",
     ]
     # `use = ["bptt"]` pulls the shared symbol table into each Q2 question.
     q2_3 = next(q for q in loaded.material.questions if q.id == "q2_3")
@@ -59,7 +60,11 @@ def test_hw5_material_is_valid() -> None:
 @pytest.mark.parametrize(
     ("kind", "config", "message"),
     [
-        ("essay", "", "unknown grader kind 'essay'; known kinds: choice, expression, manual, tensor"),
+        (
+            "essay",
+            "",
+            "unknown grader kind 'essay'; known kinds: choice, expression, manual, notebook, tensor",
+        ),
         ("graders.choice.ChoiceGrader", "", "unknown grader kind"),
         ("choice", 'options = ["a", "b"]\ncorrect = [5]', "correct names option 5"),
         ("choice", 'options = ["a", "b"]\ncorrect = [1]\nshuffle = true', "Extra inputs are not permitted"),
@@ -118,7 +123,7 @@ def test_reloading_makes_a_version_only_when_something_changed(session: Session,
     assert load_assignment(session, "course-a", read_material(folder)).version == 3
     assert versions(session) == [1, 2, 3]
     question_rows = session.scalar(select(func.count()).select_from(Question))
-    assert question_rows == 3 * 11
+    assert question_rows == 3 * 12
 
     with pytest.raises(Conflict, match="another course"):
         load_assignment(session, "course-b", read_material(folder))

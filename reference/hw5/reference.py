@@ -111,3 +111,132 @@ def q2_3_point(rng: np.random.Generator, indices: dict[str, int]) -> tuple[dict[
 
 def q2_4_point(rng: np.random.Generator, indices: dict[str, int]) -> tuple[dict[str, Any], Any]:
     return _bptt_point(rng, indices, "q2_4")
+
+
+# --- Q4: the notebook. Reference functions take torch tensors (float32 inputs) and compute in
+# float64; input generators draw one call's arguments, in the order the student's function takes.
+
+SEQUENCE_LENGTH = 20
+TRAINING_SEED = 20_251_125
+TRAINING_ROWS = 4000
+
+
+def rnn_forward(x: Any, h0: Any, w_hh: Any, w_xh: Any, b: Any) -> Any:
+    """All hidden states (T, B, H) of h_t = tanh(x_t W_xh + h_{t-1} W_hh + b)."""
+    import torch
+
+    h = h0.double()
+    states = []
+    for x_t in x.double():
+        h = torch.tanh(x_t @ w_xh.double() + h @ w_hh.double() + b.double())
+        states.append(h)
+    return torch.stack(states)
+
+
+def rnn_forward_relu(x: Any, h0: Any, w_hh: Any, w_xh: Any, b: Any) -> Any:
+    """A named mistake: ReLU where tanh belongs."""
+    import torch
+
+    h = h0.double()
+    states = []
+    for x_t in x.double():
+        h = torch.relu(x_t @ w_xh.double() + h @ w_hh.double() + b.double())
+        states.append(h)
+    return torch.stack(states)
+
+
+def rnn_forward_inputs(rng: np.random.Generator) -> dict[str, Any]:
+    steps, batch, features, hidden = (
+        rng.integers(3, 7),
+        rng.integers(2, 5),
+        rng.integers(2, 6),
+        rng.integers(3, 8),
+    )
+    return {
+        "x": rng.normal(size=(steps, batch, features)).astype(np.float32),
+        "h0": rng.normal(size=(batch, hidden)).astype(np.float32),
+        "W_hh": (rng.normal(size=(hidden, hidden)) / np.sqrt(hidden)).astype(np.float32),
+        "W_xh": (rng.normal(size=(features, hidden)) / np.sqrt(features)).astype(np.float32),
+        "b": rng.normal(scale=0.1, size=hidden).astype(np.float32),
+    }
+
+
+def attention(q: Any, k: Any, v: Any) -> Any:
+    import torch
+
+    return torch.nn.functional.scaled_dot_product_attention(q.double(), k.double(), v.double())
+
+
+def attention_unscaled(q: Any, k: Any, v: Any) -> Any:
+    """A named mistake: scores not divided by sqrt(d)."""
+    import torch
+
+    scores = q.double() @ k.double().transpose(-2, -1)
+    return torch.softmax(scores, dim=-1) @ v.double()
+
+
+def attention_inputs(rng: np.random.Generator) -> dict[str, Any]:
+    batch, queries, keys = rng.integers(1, 4), rng.integers(2, 6), rng.integers(2, 7)
+    depth, value_depth = rng.integers(4, 17), rng.integers(2, 9)
+    return {
+        "q": rng.normal(size=(batch, queries, depth)).astype(np.float32),
+        "K": rng.normal(size=(batch, keys, depth)).astype(np.float32),
+        "V": rng.normal(size=(batch, keys, value_depth)).astype(np.float32),
+    }
+
+
+def _bptt_loss(x: Any, y: Any, h0: Any, w_hh: Any, w_hx: Any, w_yh: Any, steps: int) -> Any:
+    import torch
+
+    h = h0
+    loss = torch.zeros((), dtype=torch.float64)
+    for t in range(steps):
+        h = torch.tanh(w_hh * h + w_hx * x[t])
+        loss = loss - (y[t] * torch.log_softmax(w_yh * h, dim=0)).sum()
+    return loss
+
+
+def _bptt_grad(x: Any, y: Any, h0: Any, w_hh: Any, w_hx: Any, w_yh: Any, steps: int) -> Any:
+    import torch
+
+    recurrent = w_hh.double().clone().requires_grad_(True)
+    loss = _bptt_loss(x.double(), y.double(), h0.double(), recurrent, w_hx.double(), w_yh.double(), steps)
+    (gradient,) = torch.autograd.grad(loss, recurrent)
+    return gradient
+
+
+def bptt_grad_w_hh(x: Any, y: Any, h0: Any, w_hh: Any, w_hx: Any, w_yh: Any) -> Any:
+    """dJ/dw_hh of the Q2 network, J = J_1 + J_2 + J_3, from torch.autograd."""
+    return _bptt_grad(x, y, h0, w_hh, w_hx, w_yh, STEPS)
+
+
+def bptt_grad_w_hh_short(x: Any, y: Any, h0: Any, w_hh: Any, w_hx: Any, w_yh: Any) -> Any:
+    """A named mistake: the loss of the last time step left out."""
+    return _bptt_grad(x, y, h0, w_hh, w_hx, w_yh, STEPS - 1)
+
+
+def bptt_inputs(rng: np.random.Generator) -> dict[str, Any]:
+    targets = rng.integers(0, 2, size=STEPS)
+    return {
+        "x": rng.normal(size=STEPS).astype(np.float32),
+        "y": np.eye(2, dtype=np.float32)[targets],
+        "h0": np.float32(rng.normal(scale=0.5)),
+        "w_hh": np.float32(rng.normal(scale=0.8)),
+        "w_hx": np.float32(rng.normal()),
+        "w_yh": rng.normal(size=2).astype(np.float32),
+    }
+
+
+def sequences(seed: int, size: int) -> tuple[Any, Any]:
+    """Binary sequences of length 20, labelled 1 when the first half holds more ones than the second."""
+    rng = np.random.default_rng(seed)
+    features = rng.integers(0, 2, size=(size, SEQUENCE_LENGTH))
+    half = SEQUENCE_LENGTH // 2
+    labels = (features[:, :half].sum(axis=1) > features[:, half:].sum(axis=1)).astype(np.int64)
+    return features.astype(np.int64), labels
+
+
+def training_set() -> dict[str, Any]:
+    """data/train.npz, the file the notebook trains on (make_data.py writes it)."""
+    features, labels = sequences(TRAINING_SEED, TRAINING_ROWS)
+    return {"X": features, "y": labels}

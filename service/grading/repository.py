@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from service.models import GradingJob, JobStatus, QuestionResult, Submission
+from service.models import GradingJob, JobStatus, QuestionResult, Submission, SubmissionFile
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +241,19 @@ def finish_jobs(session: Session, jobs: Sequence[ClaimedJob], now: datetime) -> 
 def load_submissions(session: Session, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Submission]:
     rows = session.scalars(select(Submission).where(Submission.id.in_(list(ids)))).all()
     return {row.id: row for row in rows}
+
+
+def load_files(session: Session, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, bytes]]:
+    """The uploaded files of these submissions: per submission, per question key, the bytes."""
+    rows = session.execute(
+        select(SubmissionFile.submission_id, SubmissionFile.question_key, SubmissionFile.content).where(
+            SubmissionFile.submission_id.in_(list(ids))
+        )
+    ).all()
+    files: dict[uuid.UUID, dict[str, bytes]] = {}
+    for submission_id, key, content in rows:
+        files.setdefault(submission_id, {})[key] = content
+    return files
 
 
 def store_results(session: Session, rows: Sequence[dict[str, Any]]) -> None:

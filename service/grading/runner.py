@@ -78,10 +78,17 @@ class GradingRunner:
         graded: list[tuple[ClaimedJob, list[QuestionOutcome], str]] = []
         with self._session_factory() as session:
             submissions = repository.load_submissions(session, [job.submission_id for job in jobs])
+            files = repository.load_files(session, [job.submission_id for job in jobs])
             for job in jobs:
                 submission = submissions[job.submission_id]
                 snapshot = get_snapshot(session, submission.assignment_version_id)
-                outcomes = grade_submission(self._settings, snapshot, submission.user_id, submission.answers)
+                outcomes = grade_submission(
+                    self._settings,
+                    snapshot,
+                    submission.user_id,
+                    submission.answers,
+                    files.get(job.submission_id, {}),
+                )
                 graded.append((job, outcomes, snapshot.reference_version))
             session.rollback()
         with self._transaction() as session:

@@ -3,7 +3,7 @@
 from service.models.assignment import Assignment, AssignmentVersion, Question
 from service.models.base import Base, utcnow
 from service.models.course import ApiToken, Course, Enrollment, Role, User
-from service.models.submission import GradingJob, JobStatus, QuestionResult, Submission
+from service.models.submission import GradingJob, JobStatus, QuestionResult, Submission, SubmissionFile
 
 __all__ = [
     "ApiToken",
@@ -18,6 +18,7 @@ __all__ = [
     "QuestionResult",
     "Role",
     "Submission",
+    "SubmissionFile",
     "User",
     "utcnow",
 ]

@@ -1,11 +1,18 @@
 from __future__ import annotations
 
+import json
 import uuid
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
 
 from service.api import Scope, error_responses
+from service.config import Settings
+from service.errors import PayloadTooLarge, UnprocessableAnswer
 from service.submissions import service
 from service.submissions.schemas import (
     ManualGrade,
@@ -13,9 +20,86 @@ from service.submissions.schemas import (
     SubmissionCreate,
     SubmissionList,
     SubmissionView,
+    UploadedFile,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["submissions"])
+
+MAX_FILE_PARTS = 20
+
+
+@dataclass(frozen=True)
+class SubmissionRequest:
+    body: SubmissionCreate
+    files: list[UploadedFile]
+
+
+async def read_submission_request(request: Request) -> SubmissionRequest:
+    """The answers as JSON (`{"answers": ...}`), or as multipart/form-data: a field `answers` holding
+    the JSON answers object, plus one file field per notebook question, named by its question id."""
+    settings: Settings = request.app.state.settings
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+        try:
+            raw: Any = await request.json()
+        except (ValueError, RecursionError):  # a deeply nested body exhausts the decoder's stack
+            raise RequestValidationError(
+                [{"type": "json_invalid", "loc": ("body",), "msg": "JSON decode error"}]
+            ) from None
+        return SubmissionRequest(_validated_body(raw), [])
+    async with request.form(max_files=MAX_FILE_PARTS, max_fields=MAX_FILE_PARTS) as form:
+        answers_field = form.get("answers", "{}")
+        if not isinstance(answers_field, str):
+            raise UnprocessableAnswer("The field `answers` must be a JSON object, not a file.")
+        try:
+            answers = json.loads(answers_field)
+        except (ValueError, RecursionError):
+            raise UnprocessableAnswer("The field `answers` is not valid JSON.") from None
+        files = []
+        for key, value in form.multi_items():
+            if key == "answers":
+                continue
+            if not isinstance(value, UploadFile):
+                raise UnprocessableAnswer(
+                    f"Unexpected form field {key!r}: answers go in the `answers` field."
+                )
+            content = await value.read(settings.max_upload_bytes + 1)
+            if len(content) > settings.max_upload_bytes:
+                raise PayloadTooLarge(f"The file for {key} exceeds {settings.max_upload_bytes} bytes.")
+            files.append(UploadedFile(key, (value.filename or key)[:255], content))
+    return SubmissionRequest(_validated_body({"answers": answers}), files)
+
+
+def _validated_body(raw: Any) -> SubmissionCreate:
+    try:
+        return SubmissionCreate.model_validate(raw)
+    except ValidationError as error:
+        raise RequestValidationError(error.errors(include_url=False)) from None
+
+
+_SUBMISSION_REQUEST_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": SubmissionCreate.model_json_schema()},
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "answers": {
+                        "type": "string",
+                        "description": "The JSON answers object (may be {}), as in a JSON body's `answers`.",
+                    }
+                },
+                "additionalProperties": {
+                    "type": "string",
+                    "format": "binary",
+                    "description": "One file per notebook question, the field named by the question id "
+                    "(e.g. q4=@hw5.ipynb).",
+                },
+            }
+        },
+    },
+}
 
 
 @router.post(
@@ -23,20 +107,29 @@ router = APIRouter(prefix="/api/v1", tags=["submissions"])
     status_code=status.HTTP_202_ACCEPTED,
     response_model=SubmissionAccepted,
     responses=error_responses(400, 401, 404, 409, 413, 422, 429),
+    openapi_extra={"requestBody": _SUBMISSION_REQUEST_BODY},
 )
 async def create_submission(
     assignment: str,
-    body: SubmissionCreate,
+    submission_request: Annotated[SubmissionRequest, Depends(read_submission_request)],
     response: Response,
     scope: Scope,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> SubmissionAccepted:
     """Accept answers for grading. The submission is stored before the 202 is sent and graded
     off the request path; poll the URL in `Location`. A retried POST with the same
-    `Idempotency-Key` returns the first submission."""
+    `Idempotency-Key` returns the first submission. Notebooks are uploaded as
+    multipart/form-data: `-F answers='{...}' -F q4=@hw5.ipynb`."""
     accepted = await scope.run(
         lambda session, principal: service.accept_submission(
-            session, scope.settings, principal, assignment, body, idempotency_key, scope.executor.notify
+            session,
+            scope.settings,
+            principal,
+            assignment,
+            submission_request.body,
+            idempotency_key,
+            scope.executor.notify,
+            submission_request.files,
         )
     )
     response.headers["Location"] = accepted.url

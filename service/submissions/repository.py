@@ -14,6 +14,7 @@ from service.models import (
     JobStatus,
     QuestionResult,
     Submission,
+    SubmissionFile,
     User,
 )
 
@@ -42,6 +43,10 @@ def newest_submission_times(session: Session, user_id: int, count: int) -> list[
         .limit(count)
     )
     return list(session.scalars(statement).all())
+
+
+def add_files(session: Session, files: Sequence[SubmissionFile]) -> None:
+    session.add_all(files)
 
 
 def find_by_idempotency_key(session: Session, user_id: int, key: str) -> Submission | None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -28,8 +29,18 @@ class SubmissionCreate(BaseModel):
     )
 
     # Per question id, the answer in the shape its kind expects: {"choices": [...]} for choice,
-    # {"value": ...} for tensor, {"text": "..."} for manual.
+    # {"value": ...} for tensor, {"text": "..."} for manual. Notebooks are uploaded as files
+    # (multipart/form-data), never given here.
     answers: dict[str, dict[str, Any]] = Field(max_length=200)
+
+
+@dataclass(frozen=True, slots=True)
+class UploadedFile:
+    """A file part of a multipart submission: the question it answers, its name and its bytes."""
+
+    question_key: str
+    filename: str
+    content: bytes
 
 
 class SubmissionAccepted(BaseModel):

@@ -6,6 +6,7 @@ import math
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import timedelta
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
@@ -13,14 +14,14 @@ from sqlalchemy.orm import Session
 
 from graders import GradeResult
 from service.assignments.service import resolve_access
-from service.assignments.snapshots import get_snapshot
+from service.assignments.snapshots import VersionSnapshot, get_snapshot
 from service.auth.service import Principal
 from service.config import Settings
 from service.courses import repository as courses_repository
 from service.db import after_commit
 from service.errors import Conflict, Forbidden, NotFound, TooManyRequests, UnprocessableAnswer
 from service.grading import repository as grading_repository
-from service.models import GradingJob, JobStatus, Submission, utcnow
+from service.models import GradingJob, JobStatus, Submission, SubmissionFile, utcnow
 from service.submissions import repository
 from service.submissions.schemas import (
     ManualGrade,
@@ -31,9 +32,12 @@ from service.submissions.schemas import (
     SubmissionStatus,
     SubmissionSummary,
     SubmissionView,
+    UploadedFile,
 )
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 200
+# Grader kinds whose answers are uploaded files.
+FILE_KINDS = frozenset({"notebook"})
 
 _STATUS_OF_JOB: dict[JobStatus, SubmissionStatus] = {
     JobStatus.QUEUED: "queued",
@@ -62,10 +66,15 @@ def create_submission(
     body: SubmissionCreate,
     idempotency_key: str | None,
     notify: Callable[[Sequence[int]], None],
+    files: Sequence[UploadedFile] = (),
 ) -> tuple[Submission, GradingJob]:
-    """Store a submission and its grading job in the caller's transaction; notify after commit."""
+    """Store a submission, its uploaded files and its grading job in the caller's transaction;
+    notify after commit."""
     access = resolve_access(session, principal, slug)
     snapshot = access.snapshot
+    file_problems = _check_files(snapshot, body, files)
+    # The answers hold a reference to each file (name, SHA-256, size); its bytes get their own row.
+    body = SubmissionCreate(answers=body.answers | {f.question_key: _file_reference(f) for f in files})
     request_hash = _request_hash(slug, body)
     if idempotency_key is not None:
         if not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
@@ -77,13 +86,15 @@ def create_submission(
             return _replay(session, existing, request_hash)
 
     _enforce_rate_limit(session, settings, principal.user_id)
-    problems: dict[str, str] = {}
+    problems: dict[str, str] = dict(file_problems)
     if not body.answers:
         raise UnprocessableAnswer("The submission holds no answers.")
     for key, raw_answer in body.answers.items():
         question = snapshot.question(key)
         if question is None:
             problems[key] = f"no such question; questions are {', '.join(q.key for q in snapshot.questions)}"
+            continue
+        if key in problems:
             continue
         try:
             question.grader.parse_answer(raw_answer)
@@ -120,6 +131,23 @@ def create_submission(
         if existing is None:
             raise
         return _replay(session, existing, request_hash)
+    repository.add_files(
+        session,
+        [
+            SubmissionFile(
+                submission_id=submission.id,
+                question_key=upload.question_key,
+                filename=upload.filename,
+                sha256=hashlib.sha256(upload.content).hexdigest(),
+                size=len(upload.content),
+                content=upload.content,
+                created_at=now,
+            )
+            for upload in files
+        ],
+    )
+    if files:
+        session.flush()
     job_id = job.id
     after_commit(session, lambda: notify([job_id]))
     return submission, job
@@ -133,8 +161,11 @@ def accept_submission(
     body: SubmissionCreate,
     idempotency_key: str | None,
     notify: Callable[[Sequence[int]], None],
+    files: Sequence[UploadedFile] = (),
 ) -> SubmissionAccepted:
-    submission, job = create_submission(session, settings, principal, slug, body, idempotency_key, notify)
+    submission, job = create_submission(
+        session, settings, principal, slug, body, idempotency_key, notify, files
+    )
     return SubmissionAccepted(
         id=submission.id,
         assignment=slug,
@@ -162,6 +193,57 @@ def _enforce_rate_limit(session: Session, settings: Settings, user_id: int) -> N
             retry_after_seconds=retry_after,
             details={"limit": limit, "window_seconds": settings.rate_limit_window_seconds},
         )
+
+
+def _file_reference(upload: UploadedFile) -> dict[str, Any]:
+    return {
+        "name": upload.filename,
+        "sha256": hashlib.sha256(upload.content).hexdigest(),
+        "size": len(upload.content),
+    }
+
+
+def _check_files(
+    snapshot: VersionSnapshot, body: SubmissionCreate, files: Sequence[UploadedFile]
+) -> dict[str, str]:
+    """Problems with the uploaded files: each must answer a file question once, and be a notebook."""
+    problems: dict[str, str] = {}
+    for key in body.answers:
+        question = snapshot.question(key)
+        if question is not None and question.kind in FILE_KINDS:
+            problems[key] = (
+                f"upload the notebook as a file: multipart/form-data with a file field named {key}"
+            )
+    seen: set[str] = set()
+    for upload in files:
+        key = upload.question_key
+        question = snapshot.question(key)
+        if question is None:
+            problems[key] = f"no such question; questions are {', '.join(q.key for q in snapshot.questions)}"
+        elif question.kind not in FILE_KINDS:
+            problems[key] = f"this {question.kind} question takes its answer in `answers`, not as a file"
+        elif key in seen:
+            problems[key] = "more than one file for this question"
+        elif (problem := _not_a_notebook(upload.content)) is not None:
+            problems[key] = problem
+        seen.add(key)
+    return problems
+
+
+def _not_a_notebook(content: bytes) -> str | None:
+    """Why the bytes cannot be a Jupyter notebook at all (refused at upload), or None.
+
+    Only the cheap checks happen here; nbformat's schema validation happens when it is graded,
+    where a notebook that fails it gets an `invalid` verdict with nbformat's message."""
+    try:
+        document = json.loads(content.decode("utf-8"))
+    except UnicodeDecodeError:
+        return "not a Jupyter notebook: the file is not UTF-8 text"
+    except ValueError as error:
+        return f"not a Jupyter notebook: the file is not JSON ({error})"
+    if not isinstance(document, dict) or "cells" not in document or "nbformat" not in document:
+        return "not a Jupyter notebook: a JSON object with `cells` and `nbformat` was expected"
+    return None
 
 
 def _replay(session: Session, existing: Submission, request_hash: str) -> tuple[Submission, GradingJob]:

@@ -24,6 +24,7 @@ from sqlalchemy.exc import OperationalError
 from service.config import Settings
 from service.db import make_engine, make_session_factory
 from service.grading.runner import GradingRunner
+from service.grading.service import cuda_available
 from service.logs import configure_logging
 
 logger = logging.getLogger(__name__)
@@ -35,9 +36,18 @@ def worker_id(index: int) -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{index}"
 
 
+def claimable_queues(settings: Settings) -> tuple[str, ...]:
+    """A worker without CUDA leaves gpu jobs for a GPU worker when AUTOGRADE_GPU_FALLBACK=wait."""
+    if settings.gpu_fallback == "wait" and not cuda_available():
+        return ("cpu",)
+    return QUEUES
+
+
 def run_worker_loop(settings: Settings, index: int, wake: SemaphoreType, stop: threading.Event) -> None:
     engine = make_engine(settings)
-    runner = GradingRunner(make_session_factory(engine), settings, worker_id(index), QUEUES)
+    runner = GradingRunner(
+        make_session_factory(engine), settings, worker_id(index), claimable_queues(settings)
+    )
     logger.info("grading worker %s started", worker_id(index))
     try:
         while not stop.is_set():

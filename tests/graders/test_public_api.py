@@ -37,10 +37,10 @@ def test_public_api_is_pinned() -> None:
 
 
 def test_registry_is_closed() -> None:
-    assert {kind.value for kind in known_kinds()} == {"choice", "tensor", "manual", "expression"}
+    assert {kind.value for kind in known_kinds()} == {"choice", "tensor", "manual", "expression", "notebook"}
     assert get_grader("choice").kind is GraderKind.CHOICE
     for name in ("os.system", "graders.choice.ChoiceGrader", "builtins.eval", ""):
-        with pytest.raises(KeyError, match="known kinds: choice, expression, manual, tensor"):
+        with pytest.raises(KeyError, match="known kinds: choice, expression, manual, notebook, tensor"):
             get_grader(name)
 
 

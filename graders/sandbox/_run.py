@@ -1,0 +1,439 @@
+"""Start sandboxed runs, feed them files, collect their result streams, and leave nothing running.
+
+Warm start: a run is started before it is needed (bwrap, the interpreter and `import torch` take
+~1.5 s) and waits for its input; `SpareSandboxes` keeps one such spare per kind of run. A spare
+is used by exactly one run and then killed like any other, so no process, file or module state is
+ever shared between two submissions; only the waiting is taken off the critical path.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from graders.sandbox._cgroup import RunGroups, create_run_groups
+from graders.sandbox._limits import SandboxLimits, SandboxMode
+
+logger = logging.getLogger(__name__)
+
+ENTRY_SCRIPT = Path(__file__).with_name("_entry.py")
+# Inside the sandbox: where the interpreter, its packages and the run's files appear.
+SANDBOX_PYTHON_HOME = "/opt/python"
+SANDBOX_SITE_PACKAGES = "/opt/site-packages"
+SANDBOX_ENTRY = "/opt/autograde/entry.py"
+SANDBOX_SCRIPT = "/opt/autograde/script.py"
+SANDBOX_INPUT = "/input"
+SANDBOX_WORK = "/work"
+SANDBOX_TMP = "/tmp"  # noqa: S108  (the sandbox's own private tmpfs)
+# Non-root uids for runs: one drawn per run from a range no real account uses.
+RUN_UID_LOW, RUN_UID_HIGH = 200_000, 260_000
+RESULT_FD_ARGUMENT = "--result-fd"
+# The script reads one line from stdin before it looks at its input: the go signal.
+GO = b"go\n"
+MAX_SPARE_KINDS = 4
+
+
+class SandboxUnavailable(RuntimeError):
+    """bubblewrap is missing and unsafe-dev mode was not chosen."""
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxRun:
+    exit_code: int | None
+    # Which limit ended the run, if one did: "wall time", "memory", "processes", "cpu time",
+    # "file size", "result size".
+    limit: str | None
+    # The run's result stream (what the script wrote to its result fd), at most max_result_bytes.
+    result: bytes
+    # The last bytes of stdout and stderr together, and how many bytes were printed in all.
+    output_tail: str
+    output_bytes: int
+    # Seconds from the go signal to the end of the run.
+    seconds: float
+    # Whether the run was started ahead of time (warm) or for this call.
+    warm: bool = False
+
+
+def bwrap_path() -> str | None:
+    return shutil.which("bwrap")
+
+
+@dataclass
+class _Started:
+    """A sandbox started and (once its script is ready) waiting for the go signal."""
+
+    process: subprocess.Popen[bytes]
+    groups: RunGroups
+    scratch: tempfile.TemporaryDirectory[str]
+    input_dir: Path
+    output: _TailBuffer
+    result: _CappedBuffer
+    result_read: int
+    readers: list[threading.Thread] = field(default_factory=list)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def discard(self) -> None:
+        _kill_everything(self.process)
+        self._close()
+
+    def _close(self) -> None:
+        for reader in self.readers:
+            reader.join(timeout=5)
+        os.close(self.result_read)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        self.groups.kill_all_and_remove()
+        self.scratch.cleanup()
+
+
+_SpareKey = tuple[str, SandboxLimits, SandboxMode, tuple[str, ...]]
+
+
+class SpareSandboxes:
+    """At most one started, waiting sandbox per kind of run (script, limits, mode, arguments)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._spares: dict[_SpareKey, _Started] = {}
+        atexit.register(self.close)
+
+    def take(self, key: _SpareKey) -> _Started | None:
+        with self._lock:
+            spare = self._spares.pop(key, None)
+        if spare is not None and not spare.alive():
+            spare.discard()
+            return None
+        return spare
+
+    def holds(self, key: _SpareKey) -> bool:
+        with self._lock:
+            return key in self._spares
+
+    def put(self, key: _SpareKey, spare: _Started) -> None:
+        with self._lock:
+            old = self._spares.pop(key, None)
+            evicted = [old] if old else []
+            while len(self._spares) >= MAX_SPARE_KINDS:
+                evicted.append(self._spares.pop(next(iter(self._spares))))
+            self._spares[key] = spare
+        for started in evicted:
+            started.discard()
+
+    def close(self) -> None:
+        with self._lock:
+            spares, self._spares = list(self._spares.values()), {}
+        for spare in spares:
+            spare.discard()
+
+
+def run_sandboxed(
+    script: Path,
+    files: Mapping[str, bytes],
+    arguments: Sequence[str],
+    limits: SandboxLimits,
+    mode: SandboxMode = SandboxMode.BWRAP,
+    spares: SpareSandboxes | None = None,
+) -> SandboxRun:
+    """Run `script` (a standalone Python file) in a fresh sandbox.
+
+    `files` appear read-only in the directory named by `--input` (passed to the script, which must
+    read one line from stdin, the go signal, before it looks there); the script's working directory
+    is an empty private tmpfs; it writes its result to the file descriptor named by `--result-fd`.
+    With `spares`, a sandbox started earlier for the same kind of run is used, and the next one is
+    started before this returns. Raises SandboxUnavailable without bubblewrap in BWRAP mode.
+    """
+    if mode is SandboxMode.BWRAP and bwrap_path() is None:
+        raise SandboxUnavailable(
+            "bubblewrap (bwrap) is not installed, so untrusted code cannot be run safely; install the "
+            "Debian package `bubblewrap` (make system-deps), or set AUTOGRADE_SANDBOX=unsafe-dev on a "
+            "development machine"
+        )
+    if mode is SandboxMode.UNSAFE_DEV:
+        logger.warning("UNSAFE: running untrusted code WITHOUT a sandbox (AUTOGRADE_SANDBOX=unsafe-dev)")
+    for name in files:
+        if "/" in name or name.startswith(".") or name == "":
+            raise ValueError(f"input file names must be plain names, got {name!r}")
+    key: _SpareKey = (str(script), limits, mode, tuple(arguments))
+    started = spares.take(key) if spares is not None else None
+    warm = started is not None
+    if started is None:
+        started = _start(script, arguments, limits, mode)
+    try:
+        return _finish(started, files, limits, warm)
+    finally:
+        started._close()
+        if spares is not None and not spares.holds(key):
+            # The next run's sandbox starts now, after this one, so it does not take CPU from it.
+            spares.put(key, _start(script, arguments, limits, mode))
+
+
+def _start(script: Path, arguments: Sequence[str], limits: SandboxLimits, mode: SandboxMode) -> _Started:
+    scratch = tempfile.TemporaryDirectory(prefix="autograde-run-")
+    scratch_path = Path(scratch.name)
+    scratch_path.chmod(0o755)
+    input_dir = scratch_path / "input"
+    input_dir.mkdir()
+    input_dir.chmod(0o755)
+    result_read, result_write = os.pipe()
+    groups = RunGroups()
+    if mode is SandboxMode.BWRAP and os.geteuid() == 0:
+        groups = create_run_groups(limits.memory_bytes, limits.max_processes)
+    entry_limits: dict[str, object] = {
+        "cpu_seconds": limits.cpu_seconds,
+        "max_processes": limits.max_processes,
+        "file_size_bytes": limits.file_size_bytes,
+        "open_files": limits.open_files,
+        "core_bytes": 0,
+    }
+    if not groups.has_memory_limit:
+        # Without a memory cgroup the address space is the only memory limit (it breaks CUDA,
+        # so GPU workers need the cgroup). Leave room for the interpreter's and torch's mappings.
+        entry_limits["address_space_bytes"] = limits.memory_bytes + 2 * 1024**3
+    script_arguments = [
+        "--input",
+        SANDBOX_INPUT if mode is SandboxMode.BWRAP else str(input_dir),
+        RESULT_FD_ARGUMENT,
+        str(result_write),
+        *arguments,
+    ]
+    work_dir = scratch_path
+    if mode is SandboxMode.BWRAP:
+        entry_limits["uid"] = RUN_UID_LOW + secrets.randbelow(RUN_UID_HIGH - RUN_UID_LOW)
+        entry_limits["sys_path"] = [SANDBOX_SITE_PACKAGES]
+        entry = [SANDBOX_ENTRY, json.dumps(entry_limits), SANDBOX_SCRIPT, *script_arguments]
+        command = [*_bwrap_command(script, input_dir, limits), *entry]
+    else:
+        work_dir = scratch_path / "work"
+        work_dir.mkdir()
+        entry_limits["sys_path"] = [sysconfig.get_paths()["purelib"]]
+        command = [
+            sys.executable,
+            "-I",
+            "-S",
+            "-B",
+            str(ENTRY_SCRIPT),
+            json.dumps(entry_limits),
+            str(script),
+            *script_arguments,
+        ]
+    if groups.directories:
+        # The first process joins the run's groups before it becomes bwrap, so every process of
+        # the run is in them from the start.
+        joins = " ".join(f"echo $$ > '{path}' &&" for path in groups.procs_files)
+        command = ["/bin/sh", "-c", f'{joins} exec "$@"', "sandbox", *command]
+    try:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            pass_fds=(result_write,),
+            env=_outer_environment(),
+            cwd=work_dir,
+            start_new_session=True,
+        )
+    finally:
+        os.close(result_write)
+    assert process.stdout is not None
+    output = _TailBuffer(limits.output_tail_bytes)
+    result = _CappedBuffer(limits.max_result_bytes)
+    started = _Started(process, groups, scratch, input_dir, output, result, result_read)
+    started.readers = [
+        threading.Thread(target=output.drain, args=(process.stdout,), daemon=True),
+        threading.Thread(target=result.drain_fd, args=(result_read,), daemon=True),
+    ]
+    for reader in started.readers:
+        reader.start()
+    return started
+
+
+def _finish(started: _Started, files: Mapping[str, bytes], limits: SandboxLimits, warm: bool) -> SandboxRun:
+    for name, content in files.items():
+        path = started.input_dir / name
+        path.write_bytes(content)
+        path.chmod(0o644)
+    process = started.process
+    began = time.monotonic()
+    assert process.stdin is not None
+    try:
+        process.stdin.write(GO)
+        process.stdin.close()
+    except OSError:
+        pass  # it died already; the exit code says how
+    limit: str | None = None
+    deadline = began + limits.wall_seconds
+    while True:
+        try:
+            process.wait(timeout=0.02)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        if started.result.overflowed:
+            limit = "result size"
+            break
+        if time.monotonic() >= deadline:
+            limit = "wall time"
+            break
+    seconds = time.monotonic() - began
+    _kill_everything(process)
+    for reader in started.readers:
+        reader.join(timeout=5)
+    exit_code = process.returncode
+    if limit is None:
+        limit = started.groups.limit_hit() or _limit_of_signal(exit_code)
+    if started.result.overflowed:
+        limit = "result size"
+    return SandboxRun(
+        exit_code=exit_code,
+        limit=limit,
+        result=started.result.data(),
+        output_tail=started.output.text(),
+        output_bytes=started.output.total,
+        seconds=seconds,
+        warm=warm,
+    )
+
+
+def _bwrap_command(script: Path, input_dir: Path, limits: SandboxLimits) -> list[str]:
+    python_home = Path(sys.base_prefix)
+    python = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    command = [
+        "bwrap",
+        # Every namespace but the user one: bwrap runs as root, and the run gets a real non-root
+        # uid (set by the entry script), so RLIMIT_NPROC applies and no uid maps to root.
+        "--unshare-ipc",
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-uts",
+        "--unshare-cgroup",
+        "--die-with-parent",
+        "--new-session",
+        "--clearenv",
+        "--setenv", "PATH", "/usr/bin:/bin",
+        "--setenv", "HOME", SANDBOX_WORK,
+        "--setenv", "LANG", "C.UTF-8",
+        "--setenv", "OMP_NUM_THREADS", "1",
+        "--setenv", "MKL_NUM_THREADS", "1",
+        "--setenv", "PYTHONHASHSEED", "0",
+        "--setenv", "MPLCONFIGDIR", SANDBOX_TMP,
+        "--ro-bind", "/usr", "/usr",
+    ]  # fmt: skip
+    for top in ("/bin", "/sbin", "/lib", "/lib64", "/lib32"):
+        path = Path(top)
+        if path.is_symlink():
+            command += ["--symlink", os.readlink(path), top]
+        elif path.is_dir():
+            command += ["--ro-bind", top, top]
+    command += [
+        "--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache",
+        "--ro-bind-try", "/etc/localtime", "/etc/localtime",
+        "--perms", "0755", "--dir", "/opt",
+        "--perms", "0755", "--dir", "/opt/autograde",
+        "--ro-bind", str(python_home), SANDBOX_PYTHON_HOME,
+        "--ro-bind", sysconfig.get_paths()["purelib"], SANDBOX_SITE_PACKAGES,
+        "--ro-bind", str(ENTRY_SCRIPT), SANDBOX_ENTRY,
+        "--ro-bind", str(script), SANDBOX_SCRIPT,
+        "--ro-bind", str(input_dir), SANDBOX_INPUT,
+        "--proc", "/proc",
+        "--dev", "/dev",
+        *_gpu_devices(limits),
+        "--perms", "0777", "--size", str(limits.work_dir_bytes), "--tmpfs", SANDBOX_WORK,
+        "--perms", "1777", "--size", str(limits.work_dir_bytes), "--tmpfs", SANDBOX_TMP,
+        "--chdir", SANDBOX_WORK,
+        "--cap-add", "CAP_SETUID",
+        "--cap-add", "CAP_SETGID",
+        f"{SANDBOX_PYTHON_HOME}/bin/{python}", "-I", "-S", "-B",
+    ]  # fmt: skip
+    return command
+
+
+def _gpu_devices(limits: SandboxLimits) -> list[str]:
+    """The NVIDIA device nodes, bound for GPU runs only (a minimal /dev holds none)."""
+    if not limits.gpu:
+        return []
+    binds = []
+    for node in sorted(Path("/dev").glob("nvidia*")):
+        if node.is_char_device():
+            binds += ["--dev-bind", str(node), str(node)]
+    return binds
+
+
+def _outer_environment() -> dict[str, str]:
+    """bwrap itself sees no secret either (it clears the sandbox's environment anyway)."""
+    return {"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "LANG": "C.UTF-8"}
+
+
+def _kill_everything(process: subprocess.Popen[bytes]) -> None:
+    """Kill bwrap (its init then takes the run's pid namespace down) and the wrapper's group."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.kill()
+    process.wait()
+
+
+def _limit_of_signal(exit_code: int | None) -> str | None:
+    if exit_code is None:
+        return None
+    signals = {
+        -signal.SIGXCPU: "cpu time",
+        -signal.SIGXFSZ: "file size",
+        128 + signal.SIGXCPU: "cpu time",
+        128 + signal.SIGXFSZ: "file size",
+    }
+    return signals.get(exit_code)
+
+
+class _TailBuffer:
+    def __init__(self, keep: int) -> None:
+        self._keep = keep
+        self._data = bytearray()
+        self.total = 0
+
+    def drain(self, stream: IO[bytes]) -> None:
+        while chunk := stream.read1(65536):  # type: ignore[attr-defined]
+            self.total += len(chunk)
+            self._data += chunk
+            if len(self._data) > 2 * self._keep:
+                del self._data[: len(self._data) - self._keep]
+
+    def text(self) -> str:
+        return bytes(self._data[-self._keep :]).decode("utf-8", errors="replace")
+
+
+class _CappedBuffer:
+    def __init__(self, cap: int) -> None:
+        self._cap = cap
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self.overflowed = False
+
+    def drain_fd(self, fd: int) -> None:
+        while chunk := os.read(fd, 1 << 20):
+            if self._size + len(chunk) > self._cap:
+                self.overflowed = True
+                continue  # keep draining so the writer is not blocked; drop the excess
+            self._chunks.append(chunk)
+            self._size += len(chunk)
+
+    def data(self) -> bytes:
+        return b"".join(self._chunks)
