@@ -12,7 +12,18 @@ from graders.expression.errors import ExpressionError, LimitExceeded
 from graders.expression.evaluate import Evaluation, PointBatch, evaluate
 from graders.expression.functions import Array, value_shape
 from graders.expression.limits import Limits, StepBudget
-from graders.expression.syntax import Binary, Call, Expr, Indexed, Name, Negate, Number, Reduce, to_text
+from graders.expression.syntax import (
+    Binary,
+    Call,
+    Expr,
+    Indexed,
+    Name,
+    Negate,
+    Number,
+    Reduce,
+    children,
+    to_text,
+)
 
 
 @dataclass(frozen=True)
@@ -107,22 +118,8 @@ def _index_sites(expr: Expr, path: tuple[int, ...] = ()) -> Iterator[tuple[tuple
     if isinstance(expr, Indexed):
         for position, index in enumerate(expr.indices):
             yield (*path, position), index, expr.name
-    for position, child in enumerate(_children(expr)):
+    for position, child in enumerate(children(expr)):
         yield from _index_sites(child, (*path, position))
-
-
-def _children(expr: Expr) -> tuple[Expr, ...]:
-    if isinstance(expr, Indexed):
-        return expr.indices
-    if isinstance(expr, Call):
-        return expr.args
-    if isinstance(expr, Binary):
-        return (expr.left, expr.right)
-    if isinstance(expr, Negate):
-        return (expr.operand,)
-    if isinstance(expr, Reduce):
-        return (expr.start, expr.stop, expr.body)
-    return ()
 
 
 def _replace_at(expr: Expr, path: tuple[int, ...], new: Expr) -> Expr:
@@ -182,7 +179,7 @@ def _index_candidates(index: Expr, names: list[str]) -> Iterator[Expr]:
 def _names_in(expr: Expr) -> list[Name]:
     if isinstance(expr, Name):
         return [expr]
-    return [name for child in _children(expr) for name in _names_in(child)]
+    return [name for child in children(expr) for name in _names_in(child)]
 
 
 MAX_INDEX_TRIALS = 40

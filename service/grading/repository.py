@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, insert, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, Select, and_, func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from service.models import GradingJob, JobStatus, QuestionResult, Submission, SubmissionFile
@@ -79,30 +79,13 @@ def claim_jobs(
     The inner SELECT skips rows other workers hold (Postgres FOR UPDATE SKIP LOCKED); the outer
     WHERE re-checks claimability, so even without row locks (SQLite) a job goes to one claimer.
     """
-    claimable = _claimable(now)
     candidates = (
         select(GradingJob.id)
-        .where(GradingJob.queue.in_(list(queues)), claimable)
+        .where(GradingJob.queue.in_(list(queues)), _claimable(now))
         .order_by(GradingJob.id)
         .limit(limit)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
     )
-    statement = (
-        update(GradingJob)
-        .where(GradingJob.id.in_(candidates), claimable)
-        .values(
-            status=JobStatus.RUNNING,
-            attempt=GradingJob.attempt + 1,
-            lease_owner=worker_id,
-            lease_expires_at=now + lease,
-            started_at=now,
-        )
-        .returning(GradingJob.id, GradingJob.submission_id, GradingJob.attempt)
-        .execution_options(synchronize_session=False)
-    )
-    rows = session.execute(statement).all()
-    return sorted((ClaimedJob(row[0], row[1], row[2]) for row in rows), key=lambda job: job.job_id)
+    return sorted(_claim(session, candidates, worker_id, now, lease), key=lambda job: job.job_id)
 
 
 def claim_job(
@@ -113,15 +96,19 @@ def claim_job(
     The same claim as claim_jobs, for one id: a second delivery of the message finds the job held
     (or done) and claims nothing.
     """
-    candidate = (
-        select(GradingJob.id)
-        .where(GradingJob.id == job_id, _claimable(now))
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
+    candidates = select(GradingJob.id).where(GradingJob.id == job_id, _claimable(now))
+    claimed = _claim(session, candidates, worker_id, now, lease)
+    return claimed[0] if claimed else None
+
+
+def _claim(
+    session: Session, candidates: Select[int], worker_id: str, now: datetime, lease: timedelta
+) -> list[ClaimedJob]:
+    """Lease the candidate jobs to this worker as their next attempt."""
+    locked = candidates.with_for_update(skip_locked=True).scalar_subquery()
     statement = (
         update(GradingJob)
-        .where(GradingJob.id.in_(candidate), _claimable(now))
+        .where(GradingJob.id.in_(locked), _claimable(now))
         .values(
             status=JobStatus.RUNNING,
             attempt=GradingJob.attempt + 1,
@@ -132,8 +119,7 @@ def claim_job(
         .returning(GradingJob.id, GradingJob.submission_id, GradingJob.attempt)
         .execution_options(synchronize_session=False)
     )
-    row = session.execute(statement).one_or_none()
-    return None if row is None else ClaimedJob(row[0], row[1], row[2])
+    return [ClaimedJob(row[0], row[1], row[2]) for row in session.execute(statement)]
 
 
 def requeue_expired(session: Session, now: datetime) -> int:
