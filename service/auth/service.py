@@ -33,7 +33,7 @@ def authenticate(session: Session, token: str | None) -> Principal:
     user = repository.find_user_by_token_hash(session, hash_token(token))
     if user is None:
         raise Unauthenticated("A valid bearer token is required.")
-    return Principal(user_id=user.id, username=user.username)
+    return Principal(user_id=user[0], username=user[1])
 
 
 def issue_token(session: Session, user_id: int, label: str, token: str | None = None) -> str:
