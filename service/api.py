@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service.auth.service import Principal, authenticate
 from service.config import Settings
-from service.db import commit_and_run_callbacks
+from service.db import transaction
 from service.schemas import ErrorResponse
 from service.worker.executor import Executor
 
@@ -48,16 +48,8 @@ class RequestScope:
         return await run_in_threadpool(self._in_transaction, work)
 
     def _in_transaction(self, work: Callable[[Session], Result]) -> Result:
-        session = self._session_factory()
-        try:
-            result = work(session)
-            commit_and_run_callbacks(session)
-            return result
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
+        with transaction(self._session_factory) as session:
+            return work(session)
 
 
 async def request_scope(

@@ -102,10 +102,6 @@ class Settings(BaseSettings):
             raise ValueError("AUTOGRADE_VISIBILITY_TIMEOUT_SECONDS must exceed AUTOGRADE_LEASE_SECONDS")
         return self
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

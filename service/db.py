@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,7 @@ def commit_and_run_callbacks(session: Session) -> None:
         callback()
 
 
+@contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session whose work commits at the end, or rolls back on any error."""
     session = factory()

@@ -31,7 +31,6 @@ from typing import Any
 RESULT_FD = -1
 # The runner's own pid: a process that student code forked and that returns into runner code
 # (a fork inside a cell or a check) must end there, not run the rest of the runner.
-RUNNER_PID = os.getpid()
 
 
 def emit(header: dict[str, Any], payload: bytes = b"") -> None:
@@ -49,11 +48,6 @@ def short_error(error: BaseException) -> str:
     frames = [frame for frame in traceback.extract_tb(error.__traceback__) if frame.filename.startswith("<")]
     where = f" (in {frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
     return f"{type(error).__name__}: {str(error)[:500]}{where}"
-
-
-def leave_if_forked(expected: int | None = None) -> None:
-    if os.getpid() != (expected or RUNNER_PID):
-        os._exit(0)
 
 
 def cell_source(raw: object) -> str:
@@ -251,8 +245,7 @@ def run_check_in_process(
 
 
 def main() -> None:
-    global RESULT_FD, RUNNER_PID
-    RUNNER_PID = os.getpid()
+    global RESULT_FD
     parser = argparse.ArgumentParser()
     parser.add_argument("--input", type=Path, required=True)
     parser.add_argument("--result-fd", type=int, required=True)

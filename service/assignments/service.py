@@ -9,7 +9,7 @@ from graders import JSONValue, SupportsPreview, SupportsVariants, derive_variant
 from service.assignments import repository
 from service.assignments.material import LoadedMaterial
 from service.assignments.schemas import AssignmentView, PreviewView, QuestionView, VariantView
-from service.assignments.snapshots import VersionSnapshot, get_snapshot
+from service.assignments.snapshots import QuestionSnapshot, VersionSnapshot, get_snapshot
 from service.auth.service import Principal
 from service.config import Settings
 from service.courses.service import ensure_course
@@ -83,12 +83,17 @@ def variant_seed(settings: Settings, slug: str, question_key: str, user_id: int)
     return derive_variant_seed(settings.secret_key, slug, question_key, str(user_id))
 
 
-def variant_inputs(
-    settings: Settings, access: AssignmentAccess, principal: Principal, question_key: str
-) -> dict[str, JSONValue]:
+def _question(access: AssignmentAccess, question_key: str) -> QuestionSnapshot:
     question = access.snapshot.question(question_key)
     if question is None:
         raise NotFound(f"No question {question_key!r} in {access.snapshot.assignment_slug!r}.")
+    return question
+
+
+def variant_inputs(
+    settings: Settings, access: AssignmentAccess, principal: Principal, question_key: str
+) -> dict[str, JSONValue]:
+    question = _question(access, question_key)
     grader = question.grader
     if not isinstance(grader, SupportsVariants):
         raise UnprocessableAnswer(f"Question {question_key!r} has no inputs to fetch.")
@@ -98,9 +103,7 @@ def variant_inputs(
 
 def preview_answer(access: AssignmentAccess, question_key: str, raw_answer: object) -> dict[str, JSONValue]:
     """How an answer would be read; grades nothing and costs no attempt."""
-    question = access.snapshot.question(question_key)
-    if question is None:
-        raise NotFound(f"No question {question_key!r} in {access.snapshot.assignment_slug!r}.")
+    question = _question(access, question_key)
     grader = question.grader
     if not isinstance(grader, SupportsPreview):
         raise UnprocessableAnswer(f"Question {question_key!r} has nothing to preview.")
