@@ -61,6 +61,8 @@ class ExpressionConfig(GraderConfig):
     atol: float = Field(default=1e-9, ge=0)
     partial_credit: dict[Diagnosis, float] = Field(default_factory=dict)
     max_length: int = Field(default=2_000, ge=1, le=2_000)
+    # Feedback on a mismatch names the student's value at a point; the value due there only if True.
+    show_expected: bool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> ExpressionConfig:

@@ -87,9 +87,11 @@ def compare(expr: Expr, batch: PointBatch, config: ExpressionConfig, limits: Lim
     point = int(np.argmin(close))
     at = ", ".join(f"{name} = {int(values[point])}" for name, values in batch.indices.items())
     given = _show(value[..., point])
-    due = _show(expected[..., point])
     where = f"At {at} (with the other values drawn at random)" if at else "At a random point"
-    return Verdict(False, None, f"{where} the answer is {given}, but {due} is due.")
+    if not config.show_expected:
+        # The value due at a point is the answer key there: shown only where the author chose to.
+        return Verdict(False, None, f"{where} the answer is {given}, which is not the value due.")
+    return Verdict(False, None, f"{where} the answer is {given}, but {_show(expected[..., point])} is due.")
 
 
 def _show(value: Array) -> str:
