@@ -17,17 +17,25 @@ AFTER_COMMIT_KEY = "autograde_after_commit"
 
 
 def make_engine(settings: Settings) -> Engine:
+    # A failed statement's error (and so every log line and traceback that quotes it) leaves its
+    # parameters out: they are students' answers, feedback and tokens' hashes.
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
         database = url.database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(
+            url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin_immediate)
         return engine
     return create_engine(
-        url, pool_size=settings.db_pool_size, max_overflow=settings.db_pool_size, pool_pre_ping=True
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_size,
+        pool_pre_ping=True,
+        hide_parameters=True,
     )
 
 

@@ -1,4 +1,4 @@
-"""Operations: rate limits on submissions, Prometheus metrics, JSON logs."""
+"""Operations: rate limits on submissions, Prometheus metrics, JSON logs, what failed SQL reveals."""
 
 from __future__ import annotations
 
@@ -6,12 +6,17 @@ import json
 import logging
 import re
 import time
+import traceback
+import uuid
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from service.config import LogFormat, Settings
 from service.logs import JsonFormatter
+from service.models import QuestionResult, Submission
 from tests.conftest import Api
 
 ANSWERS = {"q1_2": {"choices": [3]}}
@@ -121,3 +126,49 @@ def test_a_database_outage_is_a_503_to_retry_not_a_500() -> None:
         ready = client.get("/readyz")
         assert ready.status_code == 503
         assert ready.json()["error"]["details"] == ["the database does not answer"]
+
+
+SECRET = "sk_live_student-answer-7f3a9c"
+NOWHERE = 2_000_000_000  # no such row: the insert fails on its foreign key
+
+
+def _rows_quoting_the_secret() -> dict[str, Submission | QuestionResult]:
+    return {
+        "answers": Submission(
+            assignment_version_id=NOWHERE,
+            user_id=NOWHERE,
+            answers={"q2_1": {"expression": SECRET}},
+            request_hash="0" * 64,
+            max_score=1.0,
+        ),
+        "result": QuestionResult(
+            submission_id=uuid.uuid4(),
+            question_id=NOWHERE,
+            question_key="q2_1",
+            verdict="incorrect",
+            score=0.0,
+            max_score=1.0,
+            feedback=f"the answer is {SECRET}",
+            details={"read_as": SECRET},
+            grader_kind="expression",
+            grader_version="1",
+            reference_version="x",
+            job_attempt=1,
+        ),
+    }
+
+
+@pytest.mark.parametrize("row", ["answers", "result"])
+def test_a_failed_statement_does_not_quote_students_answers_or_results(
+    session: Session, row: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    session.add(_rows_quoting_the_secret()[row])
+    with pytest.raises(IntegrityError) as raised:
+        session.flush()
+    session.rollback()
+    # What the API's and the workers' error logs print: the message and the whole chained traceback.
+    logging.getLogger("service.main").error("unhandled error", exc_info=raised.value)
+    printed = "".join(traceback.format_exception(raised.value)) + caplog.text
+    assert "foreign key" in printed.lower()
+    assert SECRET not in printed
+    assert "SQL parameters hidden" in str(raised.value)
