@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     rate_limit_submissions: int = Field(default=0, ge=0)
     rate_limit_window_seconds: float = Field(default=60.0, gt=0)
 
+    # The bearer token Prometheus sends to GET /metrics. Unset: /metrics is open in development and
+    # answers 404 in production (the figures describe the course's activity).
+    metrics_token: str | None = Field(default=None, min_length=16, max_length=256)
+
     # `json`: one JSON object per log line (with submission and job ids), for log collectors.
     log_format: LogFormat = LogFormat.TEXT
 

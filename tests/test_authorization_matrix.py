@@ -14,6 +14,7 @@ from typing import Any
 import httpx2
 import pytest
 
+from service.config import Settings
 from tests.conftest import Api
 
 CALLERS = ("student", "student2", "other_ta", "ta", "instructor", "no_token", "bad_token")
@@ -76,7 +77,8 @@ def _endpoints(submission: str) -> dict[str, Cell]:
         ),
         "healthz": Cell("GET", "/healthz", None, PUBLIC),
         "readyz": Cell("GET", "/readyz", None, PUBLIC),
-        "metrics": Cell("GET", "/metrics", None, PUBLIC),
+        # The matrix runs with AUTOGRADE_METRICS_TOKEN set: no user's API token opens /metrics.
+        "metrics": Cell("GET", "/metrics", None, dict.fromkeys(CALLERS, 401)),
     }
 
 
@@ -102,6 +104,10 @@ def test_the_matrix_names_every_route(api: Api) -> None:
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
 def test_authorization_matrix(api: Api, endpoint: str) -> None:
+    settings: Settings = api.client.app.state.settings  # type: ignore[attr-defined]
+    api.client.app.state.settings = settings.model_copy(  # type: ignore[attr-defined]
+        update={"metrics_token": "the-prometheus-scrape-token"}
+    )
     created = api.submit("student", ANSWERS)
     assert created.status_code == 202
     submission = created.json()["id"]

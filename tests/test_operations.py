@@ -8,13 +8,14 @@ import re
 import time
 import traceback
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+import httpx2
 import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service.config import LogFormat, Settings
+from service.config import Environment, LogFormat, Settings
 from service.logs import JsonFormatter
 from service.models import QuestionResult, Submission
 from tests.conftest import Api
@@ -94,6 +95,61 @@ def test_metrics_count_queues_attempts_and_latency_per_grader_kind(api: Api) -> 
     assert after['autograde_job_latency_seconds_count{kind="choice"}'] == 2
     assert after['autograde_job_latency_seconds_count{kind="tensor"}'] == 1
     assert after['autograde_job_latency_seconds_bucket{kind="tensor",le="+Inf"}'] == 1
+
+
+METRICS_TOKEN = "prometheus-scrape-token-0123456789"
+
+
+@pytest.fixture
+def settings_of(api: Api) -> Iterator[Callable[..., None]]:
+    """Change the running app's settings for one test."""
+    original: Settings = api.client.app.state.settings  # type: ignore[attr-defined]
+
+    def change(**update: object) -> None:
+        api.client.app.state.settings = original.model_copy(update=update)  # type: ignore[attr-defined]
+
+    yield change
+    api.client.app.state.settings = original  # type: ignore[attr-defined]
+
+
+def _error(response: httpx2.Response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    assert set(response.json()["error"]) == {"code", "message", "details"}
+    assert response.json()["error"]["code"] == code
+
+
+def test_with_a_metrics_token_only_its_bearer_reads_metrics(
+    api: Api, settings_of: Callable[..., None]
+) -> None:
+    settings_of(metrics_token=METRICS_TOKEN)
+    for headers in (
+        {},
+        {"Authorization": "Bearer wrong-token"},
+        {"Authorization": f"Bearer {METRICS_TOKEN}x"},
+        {"Authorization": f"Bearer {METRICS_TOKEN[:-1]}"},
+        api.accounts.header("instructor"),  # a user's API token is not the metrics token
+    ):
+        refused = api.client.get("/metrics", headers=headers)
+        _error(refused, 401, "unauthenticated")
+        assert refused.headers["www-authenticate"] == "Bearer"
+    scraped = api.client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert scraped.status_code == 200
+    assert "autograde_queue_depth" in scraped.text
+
+
+def test_production_serves_metrics_only_with_a_token(api: Api, settings_of: Callable[..., None]) -> None:
+    settings_of(env=Environment.PRODUCTION, metrics_token=None)
+    _error(api.client.get("/metrics"), 404, "not_found")
+    _error(api.client.get("/metrics", headers=api.accounts.header("instructor")), 404, "not_found")
+    settings_of(env=Environment.PRODUCTION, metrics_token=METRICS_TOKEN)
+    _error(api.client.get("/metrics"), 401, "unauthenticated")
+    headers = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+    assert api.client.get("/metrics", headers=headers).status_code == 200
+
+
+def test_a_short_metrics_token_is_refused() -> None:
+    with pytest.raises(ValueError, match="metrics_token"):
+        Settings(metrics_token="short")
 
 
 def test_json_logs_carry_the_submission_and_job_ids() -> None:

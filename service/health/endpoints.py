@@ -1,11 +1,14 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from service.api import Scope, error_responses
+from service.api import Scope, bearer_scheme, error_responses
 from service.errors import ServiceUnavailable
 from service.health import service
 
@@ -40,9 +43,16 @@ async def readyz(scope: Scope) -> HealthStatus:
 @router.get(
     "/metrics",
     response_class=PlainTextResponse,
-    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+        **error_responses(401, 404),
+    },
 )
-async def metrics(scope: Scope) -> PlainTextResponse:
-    """Prometheus metrics: queue depth, jobs per status, attempts, failures, latency per grader kind."""
+async def metrics(
+    scope: Scope, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+) -> PlainTextResponse:
+    """Prometheus metrics: queue depth, jobs per status, attempts, failures, latency per grader kind.
+    With AUTOGRADE_METRICS_TOKEN set, send it as the bearer token; unset, production answers 404."""
+    service.check_metrics_access(scope.settings, credentials.credentials.strip() if credentials else None)
     text = await scope.run_anonymous(service.prometheus_text)
     return PlainTextResponse(text, media_type=PROMETHEUS_CONTENT_TYPE)

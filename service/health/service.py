@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
 from collections import defaultdict
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from service.config import ExecutorKind, Settings
+from service.config import Environment, ExecutorKind, Settings
+from service.errors import NotFound, Unauthenticated
 from service.health import repository
 from service.models import JobStatus
 
@@ -27,6 +29,19 @@ def readiness_problems(session: Session, settings: Settings) -> list[str]:
         if not broker_reachable(settings):
             problems.append("the broker does not answer")
     return problems
+
+
+def check_metrics_access(settings: Settings, token: str | None) -> None:
+    """With AUTOGRADE_METRICS_TOKEN set, only its bearer may read /metrics; without it, only a
+    development server serves them (a production one has no /metrics to find)."""
+    expected = settings.metrics_token
+    if expected is None:
+        if settings.env is Environment.PRODUCTION:
+            raise NotFound("Metrics are not served: AUTOGRADE_METRICS_TOKEN is not set.")
+        return
+    # Constant time: how long a wrong guess takes tells nothing about the right token.
+    if token is None or not hmac.compare_digest(token.encode(), expected.encode()):
+        raise Unauthenticated("The metrics token is required (Authorization: Bearer <token>).")
 
 
 def _labels(**labels: str) -> str:
