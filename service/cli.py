@@ -26,10 +26,12 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 assignments_app = typer.Typer(help="Assignment material.", no_args_is_help=True)
 grades_app = typer.Typer(help="Grade books.", no_args_is_help=True)
 users_app = typer.Typer(help="Users, enrollments and tokens.", no_args_is_help=True)
+tokens_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(assignments_app, name="assignments")
 app.add_typer(grades_app, name="grades")
 app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
 console = Console()
 
 
@@ -130,6 +132,23 @@ def users_add(
         token = issue_token(session, user.id, "cli")
     engine.dispose()
     typer.echo(token)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(username: str) -> None:
+    """Revoke every live API token of a user (they are refused from the next request on)."""
+    from service.auth.service import revoke_tokens
+
+    engine = make_engine(_settings())
+    try:
+        with make_session_factory(engine)() as session, session.begin():
+            revoked = revoke_tokens(session, username)
+    except AppError as error:
+        console.print(f"[red]{error.message}[/red]")
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    typer.echo(f"{username}: {revoked} token(s) revoked")
 
 
 @app.command()

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.assignments.endpoints import router as assignments_router
+from service.auth.endpoints import router as auth_router
 from service.config import ExecutorKind, Settings, get_settings
 from service.db import make_engine, make_session_factory
 from service.errors import AppError, PayloadTooLarge, TooManyRequests
@@ -127,6 +128,7 @@ def create_app(settings: Settings | None = None, executor: Executor | None = Non
     app.include_router(health_router)
     app.include_router(assignments_router)
     app.include_router(submissions_router)
+    app.include_router(auth_router)
     _install_error_handlers(app)
     app.add_middleware(
         BodySizeLimit,

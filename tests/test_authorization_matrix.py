@@ -7,6 +7,7 @@ student's submission is forbidden (403); staff-only actions are forbidden to stu
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -75,6 +76,29 @@ def _endpoints(submission: str) -> dict[str, Cell]:
             {"student": 403, "student2": 403, "other_ta": 404, "ta": 200, "instructor": 200}
             | UNAUTHENTICATED,
         ),
+        # Each caller in turn, in the order of CALLERS: the owner revoking their own first still
+        # leaves the later callers' answers meaningful (they revoke what is left: nothing).
+        "revoke_student": Cell(
+            "DELETE",
+            "/api/v1/users/student2/tokens",
+            None,
+            {"student": 403, "student2": 200, "other_ta": 404, "ta": 200, "instructor": 200}
+            | UNAUTHENTICATED,
+        ),
+        "revoke_ta": Cell(
+            "DELETE",
+            "/api/v1/users/ta/tokens",
+            None,
+            {"student": 403, "student2": 403, "other_ta": 404, "ta": 200, "instructor": 200}
+            | UNAUTHENTICATED,
+        ),
+        "revoke_instructor": Cell(
+            "DELETE",
+            "/api/v1/users/instructor/tokens",
+            None,
+            {"student": 403, "student2": 403, "other_ta": 404, "ta": 403, "instructor": 200}
+            | UNAUTHENTICATED,
+        ),
         "healthz": Cell("GET", "/healthz", None, PUBLIC),
         "readyz": Cell("GET", "/readyz", None, PUBLIC),
         # The matrix runs with AUTOGRADE_METRICS_TOKEN set: no user's API token opens /metrics.
@@ -89,7 +113,9 @@ def test_the_matrix_names_every_route(api: Api) -> None:
     """A new route must get its row here: the matrix lists every path of the OpenAPI document."""
     paths = set(api.client.get("/openapi.json").json()["paths"])
     covered = {
-        cell.path.replace("x", "{submission_id}", 1) if "/submissions/x" in cell.path else cell.path
+        re.sub(r"^/api/v1/users/[^/]+/", "/api/v1/users/{username}/", cell.path).replace(
+            "/submissions/x", "/submissions/{submission_id}", 1
+        )
         for cell in _endpoints("x").values()
     }
     normalised = {

@@ -1,1 +1,1 @@
-"""Bearer tokens: issued to users, stored hashed, resolved to a principal per request."""
+"""Bearer tokens: issued to users, stored hashed, resolved to a principal per request, revoked."""

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from datetime import datetime
 
-from service.models import ApiToken, User
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, aliased
+
+from service.models import ApiToken, Enrollment, Role, User
 
 
 def find_user_by_token_hash(session: Session, token_hash: str) -> tuple[int, str] | None:
@@ -26,3 +28,29 @@ def add_token(session: Session, user_id: int, token_hash: str, label: str) -> Ap
     session.add(token)
     session.flush()
     return token
+
+
+def find_user_id(session: Session, username: str) -> int | None:
+    return session.scalar(select(User.id).where(User.username == username))
+
+
+def shared_course_roles(session: Session, user_id: int, other_user_id: int) -> list[tuple[Role, Role]]:
+    """(user's role, other user's role) in every course both are enrolled in."""
+    mine, theirs = aliased(Enrollment), aliased(Enrollment)
+    rows = session.execute(
+        select(mine.role, theirs.role)
+        .join(theirs, theirs.course_id == mine.course_id)
+        .where(mine.user_id == user_id, theirs.user_id == other_user_id)
+    ).all()
+    return [(Role(role), Role(other_role)) for role, other_role in rows]
+
+
+def revoke_live_tokens(session: Session, user_id: int, at: datetime) -> int:
+    """Mark every live token of the user revoked; returns how many were live."""
+    result = session.execute(
+        update(ApiToken)
+        .where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=at)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

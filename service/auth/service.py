@@ -7,10 +7,17 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from service.auth import repository
-from service.errors import Unauthenticated
+from service.errors import Forbidden, NotFound, Unauthenticated
+from service.models import Role, utcnow
 
 TOKEN_PREFIX = "ag_"  # noqa: S105  (a prefix, not a secret)
 MAX_TOKEN_LENGTH = 256
+# Whose tokens a member of a course may revoke: an instructor a TA's or a student's, a TA a student's.
+REVOCABLE_BY: dict[Role, frozenset[Role]] = {
+    Role.INSTRUCTOR: frozenset({Role.TA, Role.STUDENT}),
+    Role.TA: frozenset({Role.STUDENT}),
+    Role.STUDENT: frozenset(),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,3 +53,30 @@ def issue_token(session: Session, user_id: int, label: str, token: str | None = 
     if not repository.token_exists(session, token_hash):
         repository.add_token(session, user_id, token_hash, label)
     return token
+
+
+def revoke_tokens(session: Session, username: str) -> int:
+    """The operator's revocation (`autograde tokens revoke`): every live token of the user."""
+    user_id = repository.find_user_id(session, username)
+    if user_id is None:
+        raise NotFound(f"No user {username!r}.")
+    return repository.revoke_live_tokens(session, user_id, utcnow())
+
+
+def revoke_tokens_as(session: Session, principal: Principal, username: str) -> int:
+    """A user revokes their own tokens, or staff those of a member of a course they teach.
+
+    Tokens belong to the user, not to a course: revoking them ends the user's access everywhere.
+    """
+    user_id = repository.find_user_id(session, username)
+    # A user the caller shares no course with does not exist for them, like any other course's things.
+    unknown = NotFound(f"No user {username!r} in your courses.")
+    if user_id is None:
+        raise unknown
+    if user_id != principal.user_id:
+        roles = repository.shared_course_roles(session, principal.user_id, user_id)
+        if not roles:
+            raise unknown
+        if not any(theirs in REVOCABLE_BY[mine] for mine, theirs in roles):
+            raise Forbidden("Instructors may revoke a TA's or a student's tokens, TAs a student's.")
+    return repository.revoke_live_tokens(session, user_id, utcnow())
