@@ -34,6 +34,7 @@ from service.submissions.schemas import (
     SubmissionView,
     UploadedFile,
 )
+from service.submissions.untrusted_json import MAX_NOTEBOOK_DEPTH, nesting_depth
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 200
 # Grader kinds whose answers are uploaded files.
@@ -236,9 +237,15 @@ def _not_a_notebook(content: bytes) -> str | None:
     Only the cheap checks happen here; nbformat's schema validation happens when it is graded,
     where a notebook that fails it gets an `invalid` verdict with nbformat's message."""
     try:
-        document = json.loads(content.decode("utf-8"))
+        text = content.decode("utf-8")
     except UnicodeDecodeError:
         return "not a Jupyter notebook: the file is not UTF-8 text"
+    # Bounded before parsing: the decoder (here, and nbformat's validator when it is graded)
+    # recurses once per level, and a file of 5,000 nested brackets would exhaust the stack.
+    if (depth := nesting_depth(content)) > MAX_NOTEBOOK_DEPTH:
+        return f"not a Jupyter notebook: its JSON is nested {depth} levels (at most {MAX_NOTEBOOK_DEPTH})"
+    try:
+        document = json.loads(text)
     except ValueError as error:
         return f"not a Jupyter notebook: the file is not JSON ({error})"
     if not isinstance(document, dict) or "cells" not in document or "nbformat" not in document:
