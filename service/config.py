@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     # docker-compose.yml sets 30 per minute.
     rate_limit_submissions: int = Field(default=0, ge=0)
     rate_limit_window_seconds: float = Field(default=60.0, gt=0)
+    # Formula previews a user may ask for per window (counted in the database the same way); on by
+    # default: a preview parses on the request path, and twelve clients of one student once raised
+    # everyone's latency 50x. 0 turns it off.
+    rate_limit_previews: int = Field(default=60, ge=0)
+    rate_limit_previews_window_seconds: float = Field(default=60.0, gt=0)
 
     # `json`: one JSON object per log line (with submission and job ids), for log collectors.
     log_format: LogFormat = LogFormat.TEXT

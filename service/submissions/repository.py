@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from service.models import (
@@ -22,17 +22,6 @@ from service.models import (
 def add_submission(session: Session, submission: Submission) -> Submission:
     session.add(submission)
     return submission
-
-
-# The class key of pg_advisory_xact_lock(class, user_id) for a student's submissions.
-SUBMISSION_LOCK_CLASS = 0x5355  # "SU"
-
-
-def lock_user_submissions(session: Session, user_id: int) -> None:
-    """Serialise one student's concurrent submissions until commit (Postgres), so that two API
-    processes cannot both count 29 and both accept a 30th. SQLite's BEGIN IMMEDIATE already does."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(func.pg_advisory_xact_lock(SUBMISSION_LOCK_CLASS, user_id)))
 
 
 def newest_submission_times(session: Session, user_id: int, count: int) -> list[datetime]:

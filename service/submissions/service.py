@@ -2,10 +2,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -19,9 +17,10 @@ from service.auth.service import Principal
 from service.config import Settings
 from service.courses import repository as courses_repository
 from service.db import after_commit
-from service.errors import Conflict, Forbidden, NotFound, TooManyRequests, UnprocessableAnswer
+from service.errors import Conflict, Forbidden, NotFound, UnprocessableAnswer
 from service.grading import repository as grading_repository
 from service.models import GradingJob, JobStatus, Submission, SubmissionFile, utcnow
+from service.rate_limits import service as rate_limits
 from service.submissions import repository
 from service.submissions.schemas import (
     ManualGrade,
@@ -178,22 +177,16 @@ def accept_submission(
 
 def _enforce_rate_limit(session: Session, settings: Settings, user_id: int) -> None:
     """At most AUTOGRADE_RATE_LIMIT_SUBMISSIONS per AUTOGRADE_RATE_LIMIT_WINDOW_SECONDS per student,
-    counted from the submissions table: every API process sees the same count, nothing to sync."""
-    limit = settings.rate_limit_submissions
-    if limit == 0:
-        return
-    repository.lock_user_submissions(session, user_id)
-    newest = repository.newest_submission_times(session, user_id, limit)
-    window = timedelta(seconds=settings.rate_limit_window_seconds)
-    now = utcnow()
-    if len(newest) == limit and newest[-1] > now - window:
-        retry_after = max(1, math.ceil((newest[-1] + window - now).total_seconds()))
-        raise TooManyRequests(
-            f"At most {limit} submissions per {settings.rate_limit_window_seconds:g} seconds; "
-            f"retry in {retry_after} s.",
-            retry_after_seconds=retry_after,
-            details={"limit": limit, "window_seconds": settings.rate_limit_window_seconds},
-        )
+    counted from the submissions table itself."""
+    rate_limits.enforce(
+        session,
+        user_id,
+        rate_limits.SUBMISSION_LOCK_CLASS,
+        settings.rate_limit_submissions,
+        settings.rate_limit_window_seconds,
+        lambda count: repository.newest_submission_times(session, user_id, count),
+        "submissions",
+    )
 
 
 def _file_reference(upload: UploadedFile) -> dict[str, Any]:
