@@ -34,6 +34,7 @@ from service.submissions.schemas import (
     UploadedFile,
 )
 from service.submissions.untrusted_json import MAX_NOTEBOOK_DEPTH, nesting_depth
+from service.submissions.upload_storage import make_room_for_uploads
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 200
 # Grader kinds whose answers are uploaded files.
@@ -104,6 +105,7 @@ def create_submission(
             )
     if problems:
         raise UnprocessableAnswer("Some answers cannot be accepted.", details=problems)
+    make_room_for_uploads(session, settings, snapshot.course_id, principal.user_id, files)
 
     now = utcnow()
     submission = Submission(
