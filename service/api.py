@@ -69,7 +69,7 @@ _ERROR_DESCRIPTIONS = {
     409: "Conflicts with an earlier request",
     413: "Request body too large",
     422: "The request or an answer has the wrong form",
-    429: "Too many submissions in the window; retry after `Retry-After` seconds",
+    429: "Too many requests (submissions, previews) in the window; retry after `Retry-After` seconds",
     503: "A dependency (database, broker) does not answer",
 }
 

@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     # docker-compose.yml sets 30 per minute.
     rate_limit_submissions: int = Field(default=0, ge=0)
     rate_limit_window_seconds: float = Field(default=60.0, gt=0)
+    # Formula previews a user may ask for per window (counted in the database the same way); on by
+    # default: a preview parses on the request path, and twelve clients of one student once raised
+    # everyone's latency 50x. 0 turns it off.
+    rate_limit_previews: int = Field(default=60, ge=0)
+    rate_limit_previews_window_seconds: float = Field(default=60.0, gt=0)
 
     # The bearer token Prometheus sends to GET /metrics. Unset: /metrics is open in development and
     # answers 404 in production (the figures describe the course's activity).
@@ -79,6 +84,13 @@ class Settings(BaseSettings):
     # Uploaded files (notebooks, multipart/form-data): the largest file; a multipart request may be
     # this much larger than max_body_bytes.
     max_upload_bytes: int = Field(default=5_000_000, ge=1024)
+    # Uploaded bytes kept in the database per student per course, and per course (0: no quota).
+    # Superseded uploads stop counting once pruned (below); docs/operations.md has the figures.
+    upload_quota_student_bytes: int = Field(default=100_000_000, ge=0)
+    upload_quota_course_bytes: int = Field(default=10_000_000_000, ge=0)
+    # Per student and question, the newest N graded uploads keep their bytes; older graded ones
+    # keep their row (name, size, SHA-256) and lose the bytes, at the student's next upload.
+    upload_retain_per_question: int = Field(default=2, ge=1)
 
     # How notebooks run: "bwrap" (the sandbox; bubblewrap must be installed) or "unsafe-dev" (no
     # isolation at all, for development machines without bubblewrap; every run logs a warning).

@@ -40,6 +40,12 @@ class PayloadTooLarge(AppError):
     code = "payload_too_large"
 
 
+class QuotaExceeded(PayloadTooLarge):
+    """The upload fits the size limit but not the storage left to the student or the course."""
+
+    code = "quota_exceeded"
+
+
 class UnprocessableAnswer(AppError):
     status_code = 422
     code = "invalid_answer"

@@ -32,12 +32,15 @@ async def get_variant(assignment: str, question: str, scope: Scope) -> VariantVi
 @router.post(
     "/{assignment}/questions/{question}/preview",
     response_model=PreviewView,
-    responses=error_responses(400, 401, 404, 413, 422),
+    responses=error_responses(400, 401, 404, 413, 422, 429),
 )
 async def preview_answer(assignment: str, question: str, body: PreviewRequest, scope: Scope) -> PreviewView:
     """How a formula answer would be read (its canonical text form), or where it fails to parse.
-    Grades nothing and costs no attempt."""
+    Grades nothing and costs no attempt. At most 500 characters, and
+    `AUTOGRADE_RATE_LIMIT_PREVIEWS` per window per user (429 with `Retry-After` beyond)."""
     raw_answer = body.model_dump(exclude_none=True)
     return await scope.run(
-        lambda session, principal: service.preview_view(session, principal, assignment, question, raw_answer)
+        lambda session, principal: service.preview_view(
+            session, scope.settings, principal, assignment, question, raw_answer
+        )
     )

@@ -15,6 +15,7 @@ from service.config import Settings
 from service.courses.service import ensure_course
 from service.errors import Conflict, NotFound, UnprocessableAnswer
 from service.models import AssignmentVersion, Question, Role
+from service.rate_limits import service as rate_limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +148,13 @@ def variant_view(
 
 
 def preview_view(
-    session: Session, principal: Principal, slug: str, question_key: str, raw_answer: object
+    session: Session,
+    settings: Settings,
+    principal: Principal,
+    slug: str,
+    question_key: str,
+    raw_answer: object,
 ) -> PreviewView:
     access = resolve_access(session, principal, slug)
+    rate_limits.take_preview_slot(session, settings, principal.user_id)
     return PreviewView.model_validate(preview_answer(access, question_key, raw_answer))

@@ -3,6 +3,7 @@
 from service.models.assignment import Assignment, AssignmentVersion, Question
 from service.models.base import Base, utcnow
 from service.models.course import ApiToken, Course, Enrollment, Role, User
+from service.models.rate_limit import RateLimitEvent
 from service.models.submission import GradingJob, JobStatus, QuestionResult, Submission, SubmissionFile
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "JobStatus",
     "Question",
     "QuestionResult",
+    "RateLimitEvent",
     "Role",
     "Submission",
     "SubmissionFile",

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -22,6 +21,12 @@ from service.submissions.schemas import (
     SubmissionView,
     UploadedFile,
 )
+from service.submissions.untrusted_json import (
+    MAX_ANSWER_DEPTH,
+    UnacceptableJSON,
+    has_control_characters,
+    load_strict,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["submissions"])
 
@@ -41,10 +46,11 @@ async def read_submission_request(request: Request) -> SubmissionRequest:
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
         try:
-            raw: Any = await request.json()
-        except (ValueError, RecursionError):  # a deeply nested body exhausts the decoder's stack
+            raw: Any = load_strict(await request.body(), MAX_ANSWER_DEPTH)
+        except ValueError as error:
+            problem = str(error) if isinstance(error, UnacceptableJSON) else "JSON decode error"
             raise RequestValidationError(
-                [{"type": "json_invalid", "loc": ("body",), "msg": "JSON decode error"}]
+                [{"type": "json_invalid", "loc": ("body",), "msg": problem}]
             ) from None
         return SubmissionRequest(_validated_body(raw), [])
     async with request.form(max_files=MAX_FILE_PARTS, max_fields=MAX_FILE_PARTS) as form:
@@ -52,8 +58,10 @@ async def read_submission_request(request: Request) -> SubmissionRequest:
         if not isinstance(answers_field, str):
             raise UnprocessableAnswer("The field `answers` must be a JSON object, not a file.")
         try:
-            answers = json.loads(answers_field)
-        except (ValueError, RecursionError):
+            answers = load_strict(answers_field, MAX_ANSWER_DEPTH)
+        except UnacceptableJSON as error:
+            raise UnprocessableAnswer(f"The field `answers` cannot be accepted: {error}.") from None
+        except ValueError:
             raise UnprocessableAnswer("The field `answers` is not valid JSON.") from None
         files = []
         for key, value in form.multi_items():
@@ -66,8 +74,20 @@ async def read_submission_request(request: Request) -> SubmissionRequest:
             content = await value.read(settings.max_upload_bytes + 1)
             if len(content) > settings.max_upload_bytes:
                 raise PayloadTooLarge(f"The file for {key} exceeds {settings.max_upload_bytes} bytes.")
-            files.append(UploadedFile(key, (value.filename or key)[:255], content))
+            files.append(UploadedFile(key, _file_name(key, value.filename), content))
     return SubmissionRequest(_validated_body({"answers": answers}), files)
+
+
+def _file_name(key: str, filename: str | None) -> str:
+    """The upload's name as stored and shown to staff; a name PostgreSQL or a terminal cannot
+    take (a NUL, control characters) is refused rather than silently changed."""
+    name = (filename or key)[:255]
+    if has_control_characters(name):
+        raise UnprocessableAnswer(
+            "Some answers cannot be accepted.",
+            details={key: "the file name holds control characters (or a NUL); rename the file"},
+        )
+    return name
 
 
 def _validated_body(raw: Any) -> SubmissionCreate:

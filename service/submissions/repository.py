@@ -3,8 +3,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, func, select, update
 from sqlalchemy.orm import Session
 
 from service.models import (
@@ -24,17 +25,6 @@ def add_submission(session: Session, submission: Submission) -> Submission:
     return submission
 
 
-# The class key of pg_advisory_xact_lock(class, user_id) for a student's submissions.
-SUBMISSION_LOCK_CLASS = 0x5355  # "SU"
-
-
-def lock_user_submissions(session: Session, user_id: int) -> None:
-    """Serialise one student's concurrent submissions until commit (Postgres), so that two API
-    processes cannot both count 29 and both accept a 30th. SQLite's BEGIN IMMEDIATE already does."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(func.pg_advisory_xact_lock(SUBMISSION_LOCK_CLASS, user_id)))
-
-
 def newest_submission_times(session: Session, user_id: int, count: int) -> list[datetime]:
     statement = (
         select(Submission.created_at)
@@ -43,6 +33,63 @@ def newest_submission_times(session: Session, user_id: int, count: int) -> list[
         .limit(count)
     )
     return list(session.scalars(statement).all())
+
+
+# The class key of pg_advisory_xact_lock(class, user_id) for a student's uploads.
+UPLOAD_LOCK_CLASS = 0x5550  # "UP"
+
+
+def lock_student_uploads(session: Session, user_id: int) -> None:
+    """Serialise one student's concurrent uploads until commit (Postgres), so that two of them
+    cannot both fit the quota's last bytes. SQLite's BEGIN IMMEDIATE already does."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(UPLOAD_LOCK_CLASS, user_id)))
+
+
+def _in_course(statement: Any, course_id: int) -> Any:
+    return (
+        statement.join(Submission, Submission.id == SubmissionFile.submission_id)
+        .join(AssignmentVersion, AssignmentVersion.id == Submission.assignment_version_id)
+        .join(Assignment, Assignment.id == AssignmentVersion.assignment_id)
+        .where(Assignment.course_id == course_id)
+    )
+
+
+def stored_upload_bytes(session: Session, course_id: int, user_id: int | None) -> int:
+    """Bytes of uploaded files still stored in a course (one student's if user_id is given);
+    length() reads the stored length, not the bytes."""
+    statement = _in_course(select(func.coalesce(func.sum(func.length(SubmissionFile.content)), 0)), course_id)
+    if user_id is not None:
+        statement = statement.where(Submission.user_id == user_id)
+    return int(session.scalar(statement) or 0)
+
+
+def stored_uploads_of(
+    session: Session, course_id: int, user_id: int
+) -> Sequence[Row[int, int, str, datetime, JobStatus]]:
+    """A student's uploads in a course that still hold their bytes: (file id, assignment id,
+    question key, uploaded at, job status), newest first."""
+    statement = _in_course(
+        select(
+            SubmissionFile.id,
+            AssignmentVersion.assignment_id,
+            SubmissionFile.question_key,
+            SubmissionFile.created_at,
+            GradingJob.status,
+        ),
+        course_id,
+    ).join(GradingJob, GradingJob.submission_id == Submission.id)
+    statement = statement.where(Submission.user_id == user_id, func.length(SubmissionFile.content) > 0)
+    newest_first = statement.order_by(SubmissionFile.created_at.desc(), SubmissionFile.id.desc())
+    return session.execute(newest_first).all()
+
+
+def drop_file_contents(session: Session, file_ids: Sequence[int]) -> None:
+    """Keep the rows (name, size, SHA-256), drop the bytes."""
+    session.execute(
+        update(SubmissionFile).where(SubmissionFile.id.in_(file_ids)).values(content=b""),
+        execution_options={"synchronize_session": False},
+    )
 
 
 def add_files(session: Session, files: Sequence[SubmissionFile]) -> None:

@@ -5,9 +5,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from graders import JSONValue
+from service.submissions.untrusted_json import unstorable_text
 
 SubmissionStatus = Literal["queued", "running", "graded", "error"]
 
@@ -97,3 +98,10 @@ class ManualGrade(BaseModel):
 
     score: float = Field(ge=0, allow_inf_nan=False)
     feedback: str = Field(default="", max_length=20_000)
+
+    @field_validator("feedback")
+    @classmethod
+    def _storable(cls, feedback: str) -> str:
+        if (problem := unstorable_text(feedback)) is not None:
+            raise ValueError(f"the feedback {problem}")
+        return feedback

@@ -2,10 +2,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -19,9 +17,10 @@ from service.auth.service import Principal
 from service.config import Settings
 from service.courses import repository as courses_repository
 from service.db import after_commit
-from service.errors import Conflict, Forbidden, NotFound, TooManyRequests, UnprocessableAnswer
+from service.errors import Conflict, Forbidden, NotFound, UnprocessableAnswer
 from service.grading import repository as grading_repository
 from service.models import GradingJob, JobStatus, Submission, SubmissionFile, utcnow
+from service.rate_limits import service as rate_limits
 from service.submissions import repository
 from service.submissions.schemas import (
     ManualGrade,
@@ -34,6 +33,8 @@ from service.submissions.schemas import (
     SubmissionView,
     UploadedFile,
 )
+from service.submissions.untrusted_json import MAX_NOTEBOOK_DEPTH, nesting_depth
+from service.submissions.upload_storage import make_room_for_uploads
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 200
 # Grader kinds whose answers are uploaded files.
@@ -104,6 +105,7 @@ def create_submission(
             )
     if problems:
         raise UnprocessableAnswer("Some answers cannot be accepted.", details=problems)
+    make_room_for_uploads(session, settings, snapshot.course_id, principal.user_id, files)
 
     now = utcnow()
     submission = Submission(
@@ -177,22 +179,16 @@ def accept_submission(
 
 def _enforce_rate_limit(session: Session, settings: Settings, user_id: int) -> None:
     """At most AUTOGRADE_RATE_LIMIT_SUBMISSIONS per AUTOGRADE_RATE_LIMIT_WINDOW_SECONDS per student,
-    counted from the submissions table: every API process sees the same count, nothing to sync."""
-    limit = settings.rate_limit_submissions
-    if limit == 0:
-        return
-    repository.lock_user_submissions(session, user_id)
-    newest = repository.newest_submission_times(session, user_id, limit)
-    window = timedelta(seconds=settings.rate_limit_window_seconds)
-    now = utcnow()
-    if len(newest) == limit and newest[-1] > now - window:
-        retry_after = max(1, math.ceil((newest[-1] + window - now).total_seconds()))
-        raise TooManyRequests(
-            f"At most {limit} submissions per {settings.rate_limit_window_seconds:g} seconds; "
-            f"retry in {retry_after} s.",
-            retry_after_seconds=retry_after,
-            details={"limit": limit, "window_seconds": settings.rate_limit_window_seconds},
-        )
+    counted from the submissions table itself."""
+    rate_limits.enforce(
+        session,
+        user_id,
+        rate_limits.SUBMISSION_LOCK_CLASS,
+        settings.rate_limit_submissions,
+        settings.rate_limit_window_seconds,
+        lambda count: repository.newest_submission_times(session, user_id, count),
+        "submissions",
+    )
 
 
 def _file_reference(upload: UploadedFile) -> dict[str, Any]:
@@ -236,9 +232,15 @@ def _not_a_notebook(content: bytes) -> str | None:
     Only the cheap checks happen here; nbformat's schema validation happens when it is graded,
     where a notebook that fails it gets an `invalid` verdict with nbformat's message."""
     try:
-        document = json.loads(content.decode("utf-8"))
+        text = content.decode("utf-8")
     except UnicodeDecodeError:
         return "not a Jupyter notebook: the file is not UTF-8 text"
+    # Bounded before parsing: the decoder (here, and nbformat's validator when it is graded)
+    # recurses once per level, and a file of 5,000 nested brackets would exhaust the stack.
+    if (depth := nesting_depth(content)) > MAX_NOTEBOOK_DEPTH:
+        return f"not a Jupyter notebook: its JSON is nested {depth} levels (at most {MAX_NOTEBOOK_DEPTH})"
+    try:
+        document = json.loads(text)
     except ValueError as error:
         return f"not a Jupyter notebook: the file is not JSON ({error})"
     if not isinstance(document, dict) or "cells" not in document or "nbformat" not in document:

@@ -1,0 +1,1 @@
+"""Per-user sliding-window limits counted in the database (submissions, formula previews)."""

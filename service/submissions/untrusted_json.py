@@ -1,0 +1,104 @@
+"""JSON from students, read strictly: what a grader, PostgreSQL or a terminal cannot take is refused
+here, at the request, instead of failing later as a 500 or a broken grade.
+
+Python's `json` accepts the constants NaN and Infinity, turns `1e999` into inf, and decodes
+`\\u0000` and lone surrogates into strings that PostgreSQL's JSONB and text (and UTF-8) cannot hold.
+Its decoder recurses once per nesting level, so the depth is bounded before it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+from typing import Any
+
+import numpy as np
+
+# Answers are {"answers": {question: {"value": tensor}}}: three levels plus a tensor's dimensions
+# (at most 8); anything deeper is not an answer.
+MAX_ANSWER_DEPTH = 16
+# A real notebook is 4 to 8 levels deep (cells, outputs, data, widget state); 64 leaves room.
+MAX_NOTEBOOK_DEPTH = 64
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]+|\\.)*"', re.DOTALL)
+_NOT_A_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+# Opening brackets count +1 and closing ones -1 (0xFF read as int8).
+_BRACKET_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+class UnacceptableJSON(ValueError):
+    """The document is JSON (or nearly) but holds something we refuse; the message says what."""
+
+
+def nesting_depth(document: bytes) -> int:
+    """How deeply arrays and objects nest, counted without parsing (brackets inside strings are
+    text); linear in the size and never recursive."""
+    brackets = _JSON_STRING.sub(b"", document).translate(None, _NOT_A_BRACKET)
+    if not brackets:
+        return 0
+    steps = np.frombuffer(brackets.translate(_BRACKET_STEPS), dtype=np.int8)
+    return int(np.cumsum(steps, dtype=np.int64).max())
+
+
+def unstorable_text(text: str) -> str | None:
+    """Why PostgreSQL cannot store this text (a NUL, or a lone surrogate that is not UTF-8), or None."""
+    found = _UNSTORABLE.search(text)
+    if found is None:
+        return None
+    return "holds a NUL character" if found.group() == "\x00" else "holds a lone UTF-16 surrogate"
+
+
+def has_control_characters(text: str) -> bool:
+    """For names shown to staff in terminals and tables: no control characters, no surrogates."""
+    return _CONTROL.search(text) is not None
+
+
+def load_strict(document: bytes | str, max_depth: int) -> Any:
+    """Parse JSON with finite numbers only, storable strings only and at most `max_depth` levels.
+
+    Raises UnacceptableJSON (what is wrong) or ValueError (not JSON at all).
+    """
+    raw = document.encode("utf-8", "surrogatepass") if isinstance(document, str) else document
+    if (depth := nesting_depth(raw)) > max_depth:
+        raise UnacceptableJSON(f"nested {depth} levels deep; at most {max_depth} are accepted")
+    value = json.loads(
+        document, parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_float_sized_int
+    )
+    _check_strings(value)
+    return value
+
+
+def _refuse_constant(name: str) -> Any:
+    raise UnacceptableJSON(f"{name} is not a finite number; only finite numbers are accepted")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise UnacceptableJSON(f"{text[:32]} is not a finite number (it overflows a float)")
+    return value
+
+
+def _float_sized_int(text: str) -> int:
+    # Graders read numbers as floats: an integer past the largest float would become inf there.
+    value = int(text)
+    if abs(value) > sys.float_info.max:
+        raise UnacceptableJSON(f"{text[:32]}... is not a finite number (it overflows a float)")
+    return value
+
+
+def _check_strings(value: Any) -> None:
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str) and (problem := unstorable_text(item)) is not None:
+            raise UnacceptableJSON(f"a string {problem}, which cannot be stored: {item[:40]!r}")
