@@ -289,6 +289,7 @@ class NotebookGrader(Grader[NotebookConfig, NotebookAnswer]):
             "output_tail": run.output_tail[-2000:],
             "device": device,
             "warm": run.warm,
+            "uid": run.uid,
         }
         if "ready" not in events:
             if run.limit is not None:

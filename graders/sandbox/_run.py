@@ -68,6 +68,8 @@ class SandboxRun:
     seconds: float
     # Whether the run was started ahead of time (warm) or for this call.
     warm: bool = False
+    # The run's non-root uid, where it had one: its processes are the only ones with it.
+    uid: int | None = None
 
 
 def bwrap_path() -> str | None:
@@ -82,6 +84,8 @@ class _Started:
     groups: RunGroups
     scratch: tempfile.TemporaryDirectory[str]
     input_dir: Path
+    # The run's non-root uid (None where this process cannot switch uids: not root, or unsafe-dev).
+    uid: int | None
     output: _TailBuffer
     result: _CappedBuffer
     result_read: int
@@ -188,12 +192,16 @@ def run_sandboxed(
 
 
 def _start(script: Path, arguments: Sequence[str], limits: SandboxLimits, mode: SandboxMode) -> _Started:
+    # Private to this process (0700) and, for the input, to the run's own uid: another local user
+    # or another run cannot read a submission's inputs (hidden test sequences, the notebook).
     scratch = tempfile.TemporaryDirectory(prefix="autograde-run-")
     scratch_path = Path(scratch.name)
-    scratch_path.chmod(0o755)
     input_dir = scratch_path / "input"
-    input_dir.mkdir()
-    input_dir.chmod(0o755)
+    input_dir.mkdir(mode=0o700)
+    uid: int | None = None
+    if mode is SandboxMode.BWRAP and os.geteuid() == 0:
+        uid = RUN_UID_LOW + secrets.randbelow(RUN_UID_HIGH - RUN_UID_LOW)
+        os.chown(input_dir, uid, uid)
     result_read, result_write = os.pipe()
     groups = RunGroups()
     if mode is SandboxMode.BWRAP and os.geteuid() == 0:
@@ -218,7 +226,7 @@ def _start(script: Path, arguments: Sequence[str], limits: SandboxLimits, mode: 
     ]
     work_dir = scratch_path
     if mode is SandboxMode.BWRAP:
-        entry_limits["uid"] = RUN_UID_LOW + secrets.randbelow(RUN_UID_HIGH - RUN_UID_LOW)
+        entry_limits["uid"] = uid
         entry_limits["sys_path"] = [SANDBOX_SITE_PACKAGES]
         entry = [SANDBOX_ENTRY, json.dumps(entry_limits), SANDBOX_SCRIPT, *script_arguments]
         command = [*_bwrap_command(script, input_dir, limits), *entry]
@@ -257,7 +265,7 @@ def _start(script: Path, arguments: Sequence[str], limits: SandboxLimits, mode: 
     assert process.stdout is not None
     output = _TailBuffer(limits.output_tail_bytes)
     result = _CappedBuffer(limits.max_result_bytes)
-    started = _Started(process, groups, scratch, input_dir, output, result, result_read)
+    started = _Started(process, groups, scratch, input_dir, uid, output, result, result_read)
     started.readers = [
         threading.Thread(target=output.drain, args=(process.stdout,), daemon=True),
         threading.Thread(target=result.drain_fd, args=(result_read,), daemon=True),
@@ -269,9 +277,11 @@ def _start(script: Path, arguments: Sequence[str], limits: SandboxLimits, mode: 
 
 def _finish(started: _Started, files: Mapping[str, bytes], limits: SandboxLimits, warm: bool) -> SandboxRun:
     for name, content in files.items():
-        path = started.input_dir / name
-        path.write_bytes(content)
-        path.chmod(0o644)
+        descriptor = os.open(started.input_dir / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as file:
+            if started.uid is not None:
+                os.fchown(file.fileno(), started.uid, started.uid)
+            file.write(content)
     process = started.process
     began = time.monotonic()
     assert process.stdin is not None
@@ -311,6 +321,7 @@ def _finish(started: _Started, files: Mapping[str, bytes], limits: SandboxLimits
         output_bytes=started.output.total,
         seconds=seconds,
         warm=warm,
+        uid=started.uid,
     )
 
 

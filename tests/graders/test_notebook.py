@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import stat
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -184,3 +188,29 @@ def test_solution_scores_full_marks_on_cuda(q4: Q4) -> None:
     result = cuda.grade(notebook_text(solution_cells()))
     assert result.fraction == 1.0, result.feedback
     assert result.details["sandbox"]["device"] == "cuda"
+
+
+SHOW_INPUT_PERMISSIONS = """
+import os, stat
+for path in ["/input"] + ["/input/" + name for name in sorted(os.listdir("/input"))]:
+    info = os.stat(path)
+    mine = "own" if info.st_uid == os.getuid() else f"uid {info.st_uid}"
+    print(f"PERMISSIONS {path} {stat.S_IMODE(info.st_mode):o} {mine}")
+"""
+
+
+def test_a_runs_inputs_are_private_to_its_own_uid(q4: Q4) -> None:
+    output = q4.grade(notebook_text([SHOW_INPUT_PERMISSIONS])).details["sandbox"]["output_tail"]
+    lines = [line.split() for line in output.splitlines() if line.startswith("PERMISSIONS")]
+    assert len(lines) > 3, output
+    assert lines[0][1:] == ["/input", "700", "own"]
+    for _, path, mode, owner in lines[1:]:
+        assert (mode, owner) == ("600", "own"), path
+
+
+def test_reference_modules_are_private_to_this_process(q4: Q4) -> None:
+    path = Path(q4.context.reference_function("training_set").__code__.co_filename)
+    assert path.parent.name.startswith("autograde-reference-")
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert path.parent.stat().st_uid == os.geteuid()
