@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,8 @@ import pytest
 import torch
 
 from graders import Verdict
-from graders.notebook.grader import parse_records
+from graders.notebook._session import read_check_result
+from graders.sandbox import PipeRead
 from tests.graders.notebooks import HW5, Q4, load_q4, notebook_text, solution_cells, with_function
 
 UNSCALED_ATTENTION = """def attention(q, K, V):
@@ -134,10 +136,42 @@ def test_shipped_training_data_is_what_the_grader_generates(q4: Q4) -> None:
     np.testing.assert_array_equal(shipped["y"], half.astype(int))
 
 
-def test_records_cut_mid_write_are_dropped() -> None:
-    whole = b"\x00\x00\x00\x1a" + b'{"event":"ready","payload_bytes":0}'[:26]
-    assert parse_records(b"\x00\x00\x00\x02{}" + b"\x00\x00\x10") == [parse_records(b"\x00\x00\x00\x02{}")[0]]
-    assert parse_records(b"\xff\xff\xff\xff" + whole) == []
+def record(header: bytes, payload: bytes = b"") -> bytes:
+    return struct.pack(">I", len(header)) + header + payload
+
+
+@pytest.mark.parametrize(
+    ("data", "seconds", "status", "message"),
+    [
+        (record(b'{"status": "ok", "payload_bytes": 3}', b"abc"), 0.1, "ok", ""),
+        (record(b'{"status": "error", "error": "Boom\\u0000!", "payload_bytes": 0}'), 0.1, "error", "Boom!"),
+        (b"", 0.1, "error", "without a result"),
+        (b"", 5.0, "timeout", "did not return within 3 s"),
+        (record(b'{"status": "ok", "payload_bytes": 9}', b"abc"), 0.1, "invalid", "exactly one record"),
+        (record(b'{"status": "ok", "payload_bytes": 0}') * 2, 0.1, "invalid", "exactly one record"),
+        (record(b'{"status": "ok", "payload_bytes": NaN}'), 0.1, "invalid", "NaN"),
+        (record(b'{"status": "ok", "payload_bytes": 1e999}'), 0.1, "invalid", "out of range"),
+        (record(b"[" * 50_000 + b"]" * 50_000), 0.1, "invalid", "could not be read"),
+        (record(b'{"status": "ok", "payload_bytes": 0, "score": 1}'), 0.1, "invalid", "not a result header"),
+        (b"\xff\xff\xff\xff" + b"x" * 100, 0.1, "invalid", "cut short"),
+        (record(b'{"status": "correct", "payload_bytes": 0}'), 0.1, "invalid", "unknown status"),
+    ],
+)
+def test_a_check_result_is_one_strict_record(data: bytes, seconds: float, status: str, message: str) -> None:
+    result = read_check_result(PipeRead(data, ended=True, overflowed=False, seconds=seconds), 3.0)
+    assert (result.status, message in result.message) == (status, True), result
+    assert "\x00" not in result.message
+
+
+def test_an_unfinished_or_oversized_check_result_is_not_read() -> None:
+    whole = record(b'{"status": "ok", "payload_bytes": 0}')
+    assert (
+        read_check_result(PipeRead(whole, ended=False, overflowed=False, seconds=3.5), 3.0).status
+        == "timeout"
+    )
+    assert (
+        read_check_result(PipeRead(whole, ended=True, overflowed=True, seconds=0.1), 3.0).status == "invalid"
+    )
 
 
 LEAVE_TRACES = """
