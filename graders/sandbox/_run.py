@@ -213,17 +213,7 @@ def _start(script: Path, arguments: Sequence[str], limits: SandboxLimits, mode: 
     groups = RunGroups()
     if mode is SandboxMode.BWRAP and os.geteuid() == 0:
         groups = create_run_groups(limits.memory_bytes, limits.max_processes)
-    entry_limits: dict[str, object] = {
-        "cpu_seconds": limits.cpu_seconds,
-        "max_processes": limits.max_processes,
-        "file_size_bytes": limits.file_size_bytes,
-        "open_files": limits.open_files,
-        "core_bytes": 0,
-    }
-    if not groups.has_memory_limit:
-        # Without a memory cgroup the address space is the only memory limit (it breaks CUDA,
-        # so GPU workers need the cgroup). Leave room for the interpreter's and torch's mappings.
-        entry_limits["address_space_bytes"] = limits.memory_bytes + 2 * 1024**3
+    entry_limits = _entry_limits(limits, groups)
     script_arguments = [
         "--input",
         SANDBOX_INPUT if mode is SandboxMode.BWRAP else str(input_dir),
@@ -231,26 +221,8 @@ def _start(script: Path, arguments: Sequence[str], limits: SandboxLimits, mode: 
         str(control_of_run.fileno()),
         *arguments,
     ]
-    work_dir = scratch_path
-    if mode is SandboxMode.BWRAP:
-        entry_limits["uid"] = uid
-        entry_limits["sys_path"] = [SANDBOX_SITE_PACKAGES]
-        entry = [SANDBOX_ENTRY, json.dumps(entry_limits), SANDBOX_SCRIPT, *script_arguments]
-        command = [*bwrap_command(script, input_dir, limits), *entry]
-    else:
-        work_dir = scratch_path / "work"
-        work_dir.mkdir()
-        entry_limits["sys_path"] = [sysconfig.get_paths()["purelib"]]
-        command = [
-            sys.executable,
-            "-I",
-            "-S",
-            "-B",
-            str(ENTRY_SCRIPT),
-            json.dumps(entry_limits),
-            str(script),
-            *script_arguments,
-        ]
+    entry_limits["uid"] = uid
+    command, work_dir = _command(script, script_arguments, entry_limits, limits, mode, scratch_path)
     if groups.directories:
         # The first process joins the run's groups before it becomes bwrap, so every process of
         # the run is in them from the start.
@@ -276,6 +248,43 @@ def _start(script: Path, arguments: Sequence[str], limits: SandboxLimits, mode: 
     for reader in started.readers:
         reader.start()
     return started
+
+
+def _command(
+    script: Path,
+    script_arguments: list[str],
+    entry_limits: dict[str, object],
+    limits: SandboxLimits,
+    mode: SandboxMode,
+    scratch_path: Path,
+) -> tuple[list[str], Path]:
+    """The run's command line and its working directory on this machine."""
+    input_dir = scratch_path / "input"
+    if mode is SandboxMode.BWRAP:
+        entry_limits["sys_path"] = [SANDBOX_SITE_PACKAGES]
+        entry = [SANDBOX_ENTRY, json.dumps(entry_limits), SANDBOX_SCRIPT, *script_arguments]
+        return [*bwrap_command(script, input_dir, limits), *entry], scratch_path
+    work_dir = scratch_path / "work"
+    work_dir.mkdir()
+    entry_limits["sys_path"] = [sysconfig.get_paths()["purelib"]]
+    command = [sys.executable, "-I", "-S", "-B", str(ENTRY_SCRIPT), json.dumps(entry_limits), str(script)]
+    return [*command, *script_arguments], work_dir
+
+
+def _entry_limits(limits: SandboxLimits, groups: RunGroups) -> dict[str, object]:
+    """The rlimits the entry script sets before it drops to the run's uid."""
+    entry_limits: dict[str, object] = {
+        "cpu_seconds": limits.cpu_seconds,
+        "max_processes": limits.max_processes,
+        "file_size_bytes": limits.file_size_bytes,
+        "open_files": limits.open_files,
+        "core_bytes": 0,
+    }
+    if not groups.has_memory_limit:
+        # Without a memory cgroup the address space is the only memory limit (it breaks CUDA,
+        # so GPU workers need the cgroup). Leave room for the interpreter's and torch's mappings.
+        entry_limits["address_space_bytes"] = limits.memory_bytes + 2 * 1024**3
+    return entry_limits
 
 
 def _finish(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import struct
@@ -248,3 +249,23 @@ def test_reference_modules_are_private_to_this_process(q4: Q4) -> None:
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert path.parent.stat().st_uid == os.geteuid()
+
+
+UNSTORABLE_TEXT = [
+    "import sys\nsys.stdout.buffer.write(b'a\\x00b\\x1b[2Jc\\x07\\xed\\xa0\\x80d\\n')\nsys.stdout.flush()",
+    "def rnn_forward(*a):\n    raise ValueError('bad\\x00value\\x1b[31m')",
+    "raise RuntimeError('cell\\x00error\\x1b]0;title\\x07\\ud800')",
+]
+
+
+def test_text_from_the_sandbox_is_storable(q4: Q4) -> None:
+    """NULs, terminal escapes and lone surrogates in output and exception messages never reach
+    the feedback or the details, and the details hold no NaN."""
+    result = q4.grade(notebook_text(UNSTORABLE_TEXT))
+    stored = json.dumps({"feedback": result.feedback, "details": result.details}, allow_nan=False)
+    stored.encode("utf-8")  # no lone surrogate either
+    for character in ("\\u0000", "\\u001b", "\\u0007", "\\ud800"):
+        assert character not in stored
+    assert "Cell 3 raised RuntimeError: cellerror]0;title" in result.feedback
+    assert "raised ValueError: badvalue[31m" in result.feedback
+    assert "ab[2Jc" in result.details["sandbox"]["output_tail"]  # type: ignore[index,operator]

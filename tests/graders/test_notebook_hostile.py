@@ -7,7 +7,6 @@ with short limits, a few at a time, so the corpus takes well under a minute.
 
 from __future__ import annotations
 
-import json
 import os
 import textwrap
 import uuid
@@ -381,23 +380,3 @@ def test_nothing_of_the_runs_survives(graded: dict[str, GradeResult]) -> None:
 def test_grading_works_normally_afterwards(graded: dict[str, GradeResult], q4: Q4) -> None:
     result = q4.grade(notebook_text(solution_cells()))
     assert result.verdict is Verdict.CORRECT, result.feedback
-
-
-UNSTORABLE_TEXT = [
-    "import sys\nsys.stdout.buffer.write(b'a\\x00b\\x1b[2Jc\\x07\\xed\\xa0\\x80d\\n')\nsys.stdout.flush()",
-    "def rnn_forward(*a):\n    raise ValueError('bad\\x00value\\x1b[31m')",
-    "raise RuntimeError('cell\\x00error\\x1b]0;title\\x07\\ud800')",
-]
-
-
-def test_text_from_the_sandbox_is_storable(q4: Q4) -> None:
-    """NULs, terminal escapes and lone surrogates in output and exception messages never reach
-    the feedback or the details, and the details hold no NaN."""
-    result = q4.grade(notebook_text(UNSTORABLE_TEXT), hostile_config(q4.config))
-    stored = json.dumps({"feedback": result.feedback, "details": result.details}, allow_nan=False)
-    stored.encode("utf-8")  # no lone surrogate either
-    for character in ("\\u0000", "\\u001b", "\\u0007", "\\ud800"):
-        assert character not in stored
-    assert "Cell 3 raised RuntimeError: cellerror]0;title" in result.feedback
-    assert "raised ValueError: badvalue[31m" in result.feedback
-    assert "ab[2Jc" in result.details["sandbox"]["output_tail"]  # type: ignore[index,operator]
