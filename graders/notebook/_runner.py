@@ -1,13 +1,15 @@
 """Stage 1 of notebook grading, run INSIDE the sandbox (standalone: graders is not mounted there).
 
 It runs the notebook's code cells in one namespace (no Jupyter kernel: a kernel costs ~0.7 s and a
-second process per run, see docs/performance.md), then calls each checked name on the inputs the
-grader generated outside, each call in a forked child with its own time limit, and streams its
-findings to the result fd as records: a 4-byte big-endian header length, a JSON header, then
+second process per run, see docs/performance.md), reporting progress as JSON lines on the control
+socket. Then, for each check, the grading process sends a fresh result pipe over that socket; the
+runner calls the checked name on the inputs the grader generated outside, in a forked child that
+writes ONE record to that pipe: a 4-byte big-endian header length, a JSON header, then
 `payload_bytes` bytes of one `.npy` array (written with allow_pickle=False).
 
 Everything here is trusted code, but it shares its process with student code, so nothing it
-writes is trusted outside: the grader parses the records as data and compares them there.
+writes is trusted outside: the grader parses lines and records as data, keeps every time limit
+itself, and compares outside.
 """
 
 from __future__ import annotations
@@ -18,29 +20,32 @@ import io
 import json
 import os
 import random
-import select
 import signal
+import socket
 import struct
 import sys
-import threading
 import time
 import traceback
 from pathlib import Path
 from typing import Any
 
-RESULT_FD = -1
-# The runner's own pid: a process that student code forked and that returns into runner code
-# (a fork inside a cell or a check) must end there, not run the rest of the runner.
+CONTROL: socket.socket | None = None
+# How long after a check's time limit its child is killed (the grading process stops waiting for
+# the check at the limit itself; this only frees the CPU for the next check).
+KILL_GRACE_SECONDS = 0.2
 
 
-def emit(header: dict[str, Any], payload: bytes = b"") -> None:
-    header = dict(header, payload_bytes=len(payload))
-    encoded = json.dumps(header).encode()
-    data = struct.pack(">I", len(encoded)) + encoded + payload
-    view = memoryview(data)
+def emit(event: dict[str, Any]) -> None:
+    """One line on the control socket; the leading newline ends any partial line student code left."""
+    assert CONTROL is not None
+    CONTROL.sendall(b"\n" + json.dumps(event, allow_nan=False).encode() + b"\n")
+
+
+def write_record(fd: int, header: dict[str, Any], payload: bytes = b"") -> None:
+    encoded = json.dumps(dict(header, payload_bytes=len(payload)), allow_nan=False).encode()
+    view = memoryview(struct.pack(">I", len(encoded)) + encoded + payload)
     while view:
-        written = os.write(RESULT_FD, view)
-        view = view[written:]
+        view = view[os.write(fd, view) :]
 
 
 def short_error(error: BaseException) -> str:
@@ -71,26 +76,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def start_watchdog(seconds: float) -> threading.Timer:
-    """End the run when the cells overrun their time: a thread that student code cannot cancel
-    (the functions it calls are bound here, before any student code runs). A cell that holds the
-    GIL in C code is still stopped by the sandbox's own wall-clock limit."""
-    exit_now, write, fd = os._exit, os.write, RESULT_FD
-    header = json.dumps({"event": "cells_timeout", "seconds": seconds, "payload_bytes": 0}).encode()
-    record = struct.pack(">I", len(header)) + header
-
-    def expire() -> None:
-        try:
-            write(fd, record)
-        finally:
-            exit_now(0)
-
-    timer = threading.Timer(seconds, expire)
-    timer.daemon = True
-    timer.start()
-    return timer
 
 
 def run_cells(notebook_path: Path, namespace: dict[str, Any]) -> None:
@@ -167,90 +152,74 @@ def load_inputs(path: Path) -> dict[str, Any]:
 
 
 def run_check_forked(
-    check: dict[str, Any], namespace: dict[str, Any], inputs: Any, device: str, seed: int
+    check: dict[str, Any], namespace: dict[str, Any], inputs: Any, device: str, seed: int, fd: int
 ) -> None:
-    """One call in a forked child: a hang or a crash costs this check only."""
-    read_end, write_end = os.pipe()
+    """One call in a forked child writing to the check's own pipe: a hang or a crash costs this
+    check only. The grading process reads the pipe and keeps the time limit; the child is killed
+    here just after it, so it stops using the CPU."""
     pid = os.fork()
     if pid == 0:  # the child
-        os.close(read_end)
         try:
             payload = call_check(check, namespace, inputs, device, seed)
-            header = json.dumps({"status": "ok"}).encode()
+            write_record(fd, {"status": "ok"}, payload)
         except BaseException as error:
-            payload = b""
-            header = json.dumps({"status": "error", "error": short_error(error)}).encode()
-        data = struct.pack(">I", len(header)) + header + payload
-        view = memoryview(data)
-        while view:
-            view = view[os.write(write_end, view) :]
+            with contextlib.suppress(BaseException):
+                write_record(fd, {"status": "error", "error": short_error(error)})
         os._exit(0)
-    os.close(write_end)
-    deadline = time.monotonic() + check["seconds"]
-    received = bytearray()
-    timed_out = False
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            timed_out = True
-            break
-        ready, _, _ = select.select([read_end], [], [], remaining)
-        if not ready:
-            continue
-        chunk = os.read(read_end, 1 << 20)
-        if not chunk:
-            break
-        received += chunk
-        if len(received) > check["max_bytes"]:
-            break
-    os.close(read_end)
-    with contextlib.suppress(ProcessLookupError):
+    os.close(fd)  # the child holds the only write end now
+    deadline = time.monotonic() + check["seconds"] + KILL_GRACE_SECONDS
+    while time.monotonic() < deadline and os.waitpid(pid, os.WNOHANG) == (0, 0):
+        time.sleep(0.005)
+    with contextlib.suppress(ProcessLookupError, ChildProcessError):
         os.kill(pid, signal.SIGKILL)
-    _, status = os.waitpid(pid, 0)
-    base = {"event": "check", "name": check["id"]}
-    if timed_out:
-        emit(base | {"status": "timeout", "error": f"did not return within {check['seconds']:g} s"})
-        return
-    if len(received) < 4:
-        how = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit {os.WEXITSTATUS(status)}"
-        emit(base | {"status": "error", "error": f"the call ended the process ({how}) without a result"})
-        return
-    (length,) = struct.unpack(">I", received[:4])
-    header = json.loads(received[4 : 4 + length])
-    emit(base | header, bytes(received[4 + length :]))
+        os.waitpid(pid, 0)
 
 
 def run_check_in_process(
-    check: dict[str, Any], namespace: dict[str, Any], inputs: Any, device: str, seed: int
+    check: dict[str, Any], namespace: dict[str, Any], inputs: Any, device: str, seed: int, fd: int
 ) -> None:
-    """On CUDA a forked child cannot use the GPU its parent initialised: call in-process with an alarm."""
+    """On CUDA a forked child cannot use the GPU its parent initialised: call in-process with an
+    alarm (a courtesy only: the grading process keeps the limit, whatever student code does)."""
 
     def expire(_signal: int, _frame: object) -> None:
         raise TimeoutError(f"did not return within {check['seconds']:g} s")
 
-    base = {"event": "check", "name": check["id"]}
     signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, float(check["seconds"]))
     try:
         payload = call_check(check, namespace, inputs, device, seed)
-    except TimeoutError as error:
-        emit(base | {"status": "timeout", "error": str(error)})
-        return
+        header: dict[str, Any] = {"status": "ok"}
     except BaseException as error:
-        emit(base | {"status": "error", "error": short_error(error)})
-        return
+        payload, header = b"", {"status": "error", "error": short_error(error)}
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-    emit(base | {"status": "ok"}, payload)
+    try:
+        write_record(fd, header, payload)
+    finally:
+        os.close(fd)
+
+
+def next_check(plan: dict[str, Any]) -> tuple[dict[str, Any], int] | None:
+    """The check the grading process asks for next, with its result pipe; None when it asks no more."""
+    assert CONTROL is not None
+    message, fds, _flags, _address = socket.recv_fds(CONTROL, 4096, 1)
+    if not fds:
+        return None
+    try:
+        index = json.loads(message)["check"]
+        return plan["checks"][index], fds[0]
+    except (ValueError, KeyError, IndexError, TypeError):
+        os.close(fds[0])
+        return None
 
 
 def main() -> None:
-    global RESULT_FD
+    global CONTROL
     parser = argparse.ArgumentParser()
     parser.add_argument("--input", type=Path, required=True)
-    parser.add_argument("--result-fd", type=int, required=True)
+    parser.add_argument("--control-fd", type=int, required=True)
     arguments = parser.parse_args()
-    RESULT_FD = arguments.result_fd
+    CONTROL = socket.socket(fileno=arguments.control_fd)
     started = time.monotonic()
     # Everything a run needs before student code, done while the sandbox waits as a spare.
     import numpy  # noqa: F401
@@ -262,21 +231,24 @@ def main() -> None:
     # The go signal: the input files are in place once a line arrives on stdin.
     sys.stdin.buffer.readline()
     waited = time.monotonic() - started - ready
+    # The grading process starts the cells' clock when it reads this line.
     emit({"event": "ready", "seconds": ready, "waited": waited})
     plan = json.loads((arguments.input / "plan.json").read_text())
     for name in plan["data_files"]:
         Path(name).write_bytes((arguments.input / name).read_bytes())
     seed_everything(plan["seed"])
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
-    watchdog = start_watchdog(plan["notebook_seconds"])
     run_cells(arguments.input / "notebook.ipynb", namespace)
-    watchdog.cancel()
+    emit({"event": "cells_done"})
     device = plan["device"]
     runner = run_check_in_process if device.startswith("cuda") else run_check_forked
-    for check in plan["checks"]:
+    for _ in plan["checks"]:  # the grading process asks for each check once, in order
+        request = next_check(plan)
+        if request is None:
+            break
+        check, fd = request
         inputs = load_inputs(arguments.input / check["inputs"])
-        runner(check, namespace, inputs, device, plan["seed"])
-    emit({"event": "done"})
+        runner(check, namespace, inputs, device, plan["seed"], fd)
     sys.stdout.flush()
     os._exit(0)  # no atexit handlers or finalisers of student objects
 

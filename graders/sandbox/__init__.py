@@ -1,13 +1,16 @@
 """Running untrusted code: bubblewrap namespaces, a non-root uid, rlimits, cgroups, timeouts.
 
-The sandbox hands back plain bytes (the run's result stream and the tail of its output); callers
-parse them as data (JSON, NPZ with allow_pickle=False), never as pickles.
+The sandbox hands back plain bytes (lines on the run's control socket, result pipes, the tail of
+its output); callers parse them as data (JSON, NPZ with allow_pickle=False), never as pickles.
 """
 
+from graders.sandbox._channel import PipeRead, SandboxChannel
 from graders.sandbox._limits import SandboxLimits, SandboxMode
 from graders.sandbox._run import SandboxRun, SandboxUnavailable, SpareSandboxes, bwrap_path, run_sandboxed
 
 __all__ = [
+    "PipeRead",
+    "SandboxChannel",
     "SandboxLimits",
     "SandboxMode",
     "SandboxRun",

@@ -22,7 +22,7 @@ class SandboxLimits:
     open_files: int = 256
     # Size of the private work dir and /tmp (tmpfs, counted against the memory limit too).
     work_dir_bytes: int = 256 * 1024**2
-    # What comes back: the result stream is cut (and the run failed) beyond this ...
+    # What comes back: the control stream is cut (and the run failed) beyond this ...
     max_result_bytes: int = 64 * 1024**2
     # ... and only the tail of stdout/stderr is kept.
     output_tail_bytes: int = 16 * 1024

@@ -1,4 +1,4 @@
-"""Start sandboxed runs, feed them files, collect their result streams, and leave nothing running.
+"""Start sandboxed runs, feed them files, talk to them over a control socket, and leave nothing running.
 
 Warm start: a run is started before it is needed (bwrap, the interpreter and `import torch` take
 ~1.5 s) and waits for its input; `SpareSandboxes` keeps one such spare per kind of run. A spare
@@ -16,34 +16,40 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import sysconfig
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from graders.sandbox._bwrap import (
+    ENTRY_SCRIPT,
+    SANDBOX_ENTRY,
+    SANDBOX_INPUT,
+    SANDBOX_SCRIPT,
+    SANDBOX_SITE_PACKAGES,
+    bwrap_command,
+    outer_environment,
+)
 from graders.sandbox._cgroup import RunGroups, create_run_groups
+from graders.sandbox._channel import SandboxChannel
 from graders.sandbox._limits import SandboxLimits, SandboxMode
 
 logger = logging.getLogger(__name__)
 
-ENTRY_SCRIPT = Path(__file__).with_name("_entry.py")
-# Inside the sandbox: where the interpreter, its packages and the run's files appear.
-SANDBOX_PYTHON_HOME = "/opt/python"
-SANDBOX_SITE_PACKAGES = "/opt/site-packages"
-SANDBOX_ENTRY = "/opt/autograde/entry.py"
-SANDBOX_SCRIPT = "/opt/autograde/script.py"
-SANDBOX_INPUT = "/input"
-SANDBOX_WORK = "/work"
-SANDBOX_TMP = "/tmp"  # noqa: S108  (the sandbox's own private tmpfs)
 # Non-root uids for runs: one drawn per run from a range no real account uses.
 RUN_UID_LOW, RUN_UID_HIGH = 200_000, 260_000
-RESULT_FD_ARGUMENT = "--result-fd"
+CONTROL_FD_ARGUMENT = "--control-fd"
+# The longest line a run may send on its control socket; longer ones are dropped.
+MAX_CONTROL_LINE_BYTES = 64 * 1024
+# After the conversation ended, how long a run that was not stopped may take to exit by itself.
+EXIT_GRACE_SECONDS = 1.0
 # The script reads one line from stdin before it looks at its input: the go signal.
 GO = b"go\n"
 MAX_SPARE_KINDS = 4
@@ -57,10 +63,9 @@ class SandboxUnavailable(RuntimeError):
 class SandboxRun:
     exit_code: int | None
     # Which limit ended the run, if one did: "wall time", "memory", "processes", "cpu time",
-    # "file size", "result size".
+    # "file size", "result size" (the control stream). A limit the caller kept itself (it called
+    # SandboxChannel.stop) is the caller's to report.
     limit: str | None
-    # The run's result stream (what the script wrote to its result fd), at most max_result_bytes.
-    result: bytes
     # The last bytes of stdout and stderr together, and how many bytes were printed in all.
     output_tail: str
     output_bytes: int
@@ -68,6 +73,8 @@ class SandboxRun:
     seconds: float
     # Whether the run was started ahead of time (warm) or for this call.
     warm: bool = False
+    # The run's non-root uid, where it had one: its processes are the only ones with it.
+    uid: int | None = None
 
 
 def bwrap_path() -> str | None:
@@ -82,9 +89,10 @@ class _Started:
     groups: RunGroups
     scratch: tempfile.TemporaryDirectory[str]
     input_dir: Path
+    # The run's non-root uid (None where this process cannot switch uids: not root, or unsafe-dev).
+    uid: int | None
     output: _TailBuffer
-    result: _CappedBuffer
-    result_read: int
+    control: socket.socket
     readers: list[threading.Thread] = field(default_factory=list)
 
     def alive(self) -> bool:
@@ -97,7 +105,7 @@ class _Started:
     def _close(self) -> None:
         for reader in self.readers:
             reader.join(timeout=5)
-        os.close(self.result_read)
+        self.control.close()
         if self.process.stdout is not None:
             self.process.stdout.close()
         if self.process.stdin is not None:
@@ -151,6 +159,7 @@ def run_sandboxed(
     files: Mapping[str, bytes],
     arguments: Sequence[str],
     limits: SandboxLimits,
+    converse: Callable[[SandboxChannel], None],
     mode: SandboxMode = SandboxMode.BWRAP,
     spares: SpareSandboxes | None = None,
 ) -> SandboxRun:
@@ -158,7 +167,9 @@ def run_sandboxed(
 
     `files` appear read-only in the directory named by `--input` (passed to the script, which must
     read one line from stdin, the go signal, before it looks there); the script's working directory
-    is an empty private tmpfs; it writes its result to the file descriptor named by `--result-fd`.
+    is an empty private tmpfs. The script talks to `converse` over the socket named by
+    `--control-fd`; `converse` runs here, outside the sandbox, keeps whatever it learns, and the
+    run is killed when it returns (at once if it called `stop`, else after a short grace).
     With `spares`, a sandbox started earlier for the same kind of run is used, and the next one is
     started before this returns. Raises SandboxUnavailable without bubblewrap in BWRAP mode.
     """
@@ -179,7 +190,7 @@ def run_sandboxed(
     if started is None:
         started = _start(script, arguments, limits, mode)
     try:
-        return _finish(started, files, limits, warm)
+        return _finish(started, files, limits, warm, converse)
     finally:
         started._close()
         if spares is not None and not spares.holds(key):
@@ -188,54 +199,30 @@ def run_sandboxed(
 
 
 def _start(script: Path, arguments: Sequence[str], limits: SandboxLimits, mode: SandboxMode) -> _Started:
+    # Private to this process (0700) and, for the input, to the run's own uid: another local user
+    # or another run cannot read a submission's inputs (hidden test sequences, the notebook).
     scratch = tempfile.TemporaryDirectory(prefix="autograde-run-")
     scratch_path = Path(scratch.name)
-    scratch_path.chmod(0o755)
     input_dir = scratch_path / "input"
-    input_dir.mkdir()
-    input_dir.chmod(0o755)
-    result_read, result_write = os.pipe()
+    input_dir.mkdir(mode=0o700)
+    uid: int | None = None
+    if mode is SandboxMode.BWRAP and os.geteuid() == 0:
+        uid = RUN_UID_LOW + secrets.randbelow(RUN_UID_HIGH - RUN_UID_LOW)
+        os.chown(input_dir, uid, uid)
+    control, control_of_run = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     groups = RunGroups()
     if mode is SandboxMode.BWRAP and os.geteuid() == 0:
         groups = create_run_groups(limits.memory_bytes, limits.max_processes)
-    entry_limits: dict[str, object] = {
-        "cpu_seconds": limits.cpu_seconds,
-        "max_processes": limits.max_processes,
-        "file_size_bytes": limits.file_size_bytes,
-        "open_files": limits.open_files,
-        "core_bytes": 0,
-    }
-    if not groups.has_memory_limit:
-        # Without a memory cgroup the address space is the only memory limit (it breaks CUDA,
-        # so GPU workers need the cgroup). Leave room for the interpreter's and torch's mappings.
-        entry_limits["address_space_bytes"] = limits.memory_bytes + 2 * 1024**3
+    entry_limits = _entry_limits(limits, groups)
     script_arguments = [
         "--input",
         SANDBOX_INPUT if mode is SandboxMode.BWRAP else str(input_dir),
-        RESULT_FD_ARGUMENT,
-        str(result_write),
+        CONTROL_FD_ARGUMENT,
+        str(control_of_run.fileno()),
         *arguments,
     ]
-    work_dir = scratch_path
-    if mode is SandboxMode.BWRAP:
-        entry_limits["uid"] = RUN_UID_LOW + secrets.randbelow(RUN_UID_HIGH - RUN_UID_LOW)
-        entry_limits["sys_path"] = [SANDBOX_SITE_PACKAGES]
-        entry = [SANDBOX_ENTRY, json.dumps(entry_limits), SANDBOX_SCRIPT, *script_arguments]
-        command = [*_bwrap_command(script, input_dir, limits), *entry]
-    else:
-        work_dir = scratch_path / "work"
-        work_dir.mkdir()
-        entry_limits["sys_path"] = [sysconfig.get_paths()["purelib"]]
-        command = [
-            sys.executable,
-            "-I",
-            "-S",
-            "-B",
-            str(ENTRY_SCRIPT),
-            json.dumps(entry_limits),
-            str(script),
-            *script_arguments,
-        ]
+    entry_limits["uid"] = uid
+    command, work_dir = _command(script, script_arguments, entry_limits, limits, mode, scratch_path)
     if groups.directories:
         # The first process joins the run's groups before it becomes bwrap, so every process of
         # the run is in them from the start.
@@ -247,31 +234,72 @@ def _start(script: Path, arguments: Sequence[str], limits: SandboxLimits, mode: 
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            pass_fds=(result_write,),
-            env=_outer_environment(),
+            pass_fds=(control_of_run.fileno(),),
+            env=outer_environment(),
             cwd=work_dir,
             start_new_session=True,
         )
     finally:
-        os.close(result_write)
+        control_of_run.close()
     assert process.stdout is not None
     output = _TailBuffer(limits.output_tail_bytes)
-    result = _CappedBuffer(limits.max_result_bytes)
-    started = _Started(process, groups, scratch, input_dir, output, result, result_read)
-    started.readers = [
-        threading.Thread(target=output.drain, args=(process.stdout,), daemon=True),
-        threading.Thread(target=result.drain_fd, args=(result_read,), daemon=True),
-    ]
+    started = _Started(process, groups, scratch, input_dir, uid, output, control)
+    started.readers = [threading.Thread(target=output.drain, args=(process.stdout,), daemon=True)]
     for reader in started.readers:
         reader.start()
     return started
 
 
-def _finish(started: _Started, files: Mapping[str, bytes], limits: SandboxLimits, warm: bool) -> SandboxRun:
+def _command(
+    script: Path,
+    script_arguments: list[str],
+    entry_limits: dict[str, object],
+    limits: SandboxLimits,
+    mode: SandboxMode,
+    scratch_path: Path,
+) -> tuple[list[str], Path]:
+    """The run's command line and its working directory on this machine."""
+    input_dir = scratch_path / "input"
+    if mode is SandboxMode.BWRAP:
+        entry_limits["sys_path"] = [SANDBOX_SITE_PACKAGES]
+        entry = [SANDBOX_ENTRY, json.dumps(entry_limits), SANDBOX_SCRIPT, *script_arguments]
+        return [*bwrap_command(script, input_dir, limits), *entry], scratch_path
+    work_dir = scratch_path / "work"
+    work_dir.mkdir()
+    entry_limits["sys_path"] = [sysconfig.get_paths()["purelib"]]
+    command = [sys.executable, "-I", "-S", "-B", str(ENTRY_SCRIPT), json.dumps(entry_limits), str(script)]
+    return [*command, *script_arguments], work_dir
+
+
+def _entry_limits(limits: SandboxLimits, groups: RunGroups) -> dict[str, object]:
+    """The rlimits the entry script sets before it drops to the run's uid."""
+    entry_limits: dict[str, object] = {
+        "cpu_seconds": limits.cpu_seconds,
+        "max_processes": limits.max_processes,
+        "file_size_bytes": limits.file_size_bytes,
+        "open_files": limits.open_files,
+        "core_bytes": 0,
+    }
+    if not groups.has_memory_limit:
+        # Without a memory cgroup the address space is the only memory limit (it breaks CUDA,
+        # so GPU workers need the cgroup). Leave room for the interpreter's and torch's mappings.
+        entry_limits["address_space_bytes"] = limits.memory_bytes + 2 * 1024**3
+    return entry_limits
+
+
+def _finish(
+    started: _Started,
+    files: Mapping[str, bytes],
+    limits: SandboxLimits,
+    warm: bool,
+    converse: Callable[[SandboxChannel], None],
+) -> SandboxRun:
     for name, content in files.items():
-        path = started.input_dir / name
-        path.write_bytes(content)
-        path.chmod(0o644)
+        descriptor = os.open(started.input_dir / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as file:
+            if started.uid is not None:
+                os.fchown(file.fileno(), started.uid, started.uid)
+            file.write(content)
     process = started.process
     began = time.monotonic()
     assert process.stdin is not None
@@ -280,107 +308,36 @@ def _finish(started: _Started, files: Mapping[str, bytes], limits: SandboxLimits
         process.stdin.close()
     except OSError:
         pass  # it died already; the exit code says how
-    limit: str | None = None
-    deadline = began + limits.wall_seconds
-    while True:
-        try:
-            process.wait(timeout=0.02)
-            break
-        except subprocess.TimeoutExpired:
-            pass
-        if started.result.overflowed:
-            limit = "result size"
-            break
-        if time.monotonic() >= deadline:
-            limit = "wall time"
-            break
-    seconds = time.monotonic() - began
-    _kill_everything(process)
+    channel = SandboxChannel(
+        started.control, began + limits.wall_seconds, limits.max_result_bytes, MAX_CONTROL_LINE_BYTES
+    )
+    try:
+        converse(channel)
+        if not channel.stopped and not channel.overflowed:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=max(0.0, min(EXIT_GRACE_SECONDS, channel.deadline - time.monotonic())))
+    finally:
+        seconds = time.monotonic() - began
+        _kill_everything(process)
     for reader in started.readers:
         reader.join(timeout=5)
     exit_code = process.returncode
-    if limit is None:
-        limit = started.groups.limit_hit() or _limit_of_signal(exit_code)
-    if started.result.overflowed:
+    limit: str | None = None
+    if channel.overflowed:
         limit = "result size"
+    elif not channel.stopped:
+        limit = started.groups.limit_hit() or _limit_of_signal(exit_code)
+        if limit is None and channel.past_deadline():
+            limit = "wall time"
     return SandboxRun(
         exit_code=exit_code,
         limit=limit,
-        result=started.result.data(),
         output_tail=started.output.text(),
         output_bytes=started.output.total,
         seconds=seconds,
         warm=warm,
+        uid=started.uid,
     )
-
-
-def _bwrap_command(script: Path, input_dir: Path, limits: SandboxLimits) -> list[str]:
-    python_home = Path(sys.base_prefix)
-    python = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    command = [
-        "bwrap",
-        # Every namespace but the user one: bwrap runs as root, and the run gets a real non-root
-        # uid (set by the entry script), so RLIMIT_NPROC applies and no uid maps to root.
-        "--unshare-ipc",
-        "--unshare-pid",
-        "--unshare-net",
-        "--unshare-uts",
-        "--unshare-cgroup",
-        "--die-with-parent",
-        "--new-session",
-        "--clearenv",
-        "--setenv", "PATH", "/usr/bin:/bin",
-        "--setenv", "HOME", SANDBOX_WORK,
-        "--setenv", "LANG", "C.UTF-8",
-        "--setenv", "OMP_NUM_THREADS", "1",
-        "--setenv", "MKL_NUM_THREADS", "1",
-        "--setenv", "PYTHONHASHSEED", "0",
-        "--setenv", "MPLCONFIGDIR", SANDBOX_TMP,
-        "--ro-bind", "/usr", "/usr",
-    ]  # fmt: skip
-    for top in ("/bin", "/sbin", "/lib", "/lib64", "/lib32"):
-        path = Path(top)
-        if path.is_symlink():
-            command += ["--symlink", os.readlink(path), top]
-        elif path.is_dir():
-            command += ["--ro-bind", top, top]
-    command += [
-        "--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache",
-        "--ro-bind-try", "/etc/localtime", "/etc/localtime",
-        "--perms", "0755", "--dir", "/opt",
-        "--perms", "0755", "--dir", "/opt/autograde",
-        "--ro-bind", str(python_home), SANDBOX_PYTHON_HOME,
-        "--ro-bind", sysconfig.get_paths()["purelib"], SANDBOX_SITE_PACKAGES,
-        "--ro-bind", str(ENTRY_SCRIPT), SANDBOX_ENTRY,
-        "--ro-bind", str(script), SANDBOX_SCRIPT,
-        "--ro-bind", str(input_dir), SANDBOX_INPUT,
-        "--proc", "/proc",
-        "--dev", "/dev",
-        *_gpu_devices(limits),
-        "--perms", "0777", "--size", str(limits.work_dir_bytes), "--tmpfs", SANDBOX_WORK,
-        "--perms", "1777", "--size", str(limits.work_dir_bytes), "--tmpfs", SANDBOX_TMP,
-        "--chdir", SANDBOX_WORK,
-        "--cap-add", "CAP_SETUID",
-        "--cap-add", "CAP_SETGID",
-        f"{SANDBOX_PYTHON_HOME}/bin/{python}", "-I", "-S", "-B",
-    ]  # fmt: skip
-    return command
-
-
-def _gpu_devices(limits: SandboxLimits) -> list[str]:
-    """The NVIDIA device nodes, bound for GPU runs only (a minimal /dev holds none)."""
-    if not limits.gpu:
-        return []
-    binds = []
-    for node in sorted(Path("/dev").glob("nvidia*")):
-        if node.is_char_device():
-            binds += ["--dev-bind", str(node), str(node)]
-    return binds
-
-
-def _outer_environment() -> dict[str, str]:
-    """bwrap itself sees no secret either (it clears the sandbox's environment anyway)."""
-    return {"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "LANG": "C.UTF-8"}
 
 
 def _kill_everything(process: subprocess.Popen[bytes]) -> None:
@@ -418,22 +375,3 @@ class _TailBuffer:
 
     def text(self) -> str:
         return bytes(self._data[-self._keep :]).decode("utf-8", errors="replace")
-
-
-class _CappedBuffer:
-    def __init__(self, cap: int) -> None:
-        self._cap = cap
-        self._chunks: list[bytes] = []
-        self._size = 0
-        self.overflowed = False
-
-    def drain_fd(self, fd: int) -> None:
-        while chunk := os.read(fd, 1 << 20):
-            if self._size + len(chunk) > self._cap:
-                self.overflowed = True
-                continue  # keep draining so the writer is not blocked; drop the excess
-            self._chunks.append(chunk)
-            self._size += len(chunk)
-
-    def data(self) -> bytes:
-        return b"".join(self._chunks)

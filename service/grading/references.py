@@ -6,8 +6,11 @@ never student input. Keeping it in the database lets any worker grade any versio
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import inspect
+import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable
@@ -17,7 +20,10 @@ from typing import Any
 
 from graders import ReferenceFunctions
 
-_MODULE_DIRECTORY = Path(tempfile.gettempdir()) / "autograde-reference-modules"
+# Reference code holds hidden tests and mistakes' feedback: it is written to a directory private to
+# this process (0700, files 0600), never to a shared, guessable path other local users could read
+# or plant files in. A forked worker makes its own.
+_module_directories: dict[int, Path] = {}
 
 
 class ReferenceModuleError(Exception):
@@ -30,9 +36,10 @@ def load_reference_functions(source: str, content_hash: str) -> ReferenceFunctio
     if not source.strip():
         return {}
     module_name = f"autograde_reference_{content_hash[:24]}"
-    _MODULE_DIRECTORY.mkdir(parents=True, exist_ok=True)
-    path = _MODULE_DIRECTORY / f"{module_name}.py"
-    path.write_text(source, encoding="utf-8")
+    path = _module_directory() / f"{module_name}.py"
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(source)
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
         raise ReferenceModuleError(f"cannot import the reference module from {path}")
@@ -49,3 +56,18 @@ def load_reference_functions(source: str, content_hash: str) -> ReferenceFunctio
         if not name.startswith("_") and inspect.isfunction(value) and value.__module__ == module_name
     }
     return functions
+
+
+def _module_directory() -> Path:
+    pid = os.getpid()
+    directory = _module_directories.get(pid)
+    if directory is None:
+        directory = Path(tempfile.mkdtemp(prefix="autograde-reference-"))  # mode 0700
+        _module_directories[pid] = directory
+        atexit.register(_remove_directory, pid, directory)
+    return directory
+
+
+def _remove_directory(pid: int, directory: Path) -> None:
+    if os.getpid() == pid:  # not from a forked child that inherited the handler
+        shutil.rmtree(directory, ignore_errors=True)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import os
+import stat
+import struct
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from graders import Verdict
-from graders.notebook.grader import parse_records
+from graders.notebook._session import read_check_result
+from graders.sandbox import PipeRead
 from tests.graders.notebooks import HW5, Q4, load_q4, notebook_text, solution_cells, with_function
 
 UNSCALED_ATTENTION = """def attention(q, K, V):
@@ -130,10 +137,42 @@ def test_shipped_training_data_is_what_the_grader_generates(q4: Q4) -> None:
     np.testing.assert_array_equal(shipped["y"], half.astype(int))
 
 
-def test_records_cut_mid_write_are_dropped() -> None:
-    whole = b"\x00\x00\x00\x1a" + b'{"event":"ready","payload_bytes":0}'[:26]
-    assert parse_records(b"\x00\x00\x00\x02{}" + b"\x00\x00\x10") == [parse_records(b"\x00\x00\x00\x02{}")[0]]
-    assert parse_records(b"\xff\xff\xff\xff" + whole) == []
+def record(header: bytes, payload: bytes = b"") -> bytes:
+    return struct.pack(">I", len(header)) + header + payload
+
+
+@pytest.mark.parametrize(
+    ("data", "seconds", "status", "message"),
+    [
+        (record(b'{"status": "ok", "payload_bytes": 3}', b"abc"), 0.1, "ok", ""),
+        (record(b'{"status": "error", "error": "Boom\\u0000!", "payload_bytes": 0}'), 0.1, "error", "Boom!"),
+        (b"", 0.1, "error", "without a result"),
+        (b"", 5.0, "timeout", "did not return within 3 s"),
+        (record(b'{"status": "ok", "payload_bytes": 9}', b"abc"), 0.1, "invalid", "exactly one record"),
+        (record(b'{"status": "ok", "payload_bytes": 0}') * 2, 0.1, "invalid", "exactly one record"),
+        (record(b'{"status": "ok", "payload_bytes": NaN}'), 0.1, "invalid", "NaN"),
+        (record(b'{"status": "ok", "payload_bytes": 1e999}'), 0.1, "invalid", "out of range"),
+        (record(b"[" * 50_000 + b"]" * 50_000), 0.1, "invalid", "could not be read"),
+        (record(b'{"status": "ok", "payload_bytes": 0, "score": 1}'), 0.1, "invalid", "not a result header"),
+        (b"\xff\xff\xff\xff" + b"x" * 100, 0.1, "invalid", "cut short"),
+        (record(b'{"status": "correct", "payload_bytes": 0}'), 0.1, "invalid", "unknown status"),
+    ],
+)
+def test_a_check_result_is_one_strict_record(data: bytes, seconds: float, status: str, message: str) -> None:
+    result = read_check_result(PipeRead(data, ended=True, overflowed=False, seconds=seconds), 3.0)
+    assert (result.status, message in result.message) == (status, True), result
+    assert "\x00" not in result.message
+
+
+def test_an_unfinished_or_oversized_check_result_is_not_read() -> None:
+    whole = record(b'{"status": "ok", "payload_bytes": 0}')
+    assert (
+        read_check_result(PipeRead(whole, ended=False, overflowed=False, seconds=3.5), 3.0).status
+        == "timeout"
+    )
+    assert (
+        read_check_result(PipeRead(whole, ended=True, overflowed=True, seconds=0.1), 3.0).status == "invalid"
+    )
 
 
 LEAVE_TRACES = """
@@ -184,3 +223,49 @@ def test_solution_scores_full_marks_on_cuda(q4: Q4) -> None:
     result = cuda.grade(notebook_text(solution_cells()))
     assert result.fraction == 1.0, result.feedback
     assert result.details["sandbox"]["device"] == "cuda"
+
+
+SHOW_INPUT_PERMISSIONS = """
+import os, stat
+for path in ["/input"] + ["/input/" + name for name in sorted(os.listdir("/input"))]:
+    info = os.stat(path)
+    mine = "own" if info.st_uid == os.getuid() else f"uid {info.st_uid}"
+    print(f"PERMISSIONS {path} {stat.S_IMODE(info.st_mode):o} {mine}")
+"""
+
+
+def test_a_runs_inputs_are_private_to_its_own_uid(q4: Q4) -> None:
+    output = q4.grade(notebook_text([SHOW_INPUT_PERMISSIONS])).details["sandbox"]["output_tail"]
+    lines = [line.split() for line in output.splitlines() if line.startswith("PERMISSIONS")]
+    assert len(lines) > 3, output
+    assert lines[0][1:] == ["/input", "700", "own"]
+    for _, path, mode, owner in lines[1:]:
+        assert (mode, owner) == ("600", "own"), path
+
+
+def test_reference_modules_are_private_to_this_process(q4: Q4) -> None:
+    path = Path(q4.context.reference_function("training_set").__code__.co_filename)
+    assert path.parent.name.startswith("autograde-reference-")
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert path.parent.stat().st_uid == os.geteuid()
+
+
+UNSTORABLE_TEXT = [
+    "import sys\nsys.stdout.buffer.write(b'a\\x00b\\x1b[2Jc\\x07\\xed\\xa0\\x80d\\n')\nsys.stdout.flush()",
+    "def rnn_forward(*a):\n    raise ValueError('bad\\x00value\\x1b[31m')",
+    "raise RuntimeError('cell\\x00error\\x1b]0;title\\x07\\ud800')",
+]
+
+
+def test_text_from_the_sandbox_is_storable(q4: Q4) -> None:
+    """NULs, terminal escapes and lone surrogates in output and exception messages never reach
+    the feedback or the details, and the details hold no NaN."""
+    result = q4.grade(notebook_text(UNSTORABLE_TEXT))
+    stored = json.dumps({"feedback": result.feedback, "details": result.details}, allow_nan=False)
+    stored.encode("utf-8")  # no lone surrogate either
+    for character in ("\\u0000", "\\u001b", "\\u0007", "\\ud800"):
+        assert character not in stored
+    assert "Cell 3 raised RuntimeError: cellerror]0;title" in result.feedback
+    assert "raised ValueError: badvalue[31m" in result.feedback
+    assert "ab[2Jc" in result.details["sandbox"]["output_tail"]  # type: ignore[index,operator]

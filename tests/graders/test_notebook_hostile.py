@@ -182,26 +182,52 @@ HOSTILE: dict[str, tuple[list[str], str]] = {
         ],
         "zero",
     ),
-    "forged records with a pickled array": (
+    "forged records on every descriptor, during the cells and the checks": (
         [
-            "import io, json, os, struct, sys, numpy as np\n"
+            "import glob, io, json, os, struct, threading, time, numpy as np\n"
             f"class Evil:\n    def __reduce__(self):\n        return (os.system, ('touch {HOST_MARKER}',))\n"
-            "fd = int(sys.argv[sys.argv.index('--result-fd') + 1])\n"
+            "X = np.load('/input/model-features.npz')['X']\n"
+            "logits = np.stack([X[:, 10:].sum(1), X[:, :10].sum(1)], axis=1)  # the hidden labels' rule\n"
+            "def npy(array, pickles=False):\n"
+            "    buffer = io.BytesIO()\n    np.save(buffer, array, allow_pickle=pickles)\n    return buffer.getvalue()\n"
             "def record(header, payload=b''):\n"
             "    header = json.dumps(dict(header, payload_bytes=len(payload))).encode()\n"
-            "    os.write(fd, struct.pack('>I', len(header)) + header + payload)\n"
-            "buffer = io.BytesIO()\nnp.save(buffer, np.array([Evil()], dtype=object), allow_pickle=True)\n"
-            "record({'event': 'cell', 'index': 1, 'status': 'ok'})\n"
+            "    return struct.pack('>I', len(header)) + header + payload\n"
+            "blob = b''\n"
             "for name in ('rnn_forward#0', 'attention#0', 'bptt_grad_w_hh#0', 'model'):\n"
-            "    record({'event': 'check', 'name': name, 'status': 'ok'}, buffer.getvalue())\n"
-            "record({'event': 'done'})\n"
-            "os._exit(0)"
+            "    payload = npy(logits) if name == 'model' else npy(np.array([Evil()], dtype=object), True)\n"
+            "    blob += record({'event': 'check', 'name': name, 'status': 'ok'}, payload)\n"
+            "    blob += record({'status': 'ok'}, payload)\n"
+            "blob += record({'event': 'done'})\n"
+            "for event in ({'event': 'cells_done'}, {'event': 'cells', 'count': 1}, {'event': 'done'}):\n"
+            "    blob += b'\\n' + json.dumps(event).encode() + b'\\n'\n"
+            "def spray():\n"
+            "    for fd in range(1024):\n"
+            "        try:\n            os.write(fd, blob)\n        except OSError:\n            pass\n"
+            "    for path in glob.glob('/proc/self/fd/*'):\n"
+            "        try:\n            with open(path, 'wb', buffering=0) as f:\n                f.write(blob)\n"
+            "        except OSError:\n            pass\n"
+            "def keep_spraying():\n    while True:\n        spray()\n        time.sleep(0.005)\n"
+            "spray()\n"
+            "threading.Thread(target=keep_spraying, daemon=True).start()"
         ],
         "zero",
     ),
-    "garbage on the result stream": (
-        ["import os, sys\nos.write(int(sys.argv[sys.argv.index('--result-fd') + 1]), b'\\xff' * 1000)"],
+    "garbage on the control socket": (
+        ["import os, sys\nos.write(int(sys.argv[sys.argv.index('--control-fd') + 1]), b'\\xff' * 1000)"],
         "zero_or_limit",
+    ),
+    "a cell that stops the runner's clocks and blocks signals": (
+        [
+            "import signal, threading, time\n"
+            "for thread in threading.enumerate():\n"
+            "    if isinstance(thread, threading.Timer):\n        thread.cancel()\n"
+            "signal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
+            "signal.pthread_sigmask(signal.SIG_BLOCK, set(signal.Signals) - {signal.SIGKILL, signal.SIGSTOP})\n"
+            "time.sleep(8)",
+            *solution_cells(),
+        ],
+        "limit",
     ),
     "results of the wrong type and size": (
         [
@@ -240,8 +266,9 @@ def hostile_config(config: NotebookConfig) -> NotebookConfig:
     )
 
 
-def sandbox_processes() -> list[int]:
-    """Processes still running under a sandbox uid, anywhere on the machine."""
+def sandbox_processes(uids: set[int]) -> list[int]:
+    """Processes still running under one of these runs' uids (other autograde instances on the
+    machine, a demo left running, have sandbox uids of their own)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -250,7 +277,7 @@ def sandbox_processes() -> list[int]:
             except OSError:
                 continue
             uid = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("Uid:"))
-            if RUN_UID_LOW <= uid < RUN_UID_HIGH:
+            if uid in uids:
                 found.append(int(entry.name))
     return found
 
@@ -310,13 +337,18 @@ def test_specific_outcomes(graded: dict[str, GradeResult]) -> None:
     assert "while cell 1 was running" in graded["infinite loop in a cell"].feedback
     every_check = graded["infinite loop in every check"].details["checks"]
     assert every_check["rnn_forward"]["status"] == "timeout"  # type: ignore[index]
-    assert every_check["model"]["status"] == "error"  # type: ignore[index]
+    assert every_check["model"]["status"] == "timeout"  # type: ignore[index]
     assert "did not return within 3 s" in graded["infinite loop in every check"].feedback
     printed = graded["printing 1 GB"].details["sandbox"]
     assert printed["output_bytes"] >= 2**30  # type: ignore[index,operator]
     assert len(printed["output_tail"]) <= 2000  # type: ignore[index,arg-type]
     assert "returned a Evil, not a tensor" in graded["a __reduce__ payload returned"].feedback
-    assert "could not be read" in graded["forged records with a pickled array"].feedback
+    forged = graded["forged records on every descriptor, during the cells and the checks"].details["checks"]
+    assert {name: check["points"] for name, check in forged.items()} == dict.fromkeys(forged, 0.0)  # type: ignore[index,union-attr]
+    assert forged["model"]["status"] in ("error", "invalid")  # type: ignore[index,call-overload]
+    clocks = graded["a cell that stops the runner's clocks and blocks signals"]
+    assert "the time limit of 5 s for the cells" in clocks.feedback
+    assert 5 <= clocks.details["sandbox"]["cells_seconds"] < 5 + 1  # type: ignore[index,operator]
     wrong = graded["results of the wrong type and size"].feedback
     assert "returned a str" in wrong
     assert "more than the" in wrong
@@ -332,7 +364,10 @@ def test_nothing_of_the_runs_survives(graded: dict[str, GradeResult]) -> None:
     grader.spares.close()  # the waiting spare sandboxes are the only processes left, by design
     assert not HOST_MARKER.exists()
     assert not (REPOSITORY / "pwned").exists()
-    assert sandbox_processes() == []
+    uids = {result.details["sandbox"]["uid"] for result in graded.values() if "sandbox" in result.details}  # type: ignore[index]
+    assert len(uids) > len(HOSTILE) // 2  # a uid per run (drawn at random: two runs may share one)
+    assert all(isinstance(uid, int) and RUN_UID_LOW <= uid < RUN_UID_HIGH for uid in uids)
+    assert sandbox_processes(uids) == []  # type: ignore[arg-type]
     for controller in ("pids", "memory"):
         groups = CGROUP_ROOT / controller / PARENT_GROUP
         if groups.exists():
