@@ -5,6 +5,7 @@ parse them as data (JSON, NPZ with allow_pickle=False), never as pickles.
 """
 
 from graders.sandbox._limits import SandboxLimits, SandboxMode
+from graders.sandbox._probe import sandbox_problem
 from graders.sandbox._run import SandboxRun, SandboxUnavailable, SpareSandboxes, bwrap_path, run_sandboxed
 
 __all__ = [
@@ -15,4 +16,5 @@ __all__ = [
     "SpareSandboxes",
     "bwrap_path",
     "run_sandboxed",
+    "sandbox_problem",
 ]

@@ -7,6 +7,7 @@ from collections import defaultdict
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from graders.sandbox import SandboxMode, sandbox_problem
 from service.config import ExecutorKind, Settings
 from service.health import repository
 from service.models import JobStatus
@@ -26,7 +27,22 @@ def readiness_problems(session: Session, settings: Settings) -> list[str]:
 
         if not broker_reachable(settings):
             problems.append("the broker does not answer")
+    if grades_in_this_process(settings):
+        # A real sandboxed run (~0.1 s) each time: an API whose grading processes cannot sandbox
+        # would grade every notebook `error`.
+        problem = sandbox_problem_here(settings)
+        if problem is not None:
+            problems.append(f"the grading processes cannot run the sandbox ({problem})")
     return problems
+
+
+def grades_in_this_process(settings: Settings) -> bool:
+    return settings.executor is ExecutorKind.LOCAL and settings.local_workers > 0
+
+
+def sandbox_problem_here(settings: Settings) -> str | None:
+    """Why student code cannot be sandboxed on this machine, or None (also in unsafe-dev mode)."""
+    return sandbox_problem(SandboxMode(settings.sandbox))
 
 
 def _labels(**labels: str) -> str:
