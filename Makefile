@@ -4,9 +4,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # Root installs Debian packages directly; anyone else through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := docker-compose redis-server bubblewrap
+# bubblewrap is the sandbox that runs students' notebooks: `make demo` needs it too.
+SANDBOX_PACKAGES := bubblewrap
+APT_PACKAGES := $(SANDBOX_PACKAGES) docker-compose redis-server docker.io debootstrap python3
 
-.PHONY: demo test check lint typecheck system-deps venv
+.PHONY: demo test check lint typecheck system-deps sandbox-deps apt-install venv
 
 venv: $(VENV)/.installed
 
@@ -16,18 +18,25 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $@
 
-# Debian packages the test suite calls: docker-compose validates the compose file without an engine;
-# redis-server: the Celery tests start their own Redis (on a free loopback port) to stop and restart it.
-# bubblewrap is the sandbox that runs students' notebooks.
+# Debian packages the test suite calls: docker-compose validates the compose file and starts the
+# stack; redis-server: the Celery tests start their own Redis (on a free loopback port) to stop and
+# restart it; docker.io (dockerd), debootstrap and Debian's python3: the deployment test starts its own
+# engine, builds a base image from the Debian mirror and picks the image's wheels for its python3.
 system-deps:
-	@missing=""; for package in $(APT_PACKAGES); do \
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(APT_PACKAGES)"
+
+sandbox-deps:
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(SANDBOX_PACKAGES)"
+
+apt-install:
+	@missing=""; for package in $(PACKAGES); do \
 		dpkg -s $$package >/dev/null 2>&1 || missing="$$missing $$package"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-demo: venv
+demo: venv sandbox-deps
 	$(BIN)/autograde demo
 
 lint: venv

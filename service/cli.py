@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shlex
 import signal
 import threading
@@ -33,14 +34,31 @@ app.add_typer(grades_app, name="grades")
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 console = Console()
+logger = logging.getLogger("service.cli")
+# `autograde worker` / `serve` exit with this when the sandbox cannot run here.
+EXIT_NO_SANDBOX = 3
 
 
 def _settings() -> Settings:
     try:
-        return get_settings()
+        settings = get_settings()
     except ValueError as error:
         console.print(f"[red]Bad settings:[/red] {error}")
         raise typer.Exit(2) from None
+    for warning in settings.startup_warnings():
+        Console(stderr=True).print(f"[bold yellow]WARNING:[/bold yellow] {warning}", highlight=False)
+    return settings
+
+
+def _refuse_to_grade_without_a_sandbox(settings: Settings) -> None:
+    """Before any grading process starts: one real sandboxed run. Without it every notebook would be
+    graded `error`; better not to start (unsafe-dev mode skips the check, as it skips the sandbox)."""
+    from service.health.service import sandbox_problem_here
+
+    problem = sandbox_problem_here(settings)
+    if problem is not None:
+        logger.error("refusing to start: the sandbox cannot run here: %s", problem)
+        raise typer.Exit(EXIT_NO_SANDBOX)
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -157,10 +175,13 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Default: AUTOGRADE_PORT")] = None,
 ) -> None:
     """Run the API, with AUTOGRADE_LOCAL_WORKERS grading processes beside it."""
+    from service.health.service import grades_in_this_process
     from service.main import create_app
 
     settings = _settings()
     _configure_logging(settings)
+    if grades_in_this_process(settings):
+        _refuse_to_grade_without_a_sandbox(settings)
     uvicorn.run(
         create_app(settings), host=host or settings.host, port=port or settings.port, log_level="info"
     )
@@ -189,6 +210,7 @@ def worker(
             console.print(f"[red]--device {settings.device}: CUDA is not available on this machine.[/red]")
             raise typer.Exit(2)
     _configure_logging(settings)
+    _refuse_to_grade_without_a_sandbox(settings)
     if settings.executor is ExecutorKind.CELERY:
         _celery_worker(settings, concurrency, queues)
         return
@@ -242,6 +264,8 @@ def demo() -> None:
     if settings.env is not Environment.DEVELOPMENT:
         console.print("[red]The demo runs only with AUTOGRADE_ENV=development.[/red]")
         raise typer.Exit(2)
+    _configure_logging(settings)
+    _refuse_to_grade_without_a_sandbox(settings)
     engine = make_engine(settings)
     upgrade_database(engine)
     with make_session_factory(engine)() as session, session.begin():
@@ -267,7 +291,6 @@ def demo() -> None:
         soft_wrap=True,
     )
     console.print(f"API docs: {base}/docs", highlight=False)
-    _configure_logging(settings)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
 
 

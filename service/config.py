@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import zlib
+from collections import Counter
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -12,6 +15,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEVELOPMENT_SECRET = "dev-only-secret-change-me"  # noqa: S105  (refused outside development)
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
+# A production key must be long and random. Its estimated entropy is the smaller of two cheap
+# bounds: its length times the entropy of its own characters (32 x "a" carries 0 bits) and the size
+# of its zlib compression (repeated patterns compress). secrets.token_urlsafe(48) estimates at ~350
+# bits; a 32-character hex key (~113) is refused. No estimate spots every weak key: generate it.
+MIN_SECRET_KEY_LENGTH = 32
+MIN_SECRET_KEY_BITS = 128.0
+ZLIB_FRAMING_BYTES = 6  # header and checksum
 
 
 class Environment(StrEnum):
@@ -101,13 +111,20 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1)
 
     @model_validator(mode="after")
-    def _refuse_demo_secrets_outside_development(self) -> Settings:
+    def _refuse_unsafe_values_in_production(self) -> Settings:
         if self.env is Environment.PRODUCTION:
             problems = []
-            if self.secret_key == DEVELOPMENT_SECRET or len(self.secret_key) < 32:
-                problems.append("AUTOGRADE_SECRET_KEY must be set to a random value of 32+ characters")
+            if self.secret_key == DEVELOPMENT_SECRET or not secret_key_is_strong(self.secret_key):
+                problems.append(
+                    f"AUTOGRADE_SECRET_KEY must be a random value of {MIN_SECRET_KEY_LENGTH}+ characters "
+                    f"carrying {MIN_SECRET_KEY_BITS:.0f}+ bits (e.g. secrets.token_urlsafe(48))"
+                )
             if self.demo_student_token or self.demo_ta_token:
                 problems.append("demo tokens (AUTOGRADE_DEMO_*_TOKEN) are for development only")
+            if self.sandbox != "bwrap":
+                # Without the sandbox a notebook reads this process's environment: the secret key,
+                # the database URL, the reference code.
+                problems.append("AUTOGRADE_SANDBOX=unsafe-dev runs students' code unconfined")
             if problems:
                 raise ValueError("refusing to start in production: " + "; ".join(problems))
         return self
@@ -117,6 +134,23 @@ class Settings(BaseSettings):
         if self.visibility_timeout_seconds <= self.lease_seconds:
             raise ValueError("AUTOGRADE_VISIBILITY_TIMEOUT_SECONDS must exceed AUTOGRADE_LEASE_SECONDS")
         return self
+
+    def startup_warnings(self) -> list[str]:
+        """What is allowed but wrong for production; the commands log these when they start."""
+        if self.env is Environment.PRODUCTION and self.database_url.startswith("sqlite"):
+            return [
+                "AUTOGRADE_DATABASE_URL is SQLite in production: one machine, one writer at a time, "
+                "and no backups unless you make them; use PostgreSQL"
+            ]
+        return []
+
+
+def secret_key_is_strong(key: str) -> bool:
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        return False
+    bits_per_character = -sum(n / len(key) * math.log2(n / len(key)) for n in Counter(key).values())
+    compressed_bits = 8 * (len(zlib.compress(key.encode(), 9)) - ZLIB_FRAMING_BYTES)
+    return min(len(key) * bits_per_character, compressed_bits) >= MIN_SECRET_KEY_BITS
 
 
 @lru_cache(maxsize=1)

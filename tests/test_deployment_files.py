@@ -212,10 +212,15 @@ def _dockerfile_instructions() -> list[tuple[str, str]]:
 def test_dockerfile_builds_a_cpu_only_non_root_api_image() -> None:
     instructions = _dockerfile_instructions()
     arguments = {keyword: [args for kw, args in instructions if kw == keyword] for keyword, _ in instructions}
-    assert arguments["FROM"][0].startswith("python:3.11-slim")
+    # The base image is a build argument (the deployment test passes its own), Debian bookworm by default.
+    assert arguments["FROM"] == ["${BASE_IMAGE}"]
+    assert "BASE_IMAGE=debian:bookworm-slim" in arguments["ARG"]
     assert arguments["USER"][-1].split(":")[0] not in ("root", "0")
     runs = " ".join(arguments["RUN"])
-    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in runs
+    assert "TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu" in arguments["ARG"]
+    assert '--extra-index-url "$TORCH_INDEX_URL"' in runs
+    # The sandbox that runs notebooks is in the image.
+    assert re.search(r"apt-get install [^&]*\bbubblewrap\b", runs)
     assert json.loads(arguments["CMD"][-1]) == ["autograde", "serve"]
     assert "AUTOGRADE_HOST=0.0.0.0" in " ".join(arguments["ENV"])
     assert "/healthz" in arguments["HEALTHCHECK"][-1]
@@ -232,3 +237,53 @@ def test_dockerignore_keeps_what_the_image_copies() -> None:
     for needed in ("pyproject.toml", "alembic.ini", "service", "graders", "migrations", "reference"):
         assert not any(fnmatch.fnmatch(needed, pattern) for pattern in patterns), needed
     assert ".venv" in patterns
+
+
+@pytest.mark.parametrize("name", WORKERS)
+def test_workers_may_run_the_sandbox_without_extra_capabilities(services: dict[str, Any], name: str) -> None:
+    worker = services[name]
+    options = {option.replace(":", "=", 1).partition("=")[0]: option for option in worker["security_opt"]}
+    # Compose writes `seccomp:PATH`; the profile allows namespaces and mounts for bubblewrap.
+    profile_path = options["seccomp"].replace(":", "=", 1).partition("=")[2]
+    profile = json.loads((REPOSITORY_ROOT / profile_path).read_text(encoding="utf-8"))
+    assert profile["defaultAction"] == "SCMP_ACT_ERRNO"
+    allowed = {
+        name for rule in profile["syscalls"] if rule["action"] == "SCMP_ACT_ALLOW" for name in rule["names"]
+    }
+    assert {"clone", "unshare", "mount", "pivot_root"} <= allowed
+    assert (
+        not {"kexec_load", "init_module", "finit_module", "bpf", "perf_event_open", "keyctl", "ptrace"}
+        & allowed
+    )
+    assert options["systempaths"].endswith("unconfined")
+    assert options["no-new-privileges"].endswith("true")
+    assert not worker.get("cap_add")
+    assert not worker.get("privileged")
+
+
+def _make_dry_run(target: str) -> str:
+    # -n prints what the target would run; recursive $(MAKE) lines run even then, and print theirs.
+    make = shutil.which("make")
+    assert make is not None
+    done = subprocess.run(
+        [make, "-n", "-o", ".venv/.installed", target],
+        cwd=REPOSITORY_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_SECONDS,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_make_demo_installs_the_sandbox() -> None:
+    assert re.search(r"for package in [^;]*\bbubblewrap\b", _make_dry_run("demo"))
+
+
+def test_make_test_installs_what_the_deployment_test_needs() -> None:
+    listed = re.search(r"for package in ([^;]*);", _make_dry_run("test"))
+    assert listed is not None
+    assert {"bubblewrap", "docker-compose", "docker.io", "debootstrap", "redis-server"} <= set(
+        listed[1].split()
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -21,6 +22,8 @@ import pytest
 from tests.conftest import REPOSITORY_ROOT, create_scratch_database
 
 CLI = [sys.executable, "-m", "service.cli"]
+# Random, as production requires (a repeated character is refused).
+PRODUCTION_KEY = secrets.token_urlsafe(48)
 
 
 def free_port() -> int:
@@ -169,7 +172,7 @@ def test_production_refuses_demo_secrets(tmp_path: Path) -> None:
     demo = subprocess.run(
         [*CLI, "demo"],
         cwd=REPOSITORY_ROOT,
-        env=env | {"AUTOGRADE_SECRET_KEY": "k" * 40},
+        env=env | {"AUTOGRADE_SECRET_KEY": PRODUCTION_KEY},
         capture_output=True,
         text=True,
         timeout=60,
@@ -182,7 +185,7 @@ def test_production_refuses_demo_secrets(tmp_path: Path) -> None:
     ("overrides", "problem"),
     [
         ({"AUTOGRADE_SECRET_KEY": "short"}, "AUTOGRADE_SECRET_KEY"),
-        ({"AUTOGRADE_SECRET_KEY": "k" * 40, "AUTOGRADE_DEMO_TA_TOKEN": "x"}, "demo tokens"),
+        ({"AUTOGRADE_SECRET_KEY": PRODUCTION_KEY, "AUTOGRADE_DEMO_TA_TOKEN": "x"}, "demo tokens"),
     ],
 )
 def test_settings_fail_fast_in_production(overrides: dict[str, str], problem: str) -> None:
@@ -194,7 +197,7 @@ def test_settings_fail_fast_in_production(overrides: dict[str, str], problem: st
         Settings(
             env="production", **{key.removeprefix("AUTOGRADE_").lower(): v for key, v in overrides.items()}
         )
-    assert Settings(env="production", secret_key="k" * 40).env == "production"
+    assert Settings(env="production", secret_key=PRODUCTION_KEY).env == "production"
 
 
 def test_more_concurrent_requests_than_pooled_connections_do_not_deadlock(tmp_path: Path) -> None:

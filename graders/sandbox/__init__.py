@@ -6,6 +6,7 @@ its output); callers parse them as data (JSON, NPZ with allow_pickle=False), nev
 
 from graders.sandbox._channel import PipeRead, SandboxChannel
 from graders.sandbox._limits import SandboxLimits, SandboxMode
+from graders.sandbox._probe import sandbox_problem
 from graders.sandbox._run import SandboxRun, SandboxUnavailable, SpareSandboxes, bwrap_path, run_sandboxed
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "SpareSandboxes",
     "bwrap_path",
     "run_sandboxed",
+    "sandbox_problem",
 ]

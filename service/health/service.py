@@ -8,6 +8,7 @@ from collections import defaultdict
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from graders.sandbox import SandboxMode, sandbox_problem
 from service.config import Environment, ExecutorKind, Settings
 from service.errors import NotFound, Unauthenticated
 from service.health import repository
@@ -28,6 +29,12 @@ def readiness_problems(session: Session, settings: Settings) -> list[str]:
 
         if not broker_reachable(settings):
             problems.append("the broker does not answer")
+    if grades_in_this_process(settings):
+        # A real sandboxed run (~0.1 s) each time: an API whose grading processes cannot sandbox
+        # would grade every notebook `error`.
+        problem = sandbox_problem_here(settings)
+        if problem is not None:
+            problems.append(f"the grading processes cannot run the sandbox ({problem})")
     return problems
 
 
@@ -42,6 +49,15 @@ def check_metrics_access(settings: Settings, token: str | None) -> None:
     # Constant time: how long a wrong guess takes tells nothing about the right token.
     if token is None or not hmac.compare_digest(token.encode(), expected.encode()):
         raise Unauthenticated("The metrics token is required (Authorization: Bearer <token>).")
+
+
+def grades_in_this_process(settings: Settings) -> bool:
+    return settings.executor is ExecutorKind.LOCAL and settings.local_workers > 0
+
+
+def sandbox_problem_here(settings: Settings) -> str | None:
+    """Why student code cannot be sandboxed on this machine, or None (also in unsafe-dev mode)."""
+    return sandbox_problem(SandboxMode(settings.sandbox))
 
 
 def _labels(**labels: str) -> str:
