@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from graders.sandbox._channel import SandboxChannel
 from graders.sandbox._limits import SandboxLimits, SandboxMode
 from graders.sandbox._run import SandboxUnavailable, run_sandboxed
 
@@ -36,15 +37,23 @@ def sandbox_problem(mode: SandboxMode = SandboxMode.BWRAP) -> str | None:
     """
     if mode is SandboxMode.UNSAFE_DEV:
         return None
+    report_lines: list[bytes] = []
+
+    def converse(channel: SandboxChannel) -> None:
+        line = channel.read_line(channel.deadline)
+        if line is not None:
+            report_lines.append(line)
+        channel.stop()
+
     try:
-        run = run_sandboxed(PROBE_SCRIPT, {PROBE_INPUT: b"probe"}, [], PROBE_LIMITS, mode)
+        run = run_sandboxed(PROBE_SCRIPT, {PROBE_INPUT: b"probe"}, [], PROBE_LIMITS, converse, mode)
     except (SandboxUnavailable, OSError) as error:
         return str(error)
-    if run.exit_code != 0 or run.limit is not None:
+    if not report_lines:
         last_line = (run.output_tail.strip().splitlines() or ["(no output)"])[-1]
         return f"a sandboxed run failed (exit {run.exit_code}, limit {run.limit}): {last_line[:300]}"
     try:
-        report = json.loads(run.result)
+        report = json.loads(report_lines[0])
     except ValueError:
         return "a sandboxed run handed back no readable result"
     if report.get("input") != [PROBE_INPUT]:

@@ -6,18 +6,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--input", required=True)
-    parser.add_argument("--result-fd", type=int, required=True)
+    parser.add_argument("--control-fd", type=int, required=True)
     arguments = parser.parse_args()
     sys.stdin.readline()
     report = {"environment": sorted(os.environ), "input": sorted(os.listdir(arguments.input))}
-    with os.fdopen(arguments.result_fd, "w", encoding="utf-8") as result:
-        json.dump(report, result)
+    with socket.socket(fileno=arguments.control_fd) as control:
+        control.sendall(json.dumps(report).encode() + b"\n")
 
 
 if __name__ == "__main__":
