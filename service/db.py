@@ -80,7 +80,8 @@ def transaction(factory: sessionmaker[Session], *, read_only: bool = False) -> I
     """
     session = factory()
     try:
-        if read_only:
+        if read_only and session.get_bind().dialect.name == "sqlite":
+            # Only SQLite begins differently; elsewhere connect lazily, as the work would.
             session.connection(execution_options={READ_ONLY: True})
         yield session
         commit_and_run_callbacks(session)
