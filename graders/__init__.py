@@ -4,6 +4,7 @@ from graders._context import GradingContext, ReferenceFunctions, derive_variant_
 from graders._grader import Grader, GraderAnswer, GraderConfig, GraderKind, SupportsPreview, SupportsVariants
 from graders._registry import get_grader, known_kinds
 from graders._result import GradeResult, JSONValue, Verdict
+from graders._storable import storable_details
 
 __all__ = [
     "GradeResult",
@@ -20,4 +21,5 @@ __all__ = [
     "derive_variant_seed",
     "get_grader",
     "known_kinds",
+    "storable_details",
 ]

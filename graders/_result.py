@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TypeAlias
 
 from pydantic import JsonValue
+
+from graders._storable import MAX_FEEDBACK_CHARS, storable_details, storable_fraction, storable_text
 
 # A recursive JSON alias that pydantic can validate (a hand-written one recurses forever).
 JSONValue: TypeAlias = JsonValue
@@ -25,6 +28,9 @@ class Verdict(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class GradeResult:
+    """Normalised when built: feedback and details quote student code and sandbox output, and must
+    reach the database and a staff view whatever the student sent (graders/_storable.py)."""
+
     verdict: Verdict
     fraction: float
     feedback: str
@@ -32,14 +38,18 @@ class GradeResult:
     details: dict[str, JSONValue] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.fraction <= 1.0:
-            raise ValueError(f"fraction must lie in [0, 1], got {self.fraction}")
+        object.__setattr__(self, "fraction", storable_fraction(self.fraction))
+        object.__setattr__(self, "feedback", storable_text(self.feedback, MAX_FEEDBACK_CHARS))
+        object.__setattr__(self, "details", storable_details(self.details))
 
     @classmethod
     def from_fraction(
         cls, fraction: float, feedback: str, details: dict[str, JSONValue] | None = None
     ) -> GradeResult:
-        """Correct at 1, incorrect at 0, partial in between."""
+        """Correct at 1, incorrect at 0, partial in between; a NaN or an infinity
+        is refused (ValueError): it is a grader's bug, never a score."""
+        if not math.isfinite(fraction):
+            raise ValueError(f"fraction must be finite, got {fraction}")
         if fraction >= 1.0:
             verdict = Verdict.CORRECT
         elif fraction <= 0.0:

@@ -35,6 +35,8 @@ class RequestScope:
         self.executor: Executor = request.app.state.executor
         self._session_factory: sessionmaker[Session] = request.app.state.session_factory
         self._token = token
+        # GET and HEAD only read: on SQLite they must not queue for the write lock.
+        self._read_only = request.method in ("GET", "HEAD")
 
     async def run(self, work: Callable[[Session, Principal], Result]) -> Result:
         """Run `work` for the authenticated caller in one transaction on a worker thread."""
@@ -48,7 +50,7 @@ class RequestScope:
         return await run_in_threadpool(self._in_transaction, work)
 
     def _in_transaction(self, work: Callable[[Session], Result]) -> Result:
-        with transaction(self._session_factory) as session:
+        with transaction(self._session_factory, read_only=self._read_only) as session:
             return work(session)
 
 

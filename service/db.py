@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.config import Settings
 
 AFTER_COMMIT_KEY = "autograde_after_commit"
+# An execution option: this transaction only reads (on SQLite it begins deferred, see below).
+READ_ONLY = "autograde_read_only"
 
 
 def make_engine(settings: Settings) -> Engine:
@@ -28,7 +30,7 @@ def make_engine(settings: Settings) -> Engine:
             url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True
         )
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _sqlite_begin_immediate)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(
         url,
@@ -51,10 +53,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _sqlite_begin_immediate(connection: Connection) -> None:
-    # ... and begin every transaction holding the write lock: a transaction that reads and then
-    # writes cannot then fail with SQLITE_BUSY when another process wrote in between.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+def _sqlite_begin(connection: Connection) -> None:
+    # ... and begin every transaction that may write holding the write lock: a transaction that
+    # reads and then writes cannot then fail with SQLITE_BUSY when another process wrote in between.
+    # A read-only one begins deferred: in WAL mode it reads a snapshot and never waits for a writer.
+    if connection.get_execution_options().get(READ_ONLY):
+        connection.exec_driver_sql("BEGIN")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -74,10 +80,17 @@ def commit_and_run_callbacks(session: Session) -> None:
 
 
 @contextmanager
-def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """A session whose work commits at the end, or rolls back on any error."""
+def transaction(factory: sessionmaker[Session], *, read_only: bool = False) -> Iterator[Session]:
+    """A session whose work commits at the end, or rolls back on any error.
+
+    read_only: the work only reads (a GET, the grading loop's load); on SQLite it then does not
+    take the write lock, so it never waits for a writer nor makes one wait.
+    """
     session = factory()
     try:
+        if read_only and session.get_bind().dialect.name == "sqlite":
+            # Only SQLite begins differently; elsewhere connect lazily, as the work would.
+            session.connection(execution_options={READ_ONLY: True})
         yield session
         commit_and_run_callbacks(session)
     except BaseException:

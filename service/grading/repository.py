@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, insert, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, Select, and_, exists, func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from service.models import GradingJob, JobStatus, QuestionResult, Submission, SubmissionFile
@@ -19,6 +19,8 @@ class ClaimedJob:
     job_id: int
     submission_id: uuid.UUID
     attempt: int
+    # A job with an uploaded file (a notebook): seconds to minutes of sandbox time, not milliseconds.
+    heavy: bool = False
 
 
 # An arbitrary constant of this application for pg_try_advisory_xact_lock.
@@ -71,21 +73,39 @@ def give_up_exhausted(session: Session, now: datetime) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+def _has_upload() -> ColumnElement[bool]:
+    """Heavy jobs are those with an uploaded file: only notebook questions take one."""
+    return exists(select(SubmissionFile.id).where(SubmissionFile.submission_id == GradingJob.submission_id))
+
+
 def claim_jobs(
-    session: Session, worker_id: str, queues: Sequence[str], limit: int, now: datetime, lease: timedelta
+    session: Session,
+    worker_id: str,
+    queues: Sequence[str],
+    limit: int,
+    now: datetime,
+    lease: timedelta,
+    *,
+    heavy: bool,
 ) -> list[ClaimedJob]:
-    """Claim up to `limit` jobs that are queued or whose lease expired, in one statement.
+    """Claim up to `limit` light (or heavy) jobs that are queued or whose lease expired, in one
+    statement.
 
     The inner SELECT skips rows other workers hold (Postgres FOR UPDATE SKIP LOCKED); the outer
     WHERE re-checks claimability, so even without row locks (SQLite) a job goes to one claimer.
     """
     candidates = (
         select(GradingJob.id)
-        .where(GradingJob.queue.in_(list(queues)), _claimable(now))
+        .where(
+            GradingJob.queue.in_(list(queues)),
+            _claimable(now),
+            _has_upload() if heavy else ~_has_upload(),
+        )
         .order_by(GradingJob.id)
         .limit(limit)
     )
-    return sorted(_claim(session, candidates, worker_id, now, lease), key=lambda job: job.job_id)
+    claimed = _claim(session, candidates, worker_id, now, lease, heavy=heavy)
+    return sorted(claimed, key=lambda job: job.job_id)
 
 
 def claim_job(
@@ -102,13 +122,23 @@ def claim_job(
 
 
 def _claim(
-    session: Session, candidates: Select[int], worker_id: str, now: datetime, lease: timedelta
+    session: Session,
+    candidates: Select[int],
+    worker_id: str,
+    now: datetime,
+    lease: timedelta,
+    *,
+    heavy: bool = False,
 ) -> list[ClaimedJob]:
-    """Lease the candidate jobs to this worker as their next attempt."""
-    locked = candidates.with_for_update(skip_locked=True).scalar_subquery()
+    """Lease the candidate jobs to this worker as their next attempt.
+
+    The candidates are a CTE, evaluated once: as an IN subquery PostgreSQL may rescan them per row,
+    and each rescan skips the rows this statement just updated, leasing more than `limit` jobs.
+    """
+    locked = candidates.with_for_update(skip_locked=True).cte("locked")
     statement = (
         update(GradingJob)
-        .where(GradingJob.id.in_(locked), _claimable(now))
+        .where(GradingJob.id.in_(select(locked.c.id)), _claimable(now))
         .values(
             status=JobStatus.RUNNING,
             attempt=GradingJob.attempt + 1,
@@ -119,7 +149,7 @@ def _claim(
         .returning(GradingJob.id, GradingJob.submission_id, GradingJob.attempt)
         .execution_options(synchronize_session=False)
     )
-    return [ClaimedJob(row[0], row[1], row[2]) for row in session.execute(statement)]
+    return [ClaimedJob(row[0], row[1], row[2], heavy) for row in session.execute(statement)]
 
 
 def requeue_expired(session: Session, now: datetime) -> int:
@@ -222,6 +252,21 @@ def finish_jobs(session: Session, jobs: Sequence[ClaimedJob], now: datetime) -> 
         .execution_options(synchronize_session=False)
     )
     return {row[0] for row in result}
+
+
+def fail_job(session: Session, job: ClaimedJob, now: datetime, reason: str) -> bool:
+    """End one claimed job as `error` with its reason for staff, if this attempt still holds it."""
+    result = session.execute(
+        update(GradingJob)
+        .where(
+            GradingJob.id == job.job_id,
+            GradingJob.attempt == job.attempt,
+            GradingJob.status == JobStatus.RUNNING,
+        )
+        .values(status=JobStatus.ERROR, finished_at=now, lease_expires_at=None, last_error=reason)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def load_submissions(session: Session, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Submission]:

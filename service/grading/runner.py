@@ -1,4 +1,10 @@
-"""The grading loop every executor runs: claim a batch of jobs, grade, store under the lease."""
+"""The grading loop every executor runs: claim jobs, grade each, store each under its lease.
+
+No transaction stays open while a job grades: the inputs are read in one short transaction before,
+the results written in another after (on SQLite an open transaction holds the write lock, and the
+API would wait for the grading). A job whose results the database refuses ends `error` alone,
+with the reason for staff; the jobs claimed beside it are stored.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +13,46 @@ import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.assignments.snapshots import get_snapshot
+from service.assignments.snapshots import VersionSnapshot, get_snapshot
 from service.config import Settings
+from service.db import transaction
 from service.grading import repository
 from service.grading.repository import ClaimedJob
 from service.grading.service import QuestionOutcome, grade_submission
 from service.models import utcnow
 
 logger = logging.getLogger(__name__)
+
+# A notebook grades for seconds to minutes; one per claim, after the light jobs claimed with it,
+# so that answers claimed beside it never wait for it and other processes can take the next one.
+HEAVY_JOBS_PER_CLAIM = 1
+# The database does not answer: the caller retries later, and the jobs come back when their leases
+# expire. Every other error while storing is about this job's data, and costs only this job.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError, PoolTimeoutError)
+MAX_REASON_CHARS = 500
+
+
+@dataclass(frozen=True, slots=True)
+class _JobInput:
+    user_id: int
+    answers: dict[str, Any]
+    files: dict[str, bytes]
+    snapshot: VersionSnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class _Graded:
+    job: ClaimedJob
+    outcomes: list[QuestionOutcome]
+    reference_version: str
 
 
 class GradingRunner:
@@ -42,12 +75,20 @@ class GradingRunner:
             yield session
 
     def claim(self, limit: int | None = None) -> list[ClaimedJob]:
+        """Up to `limit` light jobs, then (if the limit leaves room) HEAVY_JOBS_PER_CLAIM heavy ones."""
+        limit = limit or self._settings.claim_batch
         with self._transaction() as session:
             now = utcnow()
             repository.give_up_exhausted(session, now)
-            return repository.claim_jobs(
-                session, self._worker_id, self._queues, limit or self._settings.claim_batch, now, self._lease
+            jobs = repository.claim_jobs(
+                session, self._worker_id, self._queues, limit, now, self._lease, heavy=False
             )
+            room = min(HEAVY_JOBS_PER_CLAIM, limit - len(jobs))
+            if room > 0:
+                jobs += repository.claim_jobs(
+                    session, self._worker_id, self._queues, room, now, self._lease, heavy=True
+                )
+            return jobs
 
     def claim_one(self, job_id: int) -> ClaimedJob | None:
         with self._transaction() as session:
@@ -75,54 +116,82 @@ class GradingRunner:
         return len(jobs)
 
     def grade_and_store(self, jobs: Sequence[ClaimedJob]) -> None:
-        graded: list[tuple[ClaimedJob, list[QuestionOutcome], str]] = []
-        with self._session_factory() as session:
-            submissions = repository.load_submissions(session, [job.submission_id for job in jobs])
-            files = repository.load_files(session, [job.submission_id for job in jobs])
-            for job in jobs:
-                submission = submissions[job.submission_id]
-                snapshot = get_snapshot(session, submission.assignment_version_id)
-                outcomes = grade_submission(
-                    self._settings,
-                    snapshot,
+        """Light jobs first, stored together once graded; then each heavy job, stored as it ends."""
+        inputs = self._load(jobs)
+        light: list[_Graded] = []
+        for job in jobs:
+            if not job.heavy and (graded := self._grade(job, inputs)):
+                light.append(graded)
+        self._store(light)
+        for job in jobs:
+            if job.heavy and (graded := self._grade(job, inputs)):
+                self._store([graded])
+
+    def _load(self, jobs: Sequence[ClaimedJob]) -> dict[uuid.UUID, _JobInput]:
+        """What grading needs, read in one short read-only transaction that ends before grading."""
+        ids = [job.submission_id for job in jobs]
+        with transaction(self._session_factory, read_only=True) as session:
+            submissions = repository.load_submissions(session, ids)
+            files = repository.load_files(session, ids)
+            return {
+                submission.id: _JobInput(
                     submission.user_id,
-                    submission.answers,
-                    files.get(job.submission_id, {}),
+                    dict(submission.answers),
+                    files.get(submission.id, {}),
+                    get_snapshot(session, submission.assignment_version_id),
                 )
-                graded.append((job, outcomes, snapshot.reference_version))
-            session.rollback()
+                for submission in submissions.values()
+            }
+
+    def _grade(self, job: ClaimedJob, inputs: dict[uuid.UUID, _JobInput]) -> _Graded | None:
+        loaded = inputs.get(job.submission_id)
+        if loaded is None:  # deleted since the claim (its job row went with it)
+            return None
+        try:
+            outcomes = grade_submission(
+                self._settings, loaded.snapshot, loaded.user_id, loaded.answers, loaded.files
+            )
+        except Exception as error:  # a grader's own failure is one question's `error`; this is worse
+            logger.exception("grading failed", extra=_ids(job))
+            self._fail(job, f"grading failed: {_one_line(error)}")
+            return None
+        return _Graded(job, outcomes, loaded.snapshot.reference_version)
+
+    def _store(self, graded: Sequence[_Graded]) -> None:
+        """Store the jobs in one transaction; if the database refuses it, each job alone, so that
+        the one it refuses ends `error` and the others are stored."""
+        if not graded:
+            return
+        try:
+            with self._transaction() as session:
+                self._write(session, graded, utcnow())
+        except DATABASE_UNAVAILABLE:
+            raise
+        except (SQLAlchemyError, ValueError, TypeError) as error:
+            if len(graded) > 1:
+                for one in graded:
+                    self._store([one])
+                return
+            logger.exception("the database refused a job's results", extra=_ids(graded[0].job))
+            self._fail(graded[0].job, f"the results could not be stored: {_one_line(error)}")
+
+    def _fail(self, job: ClaimedJob, reason: str) -> None:
         with self._transaction() as session:
-            now = utcnow()
-            held = repository.finish_jobs(session, [job for job, *_ in graded], now)
-            rows: list[dict[str, Any]] = []
-            scores: dict[uuid.UUID, float] = {}
-            for job, outcomes, reference_version in graded:
-                ids = {"job_id": job.job_id, "submission_id": str(job.submission_id), "attempt": job.attempt}
-                if job.job_id not in held:
-                    logger.warning("job lost its lease; result dropped", extra=ids)
-                    continue
-                logger.info("job graded", extra=ids)
-                scores[job.submission_id] = round(sum(o.score for o in outcomes), 6)
-                rows.extend(
-                    {
-                        "submission_id": job.submission_id,
-                        "question_id": outcome.question.id,
-                        "question_key": outcome.question.key,
-                        "verdict": outcome.result.verdict.value,
-                        "score": outcome.score,
-                        "max_score": outcome.question.points,
-                        "feedback": outcome.result.feedback,
-                        "details": outcome.result.details,
-                        "grader_kind": outcome.question.kind,
-                        "grader_version": outcome.question.grader.version,
-                        "reference_version": reference_version,
-                        "job_attempt": job.attempt,
-                        "graded_at": now,
-                    }
-                    for outcome in outcomes
-                )
-            repository.store_results(session, rows)
-            repository.set_submission_scores(session, scores, now)
+            repository.fail_job(session, job, utcnow(), reason)
+
+    def _write(self, session: Session, graded: Sequence[_Graded], now: datetime) -> None:
+        held = repository.finish_jobs(session, [item.job for item in graded], now)
+        rows: list[dict[str, Any]] = []
+        scores: dict[uuid.UUID, float] = {}
+        for item in graded:
+            if item.job.job_id not in held:
+                logger.warning("job lost its lease; result dropped", extra=_ids(item.job))
+                continue
+            logger.info("job graded", extra=_ids(item.job))
+            scores[item.job.submission_id] = round(sum(o.score for o in item.outcomes), 6)
+            rows.extend(_result_row(item, outcome, now) for outcome in item.outcomes)
+        repository.store_results(session, rows)
+        repository.set_submission_scores(session, scores, now)
 
     @contextmanager
     def _lease_keeper(self, jobs: Sequence[ClaimedJob]) -> Iterator[None]:
@@ -144,3 +213,33 @@ class GradingRunner:
         finally:
             stop.set()
             thread.join()
+
+
+def _result_row(item: _Graded, outcome: QuestionOutcome, now: datetime) -> dict[str, Any]:
+    return {
+        "submission_id": item.job.submission_id,
+        "question_id": outcome.question.id,
+        "question_key": outcome.question.key,
+        "verdict": outcome.result.verdict.value,
+        "score": outcome.score,
+        "max_score": outcome.question.points,
+        "feedback": outcome.result.feedback,
+        "details": outcome.result.details,
+        "grader_kind": outcome.question.kind,
+        "grader_version": outcome.question.grader.version,
+        "reference_version": item.reference_version,
+        "job_attempt": item.job.attempt,
+        "graded_at": now,
+    }
+
+
+def _ids(job: ClaimedJob) -> dict[str, object]:
+    return {"job_id": job.job_id, "submission_id": str(job.submission_id), "attempt": job.attempt}
+
+
+def _one_line(error: BaseException) -> str:
+    """An error for staff: the driver's own message (not the statement and its parameters), as one
+    line of printable text."""
+    cause = getattr(error, "orig", None) or error
+    text = " ".join(f"{type(cause).__name__}: {cause}".split())
+    return "".join(character for character in text if character.isprintable())[:MAX_REASON_CHARS]

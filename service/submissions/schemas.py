@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from graders import JSONValue
+from graders import JSONValue, storable_details
 from service.submissions.untrusted_json import unstorable_text
 
 SubmissionStatus = Literal["queued", "running", "graded", "error"]
@@ -59,6 +60,13 @@ class QuestionResultView(BaseModel):
     feedback: str
     # Staff only: expected values and diagnostics.
     details: dict[str, JSONValue] | None = None
+
+    @field_validator("details", mode="before")
+    @classmethod
+    def _bounded(cls, details: object) -> object:
+        # Graders bound details when they are made; rows stored before that may be nested deeper
+        # than validation can follow, and a staff view must still open (and an override answer).
+        return storable_details(details) if isinstance(details, Mapping) else details
 
 
 class SubmissionView(BaseModel):

@@ -33,6 +33,7 @@ def test_public_api_is_pinned() -> None:
         "derive_variant_seed",
         "get_grader",
         "known_kinds",
+        "storable_details",
     ]
 
 

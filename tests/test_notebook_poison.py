@@ -1,0 +1,50 @@
+"""A real notebook in the sandbox that prints NUL and escapes, raises with a NUL in its message and
+forges a record nested 400 levels deep with NaN in it: it is graded and stored beside the other
+students' jobs of its claimed batch, and staff can open it and override its score."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from graders.sandbox import bwrap_path
+from tests.conftest import Api
+from tests.graders.notebooks import notebook_text, solution_cells
+from tests.test_api_notebooks import upload
+
+POISON_CELL = r"""
+import os, struct, __main__
+print("NUL\x00 and \x1b[31mred\x1b[0m")
+index = "[" * 400 + "1" + "]" * 400 + ", NaN"
+header = '{"event": "cell", "index": [' + index + '], "status": "error", "error": "forged\\u0000", '
+header += '"payload_bytes": 0}'
+os.write(__main__.RESULT_FD, struct.pack(">I", len(header)) + header.encode())
+raise ValueError("bad\x00news \x1b[2J")
+"""
+
+
+@pytest.mark.skipif(bwrap_path() is None, reason="needs bubblewrap (make system-deps)")
+def test_a_poisoned_notebook_is_stored_beside_its_batch_and_staff_can_override_it(api: Api) -> None:
+    notebook = notebook_text([*solution_cells(), POISON_CELL]).encode()
+    poisoned = upload(api, "student", {}, {"q4": ("hw5.ipynb", notebook)}).headers["location"]
+    classmate = api.submit("student2", {"q1_2": {"choices": [3]}}).headers["location"]
+    other = api.submit("outsider", {"q1": {"choices": [1]}}, assignment="other1").headers["location"]
+    assert api.runner.run_once() == 3  # one claimed batch
+    assert api.get("ta", classmate).json()["status"] == "graded"
+    assert api.get("other_ta", other).json()["status"] == "graded"
+
+    staff = api.get("ta", poisoned)
+    assert staff.status_code == 200, staff.text
+    q4 = staff.json()["questions"]["q4"]
+    stored = json.dumps(q4)
+    for unstorable in ("\\u0000", "\\u001b", "NaN,", ": NaN"):
+        assert unstorable not in stored
+    assert "[cut: nested deeper than 32 levels]" in stored
+    override = api.client.put(
+        f"{poisoned}/questions/q4/grade",
+        json={"score": 0, "feedback": "forged"},
+        headers=api.accounts.header("ta"),
+    )
+    assert override.status_code == 200, override.text
+    assert override.json()["score"] == 0.0
