@@ -1,30 +1,35 @@
-"""A real notebook in the sandbox that prints NUL and escapes, raises with a NUL in its message and
-forges a record nested 400 levels deep with NaN in it: it is graded and stored beside the other
-students' jobs of its claimed batch, and staff can open it and override its score."""
+"""A real notebook in the sandbox that prints NUL and escapes, raises with a NUL in its message and,
+from inside a check, forges a record nested 400 levels deep with NaN in it on every descriptor it can
+find: it is graded and stored beside the other students' jobs of its claimed batch, and staff can
+open it and override its score."""
 
 from __future__ import annotations
 
 import json
 
-import pytest
-
-from graders.sandbox import bwrap_path
 from tests.conftest import Api
 from tests.graders.notebooks import notebook_text, solution_cells
 from tests.test_api_notebooks import upload
 
 POISON_CELL = r"""
-import os, struct, __main__
+import os, struct
 print("NUL\x00 and \x1b[31mred\x1b[0m")
-index = "[" * 400 + "1" + "]" * 400 + ", NaN"
-header = '{"event": "cell", "index": [' + index + '], "status": "error", "error": "forged\\u0000", '
-header += '"payload_bytes": 0}'
-os.write(__main__.RESULT_FD, struct.pack(">I", len(header)) + header.encode())
+
+def attention(q, K, V):
+    nested = "[" * 400 + "1" + "]" * 400 + ", NaN"
+    header = '{"status": "error", "error": "forged\\u0000", "index": [' + nested + '], "payload_bytes": 0}'
+    record = struct.pack(">I", len(header)) + header.encode()
+    for fd in range(3, 1024):
+        try:
+            os.write(fd, record)
+        except OSError:
+            pass
+    return q
+
 raise ValueError("bad\x00news \x1b[2J")
 """
 
 
-@pytest.mark.skipif(bwrap_path() is None, reason="needs bubblewrap (make system-deps)")
 def test_a_poisoned_notebook_is_stored_beside_its_batch_and_staff_can_override_it(api: Api) -> None:
     notebook = notebook_text([*solution_cells(), POISON_CELL]).encode()
     poisoned = upload(api, "student", {}, {"q4": ("hw5.ipynb", notebook)}).headers["location"]
@@ -40,7 +45,8 @@ def test_a_poisoned_notebook_is_stored_beside_its_batch_and_staff_can_override_i
     stored = json.dumps(q4)
     for unstorable in ("\\u0000", "\\u001b", "NaN,", ": NaN"):
         assert unstorable not in stored
-    assert "[cut: nested deeper than 32 levels]" in stored
+    assert q4["details"]["checks"]["attention"]["points"] == 0
+    assert q4["details"]["checks"]["rnn_forward"]["points"] == 2
     override = api.client.put(
         f"{poisoned}/questions/q4/grade",
         json={"score": 0, "feedback": "forged"},
