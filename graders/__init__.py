@@ -2,6 +2,7 @@
 
 from graders._context import GradingContext, ReferenceFunctions, derive_variant_seed
 from graders._grader import Grader, GraderAnswer, GraderConfig, GraderKind, SupportsPreview, SupportsVariants
+from graders._json_depth import json_nesting_depth
 from graders._registry import get_grader, known_kinds
 from graders._result import GradeResult, JSONValue, Verdict
 from graders._storable import storable_details
@@ -20,6 +21,7 @@ __all__ = [
     "Verdict",
     "derive_variant_seed",
     "get_grader",
+    "json_nesting_depth",
     "known_kinds",
     "storable_details",
 ]

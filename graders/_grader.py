@@ -1,4 +1,5 @@
-"""The grader interface and the closed registry of grader kinds."""
+"""The grader interface, the kinds of graders and their optional capabilities (the registry that
+maps a kind to its grader is in _registry.py)."""
 
 from __future__ import annotations
 
@@ -43,6 +44,9 @@ class Grader(ABC, Generic[ConfigT, AnswerT]):
     version: ClassVar[str]
     config_model: type[ConfigT]
     answer_model: type[AnswerT]
+    # Whether answers are uploaded files (stored as bytes beside the submission, handed to
+    # `grade` as text) instead of JSON in `answers`.
+    accepts_upload: ClassVar[bool] = False
 
     def parse_config(self, raw: Mapping[str, Any]) -> ConfigT:
         """Validate an authored config; raises pydantic.ValidationError."""
@@ -66,6 +70,13 @@ class Grader(ABC, Generic[ConfigT, AnswerT]):
 
     def self_check(self, config: ConfigT, context: GradingContext) -> None:
         """Exercise the reference once at load time, so broken material fails then, not at grading."""
+
+    def check_upload(self, content: bytes) -> str | None:
+        """Why an uploaded file cannot be an answer (refused when it is uploaded), or None.
+
+        Only for graders that accept uploads; the checks must be cheap and bounded, since they run
+        on the request. Deeper checks belong in `grade`, where they yield an `invalid` verdict."""
+        raise NotImplementedError(f"{self.kind} answers are not uploaded")
 
     def grade_raw_answer(self, config: ConfigT, raw_answer: object, context: GradingContext) -> GradeResult:
         """Grade an answer as sent: one of the wrong form is invalid, never an exception."""

@@ -16,6 +16,7 @@ import numpy.typing as npt
 
 from graders._context import GradingContext
 from graders._grader import Grader, GraderKind
+from graders._json_depth import json_nesting_depth
 from graders._result import GradeResult, JSONValue, Verdict
 from graders.notebook._compare import (
     CheckOutcome,
@@ -44,6 +45,8 @@ RUNNER_SCRIPT = Path(__file__).with_name("_runner.py")
 OUTPUT_TAIL_CHARS = 2000
 # Time to start the interpreter and import torch inside the sandbox, on top of the notebook's own.
 STARTUP_SECONDS = 20.0
+# A real notebook is 4 to 8 levels deep (cells, outputs, data, widget state); 64 leaves room.
+MAX_NOTEBOOK_DEPTH = 64
 
 
 class NotebookRejected(ValueError):
@@ -96,11 +99,33 @@ class NotebookGrader(Grader[NotebookConfig, NotebookAnswer]):
     version: ClassVar[str] = "1"
     config_model = NotebookConfig
     answer_model = NotebookAnswer
+    accepts_upload: ClassVar[bool] = True
 
     def __init__(self) -> None:
         # Warm start: the next run's sandbox (interpreter and torch imported) waits ahead of time.
         # Each is used by one run only; see graders/sandbox/_run.py.
         self.spares: SpareSandboxes | None = SpareSandboxes()
+
+    def check_upload(self, content: bytes) -> str | None:
+        """Why the bytes cannot be a Jupyter notebook at all, or None.
+
+        Only the cheap checks; nbformat's schema validation happens when it is graded, where a
+        notebook that fails it gets an `invalid` verdict with nbformat's message."""
+        try:
+            text = content.decode("utf-8")
+        except UnicodeDecodeError:
+            return "not a Jupyter notebook: the file is not UTF-8 text"
+        # Bounded before parsing: the decoder (here, and nbformat's validator when it is graded)
+        # recurses once per level, and a file of 5,000 nested brackets would exhaust the stack.
+        if (depth := json_nesting_depth(content)) > MAX_NOTEBOOK_DEPTH:
+            return f"not a Jupyter notebook: its JSON is nested {depth} levels (at most {MAX_NOTEBOOK_DEPTH})"
+        try:
+            document = json.loads(text)
+        except ValueError as error:
+            return f"not a Jupyter notebook: the file is not JSON ({error})"
+        if not isinstance(document, dict) or "cells" not in document or "nbformat" not in document:
+            return "not a Jupyter notebook: a JSON object with `cells` and `nbformat` was expected"
+        return None
 
     def reference_names(self, config: NotebookConfig) -> list[str]:
         names = [data.generator for data in config.data]

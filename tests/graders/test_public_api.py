@@ -32,6 +32,7 @@ def test_public_api_is_pinned() -> None:
         "Verdict",
         "derive_variant_seed",
         "get_grader",
+        "json_nesting_depth",
         "known_kinds",
         "storable_details",
     ]
