@@ -14,7 +14,7 @@ import uvicorn
 from rich.console import Console
 
 from service.config import Environment, ExecutorKind, Settings, get_settings
-from service.db import make_engine, make_session_factory
+from service.db import make_engine, make_session_factory, transaction
 from service.errors import AppError, MaterialError
 from service.migrations import upgrade_database
 
@@ -93,7 +93,7 @@ def assignments_load(
     engine = make_engine(_settings())
     factory = make_session_factory(engine)
     try:
-        with factory() as session, session.begin():
+        with transaction(factory) as session:
             outcome = load_assignment(session, course, loaded)
     except AppError as error:
         console.print(f"[red]{error.message}[/red]")
@@ -114,7 +114,7 @@ def grades_export(
 
     engine = make_engine(_settings())
     try:
-        with make_session_factory(engine)() as session:
+        with transaction(make_session_factory(engine), read_only=True) as session:
             text = export_csv(session, assignment)
     except AppError as error:
         console.print(f"[red]{error.message}[/red]")
@@ -144,7 +144,7 @@ def users_add(
         console.print("[red]role must be student, ta or instructor[/red]")
         raise typer.Exit(2) from None
     engine = make_engine(_settings())
-    with make_session_factory(engine)() as session, session.begin():
+    with transaction(make_session_factory(engine)) as session:
         user = ensure_user(session, username)
         enroll(session, ensure_course(session, course), user, parsed_role)
         token = issue_token(session, user.id, "cli")
@@ -159,7 +159,7 @@ def tokens_revoke(username: str) -> None:
 
     engine = make_engine(_settings())
     try:
-        with make_session_factory(engine)() as session, session.begin():
+        with transaction(make_session_factory(engine)) as session:
             revoked = revoke_tokens(session, username)
     except AppError as error:
         console.print(f"[red]{error.message}[/red]")
@@ -268,7 +268,7 @@ def demo() -> None:
     _refuse_to_grade_without_a_sandbox(settings)
     engine = make_engine(settings)
     upgrade_database(engine)
-    with make_session_factory(engine)() as session, session.begin():
+    with transaction(make_session_factory(engine)) as session:
         accounts = prepare_demo(session, settings)
     engine.dispose()
     base = f"http://{settings.host}:{settings.port}"

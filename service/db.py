@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.config import Settings
 
 AFTER_COMMIT_KEY = "autograde_after_commit"
+# Who hears of the grading jobs a unit of work created, once it commits (the executor).
+JOB_NOTIFIER_KEY = "autograde_job_notifier"
+JobNotifier = Callable[[Sequence[int]], None]
 # An execution option: this transaction only reads (on SQLite it begins deferred, see below).
 READ_ONLY = "autograde_read_only"
 
@@ -72,6 +75,15 @@ def after_commit(session: Session, callback: Callable[[], None]) -> None:
     session.info.setdefault(AFTER_COMMIT_KEY, []).append(callback)
 
 
+def notify_jobs_after_commit(session: Session, job_ids: Sequence[int]) -> None:
+    """Tell the unit of work's job notifier about these jobs once they are committed. A unit of
+    work opened without one (a CLI command) leaves them to the workers' polling and the sweeper."""
+    notify: JobNotifier | None = session.info.get(JOB_NOTIFIER_KEY)
+    if notify is not None:
+        ids = list(job_ids)
+        after_commit(session, lambda: notify(ids))
+
+
 def commit_and_run_callbacks(session: Session) -> None:
     session.commit()
     callbacks: list[Callable[[], None]] = session.info.pop(AFTER_COMMIT_KEY, [])
@@ -80,13 +92,19 @@ def commit_and_run_callbacks(session: Session) -> None:
 
 
 @contextmanager
-def transaction(factory: sessionmaker[Session], *, read_only: bool = False) -> Iterator[Session]:
-    """A session whose work commits at the end, or rolls back on any error.
+def transaction(
+    factory: sessionmaker[Session], *, read_only: bool = False, notify_jobs: JobNotifier | None = None
+) -> Iterator[Session]:
+    """The one way to open a unit of work: a session whose work commits at the end (then runs
+    the after-commit callbacks), or rolls back on any error.
 
     read_only: the work only reads (a GET, the grading loop's load); on SQLite it then does not
     take the write lock, so it never waits for a writer nor makes one wait.
+    notify_jobs: hears of the grading jobs the work created, after the commit (the executor).
     """
     session = factory()
+    if notify_jobs is not None:
+        session.info[JOB_NOTIFIER_KEY] = notify_jobs
     try:
         if read_only and session.get_bind().dialect.name == "sqlite":
             # Only SQLite begins differently; elsewhere connect lazily, as the work would.

@@ -5,6 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
 class AppError(Exception):
     status_code = 400
     code = "bad_request"

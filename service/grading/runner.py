@@ -12,7 +12,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -69,10 +69,8 @@ class GradingRunner:
         self._queues = list(queues)
         self._lease = timedelta(seconds=settings.lease_seconds)
 
-    @contextmanager
-    def _transaction(self) -> Iterator[Session]:
-        with self._session_factory() as session, session.begin():
-            yield session
+    def _transaction(self) -> AbstractContextManager[Session]:
+        return transaction(self._session_factory)
 
     def claim(self, limit: int | None = None) -> list[ClaimedJob]:
         """Up to `limit` light jobs, then (if the limit leaves room) HEAVY_JOBS_PER_CLAIM heavy ones."""

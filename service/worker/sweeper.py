@@ -25,6 +25,7 @@ from datetime import timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
+from service.db import transaction
 from service.grading import repository
 from service.models import utcnow
 
@@ -55,7 +56,7 @@ class Sweeper:
         self._thread: threading.Thread | None = None
 
     def sweep_once(self) -> SweepReport:
-        with self._session_factory() as session, session.begin():
+        with transaction(self._session_factory) as session:
             if not repository.try_sweeper_lock(session):
                 return SweepReport(ran=False)
             now = utcnow()
