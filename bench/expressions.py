@@ -28,7 +28,7 @@ from graders import GradingContext
 from graders.expression import ExpressionConfig, ExpressionGrader, parse_text
 from graders.expression.syntax import Binary, Call, Expr, Indexed, Name, Negate, Number, Reduce
 from service.assignments.material import read_material
-from service.grading.references import load_reference_functions
+from service.assignments.references import load_reference_functions
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCES = {

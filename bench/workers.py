@@ -30,9 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from service.auth.service import authenticate
 from service.config import ExecutorKind, Settings
-from service.db import make_engine, make_session_factory
+from service.db import make_engine, make_session_factory, transaction
 from service.submissions.schemas import SubmissionCreate
-from service.submissions.service import create_submission
+from service.submissions.service import NewSubmission, create_submission
 from service.worker.celery_executor import CeleryExecutor
 from tests.worker.cluster import Cluster, psycopg_dsn, wait_for
 
@@ -59,13 +59,11 @@ def store_burst(settings: Settings, token: str, count: int) -> list[int]:
     engine = make_engine(settings)
     factory = make_session_factory(engine)
     job_ids = []
-    with factory() as session, session.begin():
+    with transaction(factory) as session:
         principal = authenticate(session, token)
-        body = SubmissionCreate(answers=ANSWERS)
+        command = NewSubmission(principal, "burst", SubmissionCreate(answers=ANSWERS))
         for _ in range(count):
-            _submission, job = create_submission(
-                session, settings, principal, "burst", body, None, lambda _ids: None
-            )
+            _submission, job = create_submission(session, settings, command)
             job_ids.append(job.id)
     engine.dispose()
     return job_ids

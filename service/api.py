@@ -50,7 +50,9 @@ class RequestScope:
         return await run_in_threadpool(self._in_transaction, work)
 
     def _in_transaction(self, work: Callable[[Session], Result]) -> Result:
-        with transaction(self._session_factory, read_only=self._read_only) as session:
+        with transaction(
+            self._session_factory, read_only=self._read_only, notify_jobs=self.executor.notify
+        ) as session:
             return work(session)
 
 

@@ -12,8 +12,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from graders import GradingContext, get_grader
+from service.assignments.references import ReferenceModuleError, load_reference_functions
 from service.errors import MaterialError
-from service.grading.references import ReferenceModuleError, load_reference_functions
 
 MATERIAL_FILE = "assignment.toml"
 

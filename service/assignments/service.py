@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from graders import JSONValue, SupportsPreview, SupportsVariants, derive_variant_seed
+from graders import JSONValue, SupportsPreview, SupportsVariants
 from service.assignments import repository
 from service.assignments.material import LoadedMaterial
 from service.assignments.schemas import AssignmentView, PreviewView, QuestionView, VariantView
@@ -80,8 +80,13 @@ def resolve_access(session: Session, principal: Principal, slug: str) -> Assignm
     return AssignmentAccess(get_snapshot(session, found[0]), role)
 
 
-def variant_seed(settings: Settings, slug: str, question_key: str, user_id: int) -> int:
-    return derive_variant_seed(settings.secret_key, slug, question_key, str(user_id))
+def latest_snapshot(session: Session, slug: str) -> VersionSnapshot:
+    """The newest version of an assignment, without an access check (for the operator's tools)."""
+    assignment = repository.get_assignment_by_slug(session, slug)
+    latest = repository.latest_version(session, assignment.id) if assignment else None
+    if latest is None:
+        raise NotFound(f"No assignment {slug!r}.")
+    return get_snapshot(session, latest.id)
 
 
 def _question(access: AssignmentAccess, question_key: str) -> QuestionSnapshot:
@@ -98,7 +103,7 @@ def variant_inputs(
     grader = question.grader
     if not isinstance(grader, SupportsVariants):
         raise UnprocessableAnswer(f"Question {question_key!r} has no inputs to fetch.")
-    seed = variant_seed(settings, access.snapshot.assignment_slug, question_key, principal.user_id)
+    seed = access.snapshot.variant_seed(settings.secret_key, question_key, principal.user_id)
     return grader.inputs_for(question.config, access.snapshot.context(seed))
 
 

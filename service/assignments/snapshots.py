@@ -7,9 +7,16 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from graders import Grader, GraderConfig, GradingContext, ReferenceFunctions, get_grader
+from graders import (
+    Grader,
+    GraderConfig,
+    GradingContext,
+    ReferenceFunctions,
+    derive_variant_seed,
+    get_grader,
+)
 from service.assignments import repository
-from service.grading.references import load_reference_functions
+from service.assignments.references import load_reference_functions
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +63,11 @@ class VersionSnapshot:
 
     def reference(self) -> ReferenceFunctions:
         return load_reference_functions(self.reference_source, self.content_hash)
+
+    def variant_seed(self, secret_key: str, question_key: str, user_id: int) -> int:
+        """The seed of one student's variant of a question: stable across versions of the
+        assignment, unguessable without the secret key."""
+        return derive_variant_seed(secret_key, self.assignment_slug, question_key, str(user_id))
 
     def context(self, variant_seed: int) -> GradingContext:
         return GradingContext(variant_seed=variant_seed, reference=self.reference())

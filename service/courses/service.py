@@ -18,3 +18,8 @@ def ensure_user(session: Session, username: str, display_name: str | None = None
 
 def enroll(session: Session, course: Course, user: User, role: Role) -> None:
     repository.set_role(session, course.id, user.id, role)
+
+
+def role_in(session: Session, course_id: int, user_id: int) -> Role | None:
+    """The user's role in the course, or None if they are not enrolled."""
+    return repository.get_role(session, course_id, user_id)

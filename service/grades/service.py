@@ -5,9 +5,7 @@ import io
 
 from sqlalchemy.orm import Session
 
-from service.assignments import repository as assignments_repository
-from service.assignments.snapshots import get_snapshot
-from service.errors import NotFound
+from service.assignments.service import latest_snapshot
 from service.grades import repository
 
 
@@ -16,11 +14,7 @@ def export_csv(session: Session, slug: str) -> str:
 
     A pending manual answer shows as "pending" so a TA sees what is left to grade.
     """
-    assignment = assignments_repository.get_assignment_by_slug(session, slug)
-    latest = assignments_repository.latest_version(session, assignment.id) if assignment else None
-    if assignment is None or latest is None:
-        raise NotFound(f"No assignment {slug!r}.")
-    question_keys = [question.key for question in get_snapshot(session, latest.id).questions]
+    question_keys = [question.key for question in latest_snapshot(session, slug).questions]
     rows = repository.latest_graded_per_student(session, slug)
     scores: dict[object, dict[str, str]] = {}
     for result_of, key, points, verdict in repository.question_scores(session, [row[0] for row in rows]):

@@ -1,4 +1,5 @@
-"""Grading one submission's answers with the graders of its assignment version."""
+"""Grading as the other domains see it: enqueue a submission, grade its answers with the graders
+of its assignment version."""
 
 from __future__ import annotations
 
@@ -8,10 +9,14 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from graders import GradeResult, JSONValue, Verdict
-from service.assignments.service import variant_seed
 from service.assignments.snapshots import QuestionSnapshot, VersionSnapshot
 from service.config import Settings
+from service.db import notify_jobs_after_commit
+from service.grading import repository
+from service.models import GradingJob, Submission
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +31,19 @@ class QuestionOutcome:
         return round(self.result.fraction * self.question.points, 6)
 
 
+def enqueue(
+    session: Session, settings: Settings, submission: Submission, snapshot: VersionSnapshot
+) -> GradingJob:
+    """Create the submission's grading job in the caller's transaction; the executor hears of it
+    only once that transaction commits (a job announced before its row exists would be lost)."""
+    job = repository.add_job(
+        session, submission, snapshot.queue, settings.max_attempts, submission.created_at
+    )
+    session.flush()
+    notify_jobs_after_commit(session, [job.id])
+    return job
+
+
 def grade_answer(
     settings: Settings,
     snapshot: VersionSnapshot,
@@ -34,7 +52,7 @@ def grade_answer(
     raw_answer: object,
 ) -> GradeResult:
     """Grade one answer; a grader that raises yields an `error` verdict, never a lost job."""
-    seed = variant_seed(settings, snapshot.assignment_slug, question.key, user_id)
+    seed = snapshot.variant_seed(settings.secret_key, question.key, user_id)
     context = replace(
         snapshot.context(seed), sandbox_mode=settings.sandbox, device=device_for(settings, question)
     )

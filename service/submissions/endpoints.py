@@ -144,12 +144,9 @@ async def create_submission(
         lambda session, principal: service.accept_submission(
             session,
             scope.settings,
-            principal,
-            assignment,
-            submission_request.body,
-            idempotency_key,
-            scope.executor.notify,
-            submission_request.files,
+            service.NewSubmission(
+                principal, assignment, submission_request.body, idempotency_key, submission_request.files
+            ),
         )
     )
     response.headers["Location"] = accepted.url

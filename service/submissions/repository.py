@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.models import (
@@ -20,8 +21,21 @@ from service.models import (
 )
 
 
-def add_submission(session: Session, submission: Submission) -> Submission:
-    session.add(submission)
+def insert_submission(session: Session, submission: Submission) -> Submission:
+    """Insert the submission and return it; when a concurrent request with the same
+    Idempotency-Key stored its own first, insert nothing and return that one instead.
+
+    The insert runs in a savepoint: losing the race undoes only it, and the caller's transaction
+    stays usable (no rollback in the service)."""
+    try:
+        with session.begin_nested():
+            session.add(submission)
+    except IntegrityError:
+        key = submission.idempotency_key
+        existing = find_by_idempotency_key(session, submission.user_id, key) if key else None
+        if existing is None:
+            raise
+        return existing
     return submission
 
 

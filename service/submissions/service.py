@@ -3,11 +3,11 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from graders import GradeResult
@@ -15,10 +15,9 @@ from service.assignments.service import resolve_access
 from service.assignments.snapshots import VersionSnapshot, get_snapshot
 from service.auth.service import Principal
 from service.config import Settings
-from service.courses import repository as courses_repository
-from service.db import after_commit
+from service.courses.service import role_in
 from service.errors import Conflict, Forbidden, NotFound, UnprocessableAnswer
-from service.grading import repository as grading_repository
+from service.grading import service as grading
 from service.models import GradingJob, JobStatus, Submission, SubmissionFile, utcnow
 from service.rate_limits import service as rate_limits
 from service.submissions import repository
@@ -33,12 +32,9 @@ from service.submissions.schemas import (
     SubmissionView,
     UploadedFile,
 )
-from service.submissions.untrusted_json import MAX_NOTEBOOK_DEPTH, nesting_depth
 from service.submissions.upload_storage import make_room_for_uploads
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 200
-# Grader kinds whose answers are uploaded files.
-FILE_KINDS = frozenset({"notebook"})
 
 _STATUS_OF_JOB: dict[JobStatus, SubmissionStatus] = {
     JobStatus.QUEUED: "queued",
@@ -52,87 +48,110 @@ def submission_status(job_status: JobStatus) -> SubmissionStatus:
     return _STATUS_OF_JOB[job_status]
 
 
-def _request_hash(slug: str, body: SubmissionCreate) -> str:
-    canonical = json.dumps(
-        {"assignment": slug, "answers": body.answers}, sort_keys=True, separators=(",", ":")
-    )
+def _request_hash(slug: str, answers: Mapping[str, Any]) -> str:
+    canonical = json.dumps({"assignment": slug, "answers": answers}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class NewSubmission:
+    """A student's request to submit, as the route read it; nothing in it is checked yet."""
+
+    principal: Principal
+    assignment: str
+    body: SubmissionCreate
+    idempotency_key: str | None = None
+    files: Sequence[UploadedFile] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """The request against its assignment: the answers with a reference for each file, hashed."""
+
+    snapshot: VersionSnapshot
+    answers: dict[str, Any]
+    request_hash: str
+
+
+def accept_submission(session: Session, settings: Settings, command: NewSubmission) -> SubmissionAccepted:
+    submission, job = create_submission(session, settings, command)
+    return SubmissionAccepted(
+        id=submission.id,
+        assignment=command.assignment,
+        status=submission_status(job.status),
+        created_at=submission.created_at,
+        url=f"/api/v1/submissions/{submission.id}",
+    )
+
+
 def create_submission(
-    session: Session,
-    settings: Settings,
-    principal: Principal,
-    slug: str,
-    body: SubmissionCreate,
-    idempotency_key: str | None,
-    notify: Callable[[Sequence[int]], None],
-    files: Sequence[UploadedFile] = (),
+    session: Session, settings: Settings, command: NewSubmission
 ) -> tuple[Submission, GradingJob]:
     """Store a submission, its uploaded files and its grading job in the caller's transaction;
-    notify after commit."""
-    access = resolve_access(session, principal, slug)
-    snapshot = access.snapshot
-    file_problems = _check_files(snapshot, body, files)
-    # The answers hold a reference to each file (name, SHA-256, size); its bytes get their own row.
-    body = SubmissionCreate(answers=body.answers | {f.question_key: _file_reference(f) for f in files})
-    request_hash = _request_hash(slug, body)
-    if idempotency_key is not None:
-        if not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
-            raise UnprocessableAnswer(
-                f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters."
-            )
-        existing = repository.find_by_idempotency_key(session, principal.user_id, idempotency_key)
+    the workers hear of the job after the commit. A retry with the same Idempotency-Key (even
+    one racing the first) gets the first submission back."""
+    prepared = _prepare(session, command)
+    if command.idempotency_key is not None:
+        existing = repository.find_by_idempotency_key(
+            session, command.principal.user_id, command.idempotency_key
+        )
         if existing is not None:
-            return _replay(session, existing, request_hash)
+            return _replay(session, existing, prepared.request_hash)
+    _validate(session, settings, command, prepared)
+    return _store(session, settings, command, prepared)
 
-    _enforce_rate_limit(session, settings, principal.user_id)
-    problems: dict[str, str] = dict(file_problems)
-    if not body.answers:
+
+def _prepare(session: Session, command: NewSubmission) -> _Prepared:
+    snapshot = resolve_access(session, command.principal, command.assignment).snapshot
+    key = command.idempotency_key
+    if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
+        raise UnprocessableAnswer(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters.")
+    # The answers hold a reference to each file (name, SHA-256, size); its bytes get their own row.
+    answers = command.body.answers | {f.question_key: _file_reference(f) for f in command.files}
+    return _Prepared(snapshot, answers, _request_hash(command.assignment, answers))
+
+
+def _validate(session: Session, settings: Settings, command: NewSubmission, prepared: _Prepared) -> None:
+    """Refuse the submission (429, 422, 413) before anything is stored."""
+    _enforce_rate_limit(session, settings, command.principal.user_id)
+    snapshot = prepared.snapshot
+    problems = _upload_problems(snapshot, command)
+    if not prepared.answers:
         raise UnprocessableAnswer("The submission holds no answers.")
-    for key, raw_answer in body.answers.items():
+    for key, raw_answer in prepared.answers.items():
         question = snapshot.question(key)
         if question is None:
-            problems[key] = f"no such question; questions are {', '.join(q.key for q in snapshot.questions)}"
-            continue
-        if key in problems:
-            continue
-        try:
-            question.grader.parse_answer(raw_answer)
-        except ValidationError as error:
-            problems[key] = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'answer'}: {e['msg']}" for e in error.errors()[:5]
-            )
+            problems[key] = _no_such_question(snapshot)
+        elif key not in problems:
+            try:
+                question.grader.parse_answer(raw_answer)
+            except ValidationError as error:
+                problems[key] = "; ".join(
+                    f"{'.'.join(str(p) for p in e['loc']) or 'answer'}: {e['msg']}"
+                    for e in error.errors()[:5]
+                )
     if problems:
         raise UnprocessableAnswer("Some answers cannot be accepted.", details=problems)
-    make_room_for_uploads(session, settings, snapshot.course_id, principal.user_id, files)
+    make_room_for_uploads(session, settings, snapshot.course_id, command.principal.user_id, command.files)
 
+
+def _store(
+    session: Session, settings: Settings, command: NewSubmission, prepared: _Prepared
+) -> tuple[Submission, GradingJob]:
     now = utcnow()
     submission = Submission(
         id=uuid.uuid4(),
-        assignment_version_id=snapshot.id,
-        user_id=principal.user_id,
-        answers=body.answers,
-        idempotency_key=idempotency_key,
-        request_hash=request_hash,
-        max_score=snapshot.max_score,
+        assignment_version_id=prepared.snapshot.id,
+        user_id=command.principal.user_id,
+        answers=prepared.answers,
+        idempotency_key=command.idempotency_key,
+        request_hash=prepared.request_hash,
+        max_score=prepared.snapshot.max_score,
         created_at=now,
     )
-    repository.add_submission(session, submission)
-    job = grading_repository.add_job(session, submission, snapshot.queue, settings.max_attempts, now)
-    try:
-        session.flush()
-    except IntegrityError:
-        # A concurrent retry with the same Idempotency-Key won the race: answer with its submission.
-        session.rollback()
-        existing = (
-            repository.find_by_idempotency_key(session, principal.user_id, idempotency_key)
-            if idempotency_key
-            else None
-        )
-        if existing is None:
-            raise
-        return _replay(session, existing, request_hash)
+    stored = repository.insert_submission(session, submission)
+    if stored is not submission:  # a concurrent retry with the same Idempotency-Key won the race
+        return _replay(session, stored, prepared.request_hash)
     repository.add_files(
         session,
         [
@@ -145,36 +164,10 @@ def create_submission(
                 content=upload.content,
                 created_at=now,
             )
-            for upload in files
+            for upload in command.files
         ],
     )
-    if files:
-        session.flush()
-    job_id = job.id
-    after_commit(session, lambda: notify([job_id]))
-    return submission, job
-
-
-def accept_submission(
-    session: Session,
-    settings: Settings,
-    principal: Principal,
-    slug: str,
-    body: SubmissionCreate,
-    idempotency_key: str | None,
-    notify: Callable[[Sequence[int]], None],
-    files: Sequence[UploadedFile] = (),
-) -> SubmissionAccepted:
-    submission, job = create_submission(
-        session, settings, principal, slug, body, idempotency_key, notify, files
-    )
-    return SubmissionAccepted(
-        id=submission.id,
-        assignment=slug,
-        status=submission_status(job.status),
-        created_at=submission.created_at,
-        url=f"/api/v1/submissions/{submission.id}",
-    )
+    return submission, grading.enqueue(session, settings, submission, prepared.snapshot)
 
 
 def _enforce_rate_limit(session: Session, settings: Settings, user_id: int) -> None:
@@ -199,53 +192,34 @@ def _file_reference(upload: UploadedFile) -> dict[str, Any]:
     }
 
 
-def _check_files(
-    snapshot: VersionSnapshot, body: SubmissionCreate, files: Sequence[UploadedFile]
-) -> dict[str, str]:
-    """Problems with the uploaded files: each must answer a file question once, and be a notebook."""
+def _no_such_question(snapshot: VersionSnapshot) -> str:
+    return f"no such question; questions are {', '.join(q.key for q in snapshot.questions)}"
+
+
+def _upload_problems(snapshot: VersionSnapshot, command: NewSubmission) -> dict[str, str]:
+    """Problems with the uploads: a question whose grader takes files gets its answer as one file,
+    which that grader checks; every other question takes its answer in `answers`."""
     problems: dict[str, str] = {}
-    for key in body.answers:
+    for key in command.body.answers:
         question = snapshot.question(key)
-        if question is not None and question.kind in FILE_KINDS:
+        if question is not None and question.grader.accepts_upload:
             problems[key] = (
-                f"upload the notebook as a file: multipart/form-data with a file field named {key}"
+                f"upload the {question.kind} as a file: multipart/form-data with a file field named {key}"
             )
     seen: set[str] = set()
-    for upload in files:
+    for upload in command.files:
         key = upload.question_key
         question = snapshot.question(key)
         if question is None:
-            problems[key] = f"no such question; questions are {', '.join(q.key for q in snapshot.questions)}"
-        elif question.kind not in FILE_KINDS:
+            problems[key] = _no_such_question(snapshot)
+        elif not question.grader.accepts_upload:
             problems[key] = f"this {question.kind} question takes its answer in `answers`, not as a file"
         elif key in seen:
             problems[key] = "more than one file for this question"
-        elif (problem := _not_a_notebook(upload.content)) is not None:
+        elif (problem := question.grader.check_upload(upload.content)) is not None:
             problems[key] = problem
         seen.add(key)
     return problems
-
-
-def _not_a_notebook(content: bytes) -> str | None:
-    """Why the bytes cannot be a Jupyter notebook at all (refused at upload), or None.
-
-    Only the cheap checks happen here; nbformat's schema validation happens when it is graded,
-    where a notebook that fails it gets an `invalid` verdict with nbformat's message."""
-    try:
-        text = content.decode("utf-8")
-    except UnicodeDecodeError:
-        return "not a Jupyter notebook: the file is not UTF-8 text"
-    # Bounded before parsing: the decoder (here, and nbformat's validator when it is graded)
-    # recurses once per level, and a file of 5,000 nested brackets would exhaust the stack.
-    if (depth := nesting_depth(content)) > MAX_NOTEBOOK_DEPTH:
-        return f"not a Jupyter notebook: its JSON is nested {depth} levels (at most {MAX_NOTEBOOK_DEPTH})"
-    try:
-        document = json.loads(text)
-    except ValueError as error:
-        return f"not a Jupyter notebook: the file is not JSON ({error})"
-    if not isinstance(document, dict) or "cells" not in document or "nbformat" not in document:
-        return "not a Jupyter notebook: a JSON object with `cells` and `nbformat` was expected"
-    return None
 
 
 def _replay(session: Session, existing: Submission, request_hash: str) -> tuple[Submission, GradingJob]:
@@ -265,7 +239,7 @@ def _visible_submission(
     if found is None:
         raise NotFound("No such submission.")
     submission, job, username, course_id, slug = found
-    role = courses_repository.get_role(session, course_id, principal.user_id)
+    role = role_in(session, course_id, principal.user_id)
     if role is None:
         raise NotFound("No such submission.")
     if submission.user_id != principal.user_id and not role.is_staff:

@@ -14,34 +14,18 @@ import re
 import sys
 from typing import Any
 
-import numpy as np
+from graders import json_nesting_depth
 
 # Answers are {"answers": {question: {"value": tensor}}}: three levels plus a tensor's dimensions
 # (at most 8); anything deeper is not an answer.
 MAX_ANSWER_DEPTH = 16
-# A real notebook is 4 to 8 levels deep (cells, outputs, data, widget state); 64 leaves room.
-MAX_NOTEBOOK_DEPTH = 64
 
-_JSON_STRING = re.compile(rb'"(?:[^"\\]+|\\.)*"', re.DOTALL)
-_NOT_A_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
-# Opening brackets count +1 and closing ones -1 (0xFF read as int8).
-_BRACKET_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 class UnacceptableJSON(ValueError):
     """The document is JSON (or nearly) but holds something we refuse; the message says what."""
-
-
-def nesting_depth(document: bytes) -> int:
-    """How deeply arrays and objects nest, counted without parsing (brackets inside strings are
-    text); linear in the size and never recursive."""
-    brackets = _JSON_STRING.sub(b"", document).translate(None, _NOT_A_BRACKET)
-    if not brackets:
-        return 0
-    steps = np.frombuffer(brackets.translate(_BRACKET_STEPS), dtype=np.int8)
-    return int(np.cumsum(steps, dtype=np.int64).max())
 
 
 def unstorable_text(text: str) -> str | None:
@@ -63,7 +47,7 @@ def load_strict(document: bytes | str, max_depth: int) -> Any:
     Raises UnacceptableJSON (what is wrong) or ValueError (not JSON at all).
     """
     raw = document.encode("utf-8", "surrogatepass") if isinstance(document, str) else document
-    if (depth := nesting_depth(raw)) > max_depth:
+    if (depth := json_nesting_depth(raw)) > max_depth:
         raise UnacceptableJSON(f"nested {depth} levels deep; at most {max_depth} are accepted")
     value = json.loads(
         document, parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_float_sized_int

@@ -7,7 +7,7 @@ from functools import lru_cache
 from graders import GradingContext, get_grader
 from graders.expression import ExpressionConfig, ExpressionGrader
 from service.assignments.material import read_material
-from service.grading.references import load_reference_functions
+from service.assignments.references import load_reference_functions
 from tests.conftest import HW5_FOLDER
 
 GRADER = get_grader("expression")

@@ -11,7 +11,7 @@ from typing import Any
 from graders import GradingContext, get_grader
 from graders.notebook import NotebookConfig
 from service.assignments.material import read_material
-from service.grading.references import load_reference_functions
+from service.assignments.references import load_reference_functions
 
 HW5 = Path(__file__).resolve().parents[2] / "reference" / "hw5"
 SOLUTION = HW5 / "solution.ipynb"
