@@ -32,7 +32,7 @@ async def readyz(scope: Scope) -> HealthStatus:
     """The database answers, and the broker too when grading goes through Celery."""
 
     def check(session: Session) -> HealthStatus:
-        problems = service.readiness_problems(session, scope.settings)
+        problems = service.readiness_problems(session, scope.settings, scope.executor)
         if problems:
             raise ServiceUnavailable("Not ready: " + "; ".join(problems) + ".", details=problems)
         return HealthStatus(status="ready")

@@ -13,22 +13,21 @@ from service.config import Environment, ExecutorKind, Settings
 from service.errors import NotFound, Unauthenticated
 from service.health import repository
 from service.models import JobStatus
+from service.worker.executor import Executor
 
 # Seconds from the submission's commit to its stored result.
 LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 
 
-def readiness_problems(session: Session, settings: Settings) -> list[str]:
+def readiness_problems(session: Session, settings: Settings, executor: Executor) -> list[str]:
     problems = []
     try:
         repository.ping(session)
     except SQLAlchemyError:
         problems.append("the database does not answer")
-    if settings.executor is ExecutorKind.CELERY:
-        from service.worker.celery_executor import broker_reachable
-
-        if not broker_reachable(settings):
-            problems.append("the broker does not answer")
+    broker_problem = executor.broker_problem()
+    if broker_problem is not None:
+        problems.append(broker_problem)
     if grades_in_this_process(settings):
         # A real sandboxed run (~0.1 s) each time: an API whose grading processes cannot sandbox
         # would grade every notebook `error`.
