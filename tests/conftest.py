@@ -124,6 +124,9 @@ class RecordingExecutor:
     def stop(self) -> None:
         return None
 
+    def broker_problem(self) -> str | None:
+        return None
+
 
 @dataclass
 class Api:

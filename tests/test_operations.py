@@ -12,12 +12,14 @@ from collections.abc import Callable, Iterator
 
 import httpx2
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Environment, LogFormat, Settings
 from service.logs import JsonFormatter
-from service.models import QuestionResult, Submission
+from service.models import GradingJob, QuestionResult, Submission
 from tests.conftest import Api
 
 ANSWERS = {"q1_2": {"choices": [3]}}
@@ -95,6 +97,62 @@ def test_metrics_count_queues_attempts_and_latency_per_grader_kind(api: Api) -> 
     assert after['autograde_job_latency_seconds_count{kind="choice"}'] == 2
     assert after['autograde_job_latency_seconds_count{kind="tensor"}'] == 1
     assert after['autograde_job_latency_seconds_bucket{kind="tensor",le="+Inf"}'] == 1
+
+
+# Every family /metrics exposes: (type, label names of its samples). Counters are named without
+# `_total` by the parser, as in OpenMetrics; their samples keep it.
+METRIC_FAMILIES = {
+    "autograde_queue_depth": ("gauge", {"queue"}),
+    "autograde_jobs": ("gauge", {"queue", "status"}),
+    "autograde_job_attempts": ("counter", {"queue"}),
+    "autograde_job_failures": ("counter", {"queue"}),
+    "autograde_grader_errors": ("counter", {"kind"}),
+    "autograde_job_latency_seconds": ("histogram", {"kind"}),
+}
+
+
+def test_metrics_parse_as_prometheus_text_and_match_the_job_table(
+    api: Api, session_factory: sessionmaker[Session]
+) -> None:
+    api.submit("student", ANSWERS)
+    api.submit("student2", {"q1_1": {"choices": [2]}, "q3_1": {"value": [6, 1, 2]}})
+    assert api.grade_pending() == 2
+    response = api.client.get("/metrics")
+    assert response.status_code == 200
+    families = {family.name: family for family in text_string_to_metric_families(response.text)}
+    assert {name: family.type for name, family in families.items()} == {
+        name: kind for name, (kind, _labels) in METRIC_FAMILIES.items()
+    }
+    samples: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+    for name, family in families.items():
+        assert family.documentation
+        for sample in family.samples:
+            expected = METRIC_FAMILIES[name][1] | ({"le"} if sample.name.endswith("_bucket") else set())
+            assert set(sample.labels) == expected, sample
+            samples[sample.name, frozenset(sample.labels.items())] = sample.value
+
+    def value(name: str, **labels: str) -> float:
+        return samples[name, frozenset(labels.items())]
+
+    with session_factory() as session:
+        jobs = session.execute(select(GradingJob.status, GradingJob.attempt)).all()
+    assert value("autograde_jobs", queue="cpu", status="done") == len(jobs) == 2
+    assert value("autograde_job_attempts_total", queue="cpu") == sum(attempt for _s, attempt in jobs)
+    assert families["autograde_job_failures"].samples == []  # a queue shows once one of its jobs failed
+    assert families["autograde_grader_errors"].samples == []
+    assert value("autograde_queue_depth", queue="cpu") == value("autograde_queue_depth", queue="gpu") == 0
+    (latency,) = (family for family in families.values() if family.type == "histogram")
+    for kind, count in (("choice", 2), ("tensor", 1)):
+        buckets = sorted(
+            (float(sample.labels["le"]), sample.value)
+            for sample in latency.samples
+            if sample.name.endswith("_bucket") and sample.labels["kind"] == kind
+        )
+        assert [le for le, _count in buckets][-1] == float("inf")
+        cumulative = [bucket_count for _le, bucket_count in buckets]
+        assert cumulative == sorted(cumulative)
+        assert cumulative[-1] == value("autograde_job_latency_seconds_count", kind=kind) == count
+        assert value("autograde_job_latency_seconds_sum", kind=kind) >= 0
 
 
 METRICS_TOKEN = "prometheus-scrape-token-0123456789"

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
@@ -14,7 +15,8 @@ from service.health import service
 
 router = APIRouter(tags=["health"])
 
-PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# The format generate_latest writes (the library's CONTENT_TYPE_LATEST names a newer one).
+PROMETHEUS_CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
 
 class HealthStatus(BaseModel):
@@ -32,7 +34,7 @@ async def readyz(scope: Scope) -> HealthStatus:
     """The database answers, and the broker too when grading goes through Celery."""
 
     def check(session: Session) -> HealthStatus:
-        problems = service.readiness_problems(session, scope.settings)
+        problems = service.readiness_problems(session, scope.settings, scope.executor)
         if problems:
             raise ServiceUnavailable("Not ready: " + "; ".join(problems) + ".", details=problems)
         return HealthStatus(status="ready")

@@ -1,10 +1,14 @@
-"""Readiness and the Prometheus exposition."""
+"""Readiness, and the Prometheus metrics read from the job and result tables."""
 
 from __future__ import annotations
 
 import hmac
 from collections import defaultdict
+from collections.abc import Iterator
+from datetime import datetime
 
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -13,22 +17,21 @@ from service.config import Environment, ExecutorKind, Settings
 from service.errors import NotFound, Unauthenticated
 from service.health import repository
 from service.models import JobStatus
+from service.worker.executor import Executor
 
 # Seconds from the submission's commit to its stored result.
 LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 
 
-def readiness_problems(session: Session, settings: Settings) -> list[str]:
+def readiness_problems(session: Session, settings: Settings, executor: Executor) -> list[str]:
     problems = []
     try:
         repository.ping(session)
     except SQLAlchemyError:
         problems.append("the database does not answer")
-    if settings.executor is ExecutorKind.CELERY:
-        from service.worker.celery_executor import broker_reachable
-
-        if not broker_reachable(settings):
-            problems.append("the broker does not answer")
+    broker_problem = executor.broker_problem()
+    if broker_problem is not None:
+        problems.append(broker_problem)
     if grades_in_this_process(settings):
         # A real sandboxed run (~0.1 s) each time: an API whose grading processes cannot sandbox
         # would grade every notebook `error`.
@@ -60,71 +63,100 @@ def sandbox_problem_here(settings: Settings) -> str | None:
     return sandbox_problem(SandboxMode(settings.sandbox))
 
 
-def _labels(**labels: str) -> str:
-    inner = ",".join(
-        f'{name}="{value.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
-        for name, value in labels.items()
-    )
-    return "{" + inner + "}"
+class JobTableCollector:
+    """A prometheus-client collector whose figures are read, at each scrape, from the job and result
+    tables rather than counted in this process: every API process reports the same."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def collect(self) -> Iterator[Metric]:
+        jobs = repository.jobs_by_queue_and_status(self._session)
+        yield _queue_depth(jobs)
+        yield _jobs(jobs)
+        yield from _attempts_and_failures(jobs)
+        yield _grader_errors(repository.question_errors_by_kind(self._session))
+        yield _latency(repository.finished_job_times(self._session))
 
 
 def prometheus_text(session: Session) -> str:
     """The metrics in Prometheus text format 0.0.4."""
-    lines: list[str] = []
-    jobs = repository.jobs_by_queue_and_status(session)
+    # A registry per scrape: the collector holds this request's session, and nothing is global.
+    registry = CollectorRegistry()
+    registry.register(JobTableCollector(session))
+    return generate_latest(registry).decode()
 
-    lines += [
-        "# HELP autograde_queue_depth Jobs waiting to be claimed, per queue.",
-        "# TYPE autograde_queue_depth gauge",
-    ]
+
+JobCounts = list[tuple[str, str, int, int]]
+
+
+def _queue_depth(jobs: JobCounts) -> GaugeMetricFamily:
     depth: dict[str, int] = defaultdict(int, {"cpu": 0, "gpu": 0})
     for queue, status, count, _attempts in jobs:
         if status == JobStatus.QUEUED.value:
             depth[queue] += count
-    lines += [
-        f"autograde_queue_depth{_labels(queue=queue)} {count}" for queue, count in sorted(depth.items())
-    ]
+    family = GaugeMetricFamily(
+        "autograde_queue_depth", "Jobs waiting to be claimed, per queue.", labels=["queue"]
+    )
+    for queue, count in sorted(depth.items()):
+        family.add_metric([queue], count)
+    return family
 
-    lines += ["# HELP autograde_jobs Grading jobs per queue and status.", "# TYPE autograde_jobs gauge"]
-    lines += [f"autograde_jobs{_labels(queue=q, status=s)} {count}" for q, s, count, _a in sorted(jobs)]
 
-    lines += [
-        "# HELP autograde_job_attempts_total Claims of grading jobs (a retried job counts each attempt).",
-        "# TYPE autograde_job_attempts_total counter",
-    ]
+def _jobs(jobs: JobCounts) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(
+        "autograde_jobs", "Grading jobs per queue and status.", labels=["queue", "status"]
+    )
+    for queue, status, count, _attempts in sorted(jobs):
+        family.add_metric([queue, status], count)
+    return family
+
+
+def _attempts_and_failures(jobs: JobCounts) -> tuple[CounterMetricFamily, CounterMetricFamily]:
     attempts: dict[str, int] = defaultdict(int)
     failures: dict[str, int] = defaultdict(int)
     for queue, status, count, attempt_sum in jobs:
         attempts[queue] += attempt_sum
         if status == JobStatus.ERROR.value:
             failures[queue] += count
-    lines += [f"autograde_job_attempts_total{_labels(queue=q)} {n}" for q, n in sorted(attempts.items())]
-    lines += [
-        "# HELP autograde_job_failures_total Jobs that ended `error` (every attempt failed).",
-        "# TYPE autograde_job_failures_total counter",
-    ]
-    lines += [f"autograde_job_failures_total{_labels(queue=q)} {n}" for q, n in sorted(failures.items())]
+    attempts_family = CounterMetricFamily(
+        "autograde_job_attempts_total",
+        "Claims of grading jobs (a retried job counts each attempt).",
+        labels=["queue"],
+    )
+    for queue, total in sorted(attempts.items()):
+        attempts_family.add_metric([queue], total)
+    failures_family = CounterMetricFamily(
+        "autograde_job_failures_total", "Jobs that ended `error` (every attempt failed).", labels=["queue"]
+    )
+    for queue, total in sorted(failures.items()):
+        failures_family.add_metric([queue], total)
+    return attempts_family, failures_family
 
-    lines += [
-        "# HELP autograde_grader_errors_total Answers whose grader raised (verdict `error`).",
-        "# TYPE autograde_grader_errors_total counter",
-    ]
-    errors = repository.question_errors_by_kind(session)
-    lines += [f"autograde_grader_errors_total{_labels(kind=k)} {n}" for k, n in sorted(errors.items())]
 
-    lines += [
-        "# HELP autograde_job_latency_seconds From submission to stored result, per grader kind "
-        "(a job with answers of several kinds counts once in each).",
-        "# TYPE autograde_job_latency_seconds histogram",
-    ]
+def _grader_errors(errors: dict[str, int]) -> CounterMetricFamily:
+    family = CounterMetricFamily(
+        "autograde_grader_errors_total", "Answers whose grader raised (verdict `error`).", labels=["kind"]
+    )
+    for kind, total in sorted(errors.items()):
+        family.add_metric([kind], total)
+    return family
+
+
+def _latency(finished: list[tuple[str, datetime, datetime]]) -> HistogramMetricFamily:
     latencies: dict[str, list[float]] = defaultdict(list)
-    for kind, created, finished in repository.finished_job_times(session):
-        latencies[kind].append(max((finished - created).total_seconds(), 0.0))
+    for kind, created, done in finished:
+        latencies[kind].append(max((done - created).total_seconds(), 0.0))
+    family = HistogramMetricFamily(
+        "autograde_job_latency_seconds",
+        "From submission to stored result, per grader kind "
+        "(a job with answers of several kinds counts once in each).",
+        labels=["kind"],
+    )
     for kind, values in sorted(latencies.items()):
-        for bound in LATENCY_BUCKETS:
-            count = sum(1 for value in values if value <= bound)
-            lines.append(f"autograde_job_latency_seconds_bucket{_labels(kind=kind, le=repr(bound))} {count}")
-        lines.append(f"autograde_job_latency_seconds_bucket{_labels(kind=kind, le='+Inf')} {len(values)}")
-        lines.append(f"autograde_job_latency_seconds_sum{_labels(kind=kind)} {sum(values):.6f}")
-        lines.append(f"autograde_job_latency_seconds_count{_labels(kind=kind)} {len(values)}")
-    return "\n".join(lines) + "\n"
+        buckets = [
+            (repr(bound), float(sum(1 for value in values if value <= bound))) for bound in LATENCY_BUCKETS
+        ]
+        buckets.append(("+Inf", float(len(values))))
+        family.add_metric([kind], buckets, sum(values))
+    return family

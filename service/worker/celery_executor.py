@@ -151,6 +151,9 @@ class CeleryExecutor:
         for job_id in job_ids:
             self._outbox.put(job_id)
 
+    def broker_problem(self) -> str | None:
+        return None if broker_reachable(self._settings) else "the broker does not answer"
+
     def _send_loop(self) -> None:
         while True:
             batch = [self._outbox.get()]

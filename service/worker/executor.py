@@ -16,6 +16,10 @@ class Executor(Protocol):
     def stop(self) -> None:
         """Stop; jobs in flight are finished or left to expire and be claimed again."""
 
+    def broker_problem(self) -> str | None:
+        """Why the broker that carries this executor's jobs does not answer, or None (also when the
+        jobs need no broker). Readiness asks this, so health knows no executor's internals."""
+
 
 class NullExecutor:
     """For an API whose grading runs elsewhere (separate `autograde worker` processes poll)."""
@@ -27,4 +31,7 @@ class NullExecutor:
         return None
 
     def stop(self) -> None:
+        return None
+
+    def broker_problem(self) -> str | None:
         return None

@@ -119,6 +119,9 @@ class LocalExecutor:
         for _ in range(min(len(self._processes), len(job_ids))):
             self._wake.release()
 
+    def broker_problem(self) -> str | None:
+        return None  # the job table is the queue: no broker
+
     def stop(self) -> None:
         self._stopping.set()
         if self._supervisor is not None:

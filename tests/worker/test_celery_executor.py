@@ -247,20 +247,29 @@ def test_one_sweeper_at_a_time_on_postgres(tmp_path: Path, redis_port: int) -> N
         drop()
 
 
-def test_readyz_reports_a_dead_broker(api: Api, celery_settings: Settings, redis_port: int) -> None:
-    app_settings = api.client.app.state.settings  # type: ignore[attr-defined]
+def test_readyz_reports_a_dead_broker(
+    api: Api, celery_settings: Settings, session_factory: sessionmaker[Session]
+) -> None:
+    # The app as create_app builds it for AUTOGRADE_EXECUTOR=celery: readiness asks its executor.
+    app_state = api.client.app.state  # type: ignore[attr-defined]
+    app_settings, app_executor = app_state.settings, app_state.executor
+    dead_broker = celery_settings.model_copy(update={"broker_url": f"redis://127.0.0.1:{free_port()}/0"})
+    executors = [
+        CeleryExecutor(celery_settings, session_factory),
+        CeleryExecutor(dead_broker, session_factory),
+    ]
     try:
-        api.client.app.state.settings = celery_settings  # type: ignore[attr-defined]
+        app_state.settings, app_state.executor = celery_settings, executors[0]
         assert api.client.get("/readyz").json() == {"status": "ready"}
-        api.client.app.state.settings = celery_settings.model_copy(  # type: ignore[attr-defined]
-            update={"broker_url": f"redis://127.0.0.1:{free_port()}/0"}
-        )
+        app_state.settings, app_state.executor = dead_broker, executors[1]
         response = api.client.get("/readyz")
         assert response.status_code == 503
         assert response.json()["error"]["code"] == "not_ready"
         assert "broker" in response.json()["error"]["message"]
     finally:
-        api.client.app.state.settings = app_settings  # type: ignore[attr-defined]
+        app_state.settings, app_state.executor = app_settings, app_executor
+        for executor in executors:
+            executor.stop()
 
 
 def _worker_command(*args: str, executor: str = "celery") -> subprocess.CompletedProcess[str]:
