@@ -9,7 +9,12 @@ from service.assignments.schemas import AssignmentView, PreviewRequest, PreviewV
 router = APIRouter(prefix="/api/v1/assignments", tags=["assignments"])
 
 
-@router.get("/{assignment}", response_model=AssignmentView, responses=error_responses(401, 404))
+@router.get(
+    "/{assignment}",
+    operation_id="assignments-get",
+    response_model=AssignmentView,
+    responses=error_responses(401, 404),
+)
 async def get_assignment(assignment: str, scope: Scope) -> AssignmentView:
     """The current version of an assignment: its questions, without keys or references."""
     return await scope.run(lambda session, principal: service.assignment_view(session, principal, assignment))

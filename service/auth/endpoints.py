@@ -12,7 +12,10 @@ router = APIRouter(prefix="/api/v1", tags=["tokens"])
 
 
 @router.delete(
-    "/users/{username}/tokens", response_model=TokensRevoked, responses=error_responses(401, 403, 404, 422)
+    "/users/{username}/tokens",
+    operation_id="tokens-revoke",
+    response_model=TokensRevoked,
+    responses=error_responses(401, 403, 404, 422),
 )
 async def revoke_tokens(
     username: Annotated[str, Path(min_length=1, max_length=64)], scope: Scope

@@ -12,6 +12,7 @@ from starlette.datastructures import UploadFile
 from service.api import Scope, error_responses
 from service.config import Settings
 from service.errors import PayloadTooLarge, UnprocessableAnswer
+from service.openapi import request_body_schema
 from service.submissions import service
 from service.submissions.schemas import (
     ManualGrade,
@@ -100,7 +101,7 @@ def _validated_body(raw: Any) -> SubmissionCreate:
 _SUBMISSION_REQUEST_BODY = {
     "required": True,
     "content": {
-        "application/json": {"schema": SubmissionCreate.model_json_schema()},
+        "application/json": {"schema": request_body_schema(SubmissionCreate)},
         "multipart/form-data": {
             "schema": {
                 "type": "object",
@@ -124,6 +125,7 @@ _SUBMISSION_REQUEST_BODY = {
 
 @router.post(
     "/assignments/{assignment}/submissions",
+    operation_id="submissions-create",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=SubmissionAccepted,
     responses=error_responses(400, 401, 404, 409, 413, 422, 429),
@@ -155,6 +157,7 @@ async def create_submission(
 
 @router.get(
     "/assignments/{assignment}/submissions",
+    operation_id="submissions-list",
     response_model=SubmissionList,
     responses=error_responses(401, 404),
 )
@@ -172,6 +175,7 @@ async def list_submissions(
 
 @router.get(
     "/submissions/{submission_id}",
+    operation_id="submissions-get",
     response_model=SubmissionView,
     responses=error_responses(401, 403, 404),
 )

@@ -4,14 +4,77 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, GetJsonSchemaHandler, field_validator
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from graders import JSONValue, storable_details
 from service.submissions.untrusted_json import unstorable_text
 
 SubmissionStatus = Literal["queued", "running", "graded", "error"]
+
+
+# The answer of each question kind, as the OpenAPI document describes it to clients. The request
+# only checks that each answer is an object: the question's kind decides its shape, and the service
+# validates it against that kind's grader, naming every bad answer in one 422.
+class ChoiceAnswer(BaseModel):
+    """A choice question's answer: the chosen options, numbered from 1."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    choices: list[int] = Field(max_length=26)
+
+
+class ExpressionAnswer(BaseModel):
+    """A formula; `format` omitted, a backslash means LaTeX."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    expression: str = Field(max_length=2_000)
+    format: Literal["text", "latex"] | None = None
+
+
+class TensorAnswer(BaseModel):
+    """A tensor question's answer: a number or a nested (rectangular) list of numbers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    value: int | float | list[Any]
+
+
+class TextAnswer(BaseModel):
+    """A free-text answer, graded by hand (manual questions)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(max_length=200_000)
+
+
+class OneOfAnswers:
+    """Renders the answer union as `oneOf` (pydantic writes `anyOf`): the shapes never overlap,
+    each has its own required key and no other, so an answer matches exactly one."""
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        union = handler(core_schema)
+        return {"oneOf": union["anyOf"]}
+
+
+def _as_sent(answer: object) -> object:
+    return answer
+
+
+# Validated as a plain object here (the question decides the shape); described as the union.
+Answer = Annotated[
+    dict[str, Any],
+    BeforeValidator(
+        _as_sent, json_schema_input_type=ChoiceAnswer | ExpressionAnswer | TensorAnswer | TextAnswer
+    ),
+    OneOfAnswers(),
+]
 
 
 class SubmissionCreate(BaseModel):
@@ -30,10 +93,9 @@ class SubmissionCreate(BaseModel):
         },
     )
 
-    # Per question id, the answer in the shape its kind expects: {"choices": [...]} for choice,
-    # {"value": ...} for tensor, {"text": "..."} for manual. Notebooks are uploaded as files
-    # (multipart/form-data), never given here.
-    answers: dict[str, dict[str, Any]] = Field(max_length=200)
+    # Per question id, the answer in the shape its kind expects (the models above). Notebooks are
+    # uploaded as files (multipart/form-data), never given here.
+    answers: dict[str, Answer] = Field(max_length=200)
 
 
 @dataclass(frozen=True, slots=True)
