@@ -57,22 +57,13 @@ def function_outcome(
     details: dict[str, JSONValue] = {"max_points": check.points, "rtol": rtol, "atol": atol}
 
     def failed(message: str, status: str) -> CheckOutcome:
-        details.update(points=0.0, status=status, message=message)
-        return CheckOutcome(
-            check.name, 0.0, check.points, f"{check.name}: 0/{check.points:g} - {message}", details
-        )
+        return _no_points(check.name, check.points, details, message, status)
 
     for trial in range(check.trials):
         check_id = f"{check.name}#{trial}"
-        result = results.get(check_id)
-        if result is None:
-            return failed(f"not run: the run was stopped by {stopped}.", "not_run")
-        if result.status != "ok":
-            return failed(*_failure(result))
-        try:
-            given = load_array(result.payload)
-        except ValueError as error:
-            return failed(f"the result could not be read as a tensor ({error}).", "error")
+        given = _returned_array(results.get(check_id), stopped, "result")
+        if isinstance(given, tuple):
+            return failed(*given)
         inputs, want = expected[check_id]
         if want.shape == () and given.size == 1:
             given = given.reshape(())  # a scalar may come back as a 1-element tensor
@@ -105,22 +96,13 @@ def classifier_outcome(
         "zero_at": check.zero_at,
         "full_at": check.full_at,
     }
-    result = results.get(check.name)
 
     def failed(message: str, status: str) -> CheckOutcome:
-        details.update(points=0.0, status=status, message=message)
-        return CheckOutcome(
-            check.name, 0.0, check.points, f"{check.name}: 0/{check.points:g} - {message}", details
-        )
+        return _no_points(check.name, check.points, details, message, status)
 
-    if result is None:
-        return failed(f"not run: the run was stopped by {stopped}.", "not_run")
-    if result.status != "ok":
-        return failed(*_failure(result))
-    try:
-        logits = load_array(result.payload)
-    except ValueError as error:
-        return failed(f"the output could not be read as a tensor ({error}).", "error")
+    logits = _returned_array(results.get(check.name), stopped, "output")
+    if isinstance(logits, tuple):
+        return failed(*logits)
     if logits.shape != (len(labels), check.classes):
         return failed(
             f"the model returned shape {tuple(logits.shape)}, not (batch, {check.classes}).", "shape"
@@ -137,6 +119,26 @@ def classifier_outcome(
         f"all at {check.full_at:.0%} or more)."
     )
     return CheckOutcome(check.name, points, check.points, line, details)
+
+
+def _returned_array(result: CheckResult | None, stopped: str, what: str) -> FloatArray | tuple[str, str]:
+    """The array a check returned, or the feedback and the status of why there is none."""
+    if result is None:
+        return f"not run: the run was stopped by {stopped}.", "not_run"
+    if result.status != "ok":
+        return _failure(result)
+    try:
+        return load_array(result.payload)
+    except ValueError as error:
+        return f"the {what} could not be read as a tensor ({error}).", "error"
+
+
+def _no_points(
+    name: str, max_points: float, details: dict[str, JSONValue], message: str, status: str
+) -> CheckOutcome:
+    """The outcome of a check that earned nothing, saying why."""
+    details.update(points=0.0, status=status, message=message)
+    return CheckOutcome(name, 0.0, max_points, f"{name}: 0/{max_points:g} - {message}", details)
 
 
 def _failure(result: CheckResult) -> tuple[str, str]:

@@ -4,8 +4,8 @@ It runs the notebook's code cells in one namespace (no Jupyter kernel: a kernel 
 second process per run, see docs/performance.md), reporting progress as JSON lines on the control
 socket. Then, for each check, the grading process sends a fresh result pipe over that socket; the
 runner calls the checked name on the inputs the grader generated outside, in a forked child that
-writes ONE record to that pipe: a 4-byte big-endian header length, a JSON header, then
-`payload_bytes` bytes of one `.npy` array (written with allow_pickle=False).
+writes ONE record to that pipe. Every message's format is in `_wire.py`, which the grader ships
+into the run's input directory as WIRE_FILE, because this script can import nothing of `graders`.
 
 Everything here is trusted code, but it shares its process with student code, so nothing it
 writes is trusted outside: the grader parses lines and records as data, keeps every time limit
@@ -16,43 +16,68 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import io
 import json
 import os
 import random
 import signal
 import socket
-import struct
 import sys
 import time
 import traceback
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 CONTROL: socket.socket | None = None
+# graders/notebook/_wire.py, loaded from the input directory once the go signal came.
+WIRE: ModuleType | None = None
+# The name the grader gives _wire.py among the run's input files (graders/notebook/_plan.py).
+WIRE_FILE = "wire.py"
 # How long after a check's time limit its child is killed (the grading process stops waiting for
 # the check at the limit itself; this only frees the CPU for the next check).
 KILL_GRACE_SECONDS = 0.2
+# How often the runner looks whether a check's child has exited.
+CHILD_POLL_SECONDS = 0.005
+# Of an exception's message, what the feedback needs (the grading process cuts it again anyway).
+MAX_ERROR_CHARS = 500
+# np.random.seed takes 32-bit seeds only.
+NUMPY_SEED_RANGE = 2**32
+
+
+def load_wire(input_dir: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location("autograde_wire", input_dir / WIRE_FILE)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
 
 
 def emit(event: dict[str, Any]) -> None:
-    """One line on the control socket; the leading newline ends any partial line student code left."""
+    """One progress line on the control socket."""
     assert CONTROL is not None
-    CONTROL.sendall(b"\n" + json.dumps(event, allow_nan=False).encode() + b"\n")
+    assert WIRE is not None
+    CONTROL.sendall(WIRE.encode_line(event))
 
 
-def write_record(fd: int, header: dict[str, Any], payload: bytes = b"") -> None:
-    encoded = json.dumps(dict(header, payload_bytes=len(payload)), allow_nan=False).encode()
-    view = memoryview(struct.pack(">I", len(encoded)) + encoded + payload)
-    while view:
-        view = view[os.write(fd, view) :]
+def write_result(fd: int, outcome: bytes | BaseException) -> None:
+    """A check's one record: the .npy bytes of what it returned, or the error it raised instead."""
+    assert WIRE is not None
+    if isinstance(outcome, BaseException):
+        record = WIRE.Record("error", error=short_error(outcome))
+    else:
+        record = WIRE.Record("ok", payload=outcome)
+    WIRE.write_record(fd, record)
 
 
 def short_error(error: BaseException) -> str:
     """The exception and the student's own frame it came from, without the runner's frames."""
     frames = [frame for frame in traceback.extract_tb(error.__traceback__) if frame.filename.startswith("<")]
     where = f" (in {frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
-    return f"{type(error).__name__}: {str(error)[:500]}{where}"
+    return f"{type(error).__name__}: {str(error)[:MAX_ERROR_CHARS]}{where}"
 
 
 def cell_source(raw: object) -> str:
@@ -74,7 +99,7 @@ def seed_everything(seed: int) -> None:
     import torch
 
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed % NUMPY_SEED_RANGE)
     torch.manual_seed(seed)
 
 
@@ -160,16 +185,15 @@ def run_check_forked(
     pid = os.fork()
     if pid == 0:  # the child
         try:
-            payload = call_check(check, namespace, inputs, device, seed)
-            write_record(fd, {"status": "ok"}, payload)
+            write_result(fd, call_check(check, namespace, inputs, device, seed))
         except BaseException as error:
             with contextlib.suppress(BaseException):
-                write_record(fd, {"status": "error", "error": short_error(error)})
+                write_result(fd, error)
         os._exit(0)
     os.close(fd)  # the child holds the only write end now
     deadline = time.monotonic() + check["seconds"] + KILL_GRACE_SECONDS
     while time.monotonic() < deadline and os.waitpid(pid, os.WNOHANG) == (0, 0):
-        time.sleep(0.005)
+        time.sleep(CHILD_POLL_SECONDS)
     with contextlib.suppress(ProcessLookupError, ChildProcessError):
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
@@ -186,15 +210,15 @@ def run_check_in_process(
 
     signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, float(check["seconds"]))
+    outcome: bytes | BaseException
     try:
-        payload = call_check(check, namespace, inputs, device, seed)
-        header: dict[str, Any] = {"status": "ok"}
+        outcome = call_check(check, namespace, inputs, device, seed)
     except BaseException as error:
-        payload, header = b"", {"status": "error", "error": short_error(error)}
+        outcome = error
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
     try:
-        write_record(fd, header, payload)
+        write_result(fd, outcome)
     finally:
         os.close(fd)
 
@@ -202,19 +226,19 @@ def run_check_in_process(
 def next_check(plan: dict[str, Any]) -> tuple[dict[str, Any], int] | None:
     """The check the grading process asks for next, with its result pipe; None when it asks no more."""
     assert CONTROL is not None
-    message, fds, _flags, _address = socket.recv_fds(CONTROL, 4096, 1)
+    assert WIRE is not None
+    message, fds, _flags, _address = socket.recv_fds(CONTROL, WIRE.MAX_REQUEST_BYTES, 1)
     if not fds:
         return None
     try:
-        index = json.loads(message)["check"]
-        return plan["checks"][index], fds[0]
+        return plan["checks"][WIRE.read_check_request(message)], fds[0]
     except (ValueError, KeyError, IndexError, TypeError):
         os.close(fds[0])
         return None
 
 
 def main() -> None:
-    global CONTROL
+    global CONTROL, WIRE
     parser = argparse.ArgumentParser()
     parser.add_argument("--input", type=Path, required=True)
     parser.add_argument("--control-fd", type=int, required=True)
@@ -231,6 +255,7 @@ def main() -> None:
     # The go signal: the input files are in place once a line arrives on stdin.
     sys.stdin.buffer.readline()
     waited = time.monotonic() - started - ready
+    WIRE = load_wire(arguments.input)
     # The grading process starts the cells' clock when it reads this line.
     emit({"event": "ready", "seconds": ready, "waited": waited})
     plan = json.loads((arguments.input / "plan.json").read_text())

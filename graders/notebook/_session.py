@@ -10,21 +10,22 @@ exactly one well-formed record, and anything else makes that check `invalid`, ne
 
 from __future__ import annotations
 
-import json
-import math
-import struct
 import time
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
+from graders.notebook._wire import RecordCutShort, encode_check_request, read_record, strict_json
 from graders.sandbox import PipeRead, SandboxChannel
 
 # After a check's time limit: the fork and writing the record of a call that returned in time.
 CHECK_GRACE_SECONDS = 0.5
-MAX_HEADER_BYTES = 64 * 1024
-# What any text from the sandbox may keep (characters).
+# What any text from the sandbox may keep (characters): a line of feedback, not a log.
 MAX_MESSAGE_CHARS = 600
+# What a parser's complaint about a record may add to "its result could not be read (...)".
+MAX_REASON_CHARS = 200
+# Cell numbers above this are not a notebook's (a forged progress line); they are not counted.
+MAX_CELL_NUMBER = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,24 +61,6 @@ def clean_text(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     return "".join(kept)[:limit]
 
 
-def strict_json(data: bytes) -> Any:
-    """JSON without NaN, Infinity or numbers that overflow to them; raises ValueError."""
-
-    def finite(text: str) -> float:
-        value = float(text)
-        if not math.isfinite(value):
-            raise ValueError("a number out of range")
-        return value
-
-    def refuse(constant: str) -> Any:
-        raise ValueError(f"{constant} is not a number JSON allows")
-
-    try:
-        return json.loads(data, parse_constant=refuse, parse_float=finite)
-    except RecursionError:
-        raise ValueError("nested too deeply") from None
-
-
 def converse(
     report: RunReport, channel: SandboxChannel, entries: list[dict[str, Any]], cell_seconds: float
 ) -> None:
@@ -96,7 +79,7 @@ def converse(
         _take_cell_event(report, line)
     report.cells_seconds = round(time.monotonic() - began, 3)
     for index, entry in enumerate(entries):
-        read_end = channel.send_pipe(json.dumps({"check": index}).encode())
+        read_end = channel.send_pipe(encode_check_request(index))
         if read_end is None:
             return
         began = time.monotonic()
@@ -146,7 +129,7 @@ def _take_cell_event(report: RunReport, line: bytes) -> None:
 
 
 def _small_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1_000_000
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < MAX_CELL_NUMBER
 
 
 def read_check_result(read: PipeRead, seconds: float) -> CheckResult:
@@ -156,25 +139,17 @@ def read_check_result(read: PipeRead, seconds: float) -> CheckResult:
         return CheckResult("invalid", "its result could not be read (larger than allowed)")
     if not read.ended:
         return timeout
-    data = read.data
-    length = struct.unpack(">I", data[:4])[0] if len(data) >= 4 else None
-    if length is None or len(data) < 4 + length:
+    try:
+        record = read_record(read.data)
+    except RecordCutShort:
         if read.seconds >= seconds:
             return timeout  # killed at its limit, maybe mid-write
-        if not data:
+        if not read.data:
             return CheckResult("error", "the call ended the process without a result")
         return CheckResult("invalid", "its result could not be read (cut short)")
-    try:
-        header = strict_json(data[4 : 4 + length]) if length <= MAX_HEADER_BYTES else None
     except ValueError as error:
-        return CheckResult("invalid", f"its result could not be read ({clean_text(str(error), 200)})")
-    payload = data[4 + length :]
-    if not isinstance(header, dict) or set(header) - {"status", "error", "payload_bytes"}:
-        return CheckResult("invalid", "its result could not be read (not a result header)")
-    if header.get("payload_bytes") != len(payload):
-        return CheckResult("invalid", "its result could not be read (not exactly one record)")
-    if header.get("status") == "ok":
-        return CheckResult("ok", payload=payload)
-    if header.get("status") == "error" and not payload and isinstance(header.get("error"), str):
-        return CheckResult("error", clean_text(header["error"]))
-    return CheckResult("invalid", "its result could not be read (an unknown status)")
+        reason = clean_text(str(error), MAX_REASON_CHARS)
+        return CheckResult("invalid", f"its result could not be read ({reason})")
+    if record.status == "ok":
+        return CheckResult("ok", payload=record.payload)
+    return CheckResult("error", clean_text(record.error))

@@ -1,0 +1,157 @@
+"""Stage 0 of notebook grading, outside the sandbox: what one run needs, generated from seeds.
+
+The data files, each check's inputs, the expected outputs of the reference and the hidden labels
+of a classifier; only the files (inputs, features, the plan and the runner's wire format) enter
+the sandbox, the expected outputs and the labels stay in the grading process.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from graders._context import GradingContext
+from graders.notebook._compare import FloatArray, as_numpy, torch_arguments
+from graders.notebook.config import ClassifierCheck, FunctionCheck, NotebookConfig
+from graders.sandbox import SandboxLimits
+
+# The runner's names for its input files (it cannot import these: see _runner.py); it loads its
+# wire format from WIRE_FILE.
+WIRE_MODULE = Path(__file__).with_name("_wire.py")
+WIRE_FILE = "wire.py"
+PLAN_FILE = "plan.json"
+NOTEBOOK_FILE = "notebook.ipynb"
+# Time to start the interpreter and import torch inside the sandbox, on top of the notebook's own.
+STARTUP_SECONDS = 20.0
+# CPU time against wall time: a run may use more CPU than wall time (a check's child beside the
+# runner polling it, threads of student code); the wall clock stays the limit that matters.
+CPU_SECONDS_PER_WALL_SECOND = 2
+FLOAT64_BYTES = 8
+MIB = 1024**2
+# A function check's result may hold this many times the expected values (plus a few), so a wrong
+# shape (a transposed or broadcast result) still comes back and the feedback can name it.
+WRONG_SHAPE_FACTOR = 4
+WRONG_SHAPE_EXTRA_ELEMENTS = 16
+# A classifier's output may have this many columns, whatever its classes: a model returning its
+# input (or a hidden layer) still comes back, so the feedback can name the wrong shape.
+MIN_CLASSIFIER_COLUMNS = 64
+# A result pipe's room beyond the array's values: the record header and the .npy header.
+RESULT_OVERHEAD_BYTES = 65536
+# The control stream carries progress lines (one per cell, each at most 64 KB, see
+# graders/sandbox/_run.py) ...
+CONTROL_STREAM_BYTES = 16 * MIB
+# ... plus, per check, what its result was allowed when results came over this stream too. They
+# have pipes of their own now; the term is kept so the run's control budget is what it was.
+CONTROL_STREAM_CHECK_OVERHEAD_BYTES = 4096
+
+
+@dataclass
+class Plan:
+    files: dict[str, bytes]
+    # What the runner is told of each check (the checks of plan.json, in order).
+    entries: list[dict[str, Any]]
+    # Per function check and trial: the inputs (kept to evaluate named mistakes) and the expected output.
+    expected: dict[str, tuple[dict[str, Any], FloatArray]]
+    labels: dict[str, npt.NDArray[np.int64]]
+
+
+def build_plan(config: NotebookConfig, context: GradingContext, device: str) -> Plan:
+    plan = Plan({WIRE_FILE: WIRE_MODULE.read_bytes()}, [], {}, {})
+    for data in config.data:
+        plan.files[data.file] = npz_bytes(context.reference_function(data.generator)())
+    for check in config.functions:
+        for trial in range(check.trials):
+            _add_function_trial(plan, config, check, trial, context)
+    for classifier in config.classifiers:
+        _add_classifier(plan, classifier, context)
+    runner_plan = {
+        "notebook_seconds": config.notebook_seconds,
+        "device": device,
+        "seed": config.seed,
+        "data_files": [data.file for data in config.data],
+        "checks": plan.entries,
+    }
+    plan.files[PLAN_FILE] = json.dumps(runner_plan).encode()
+    return plan
+
+
+def _add_function_trial(
+    plan: Plan, config: NotebookConfig, check: FunctionCheck, trial: int, context: GradingContext
+) -> None:
+    check_id = f"{check.name}#{trial}"
+    rng = np.random.default_rng([config.seed, context.variant_seed, zlib.crc32(check.name.encode()), trial])
+    inputs = dict(context.reference_function(check.inputs)(rng))
+    arrays = {name: np.asarray(value) for name, value in inputs.items()}
+    want = as_numpy(context.reference_function(check.reference)(*torch_arguments(arrays)))
+    plan.expected[check_id] = (arrays, want)
+    inputs_file = f"{check_id.replace('#', '-')}.npz"
+    plan.files[inputs_file] = npz_bytes(arrays)
+    max_elements = WRONG_SHAPE_FACTOR * want.size + WRONG_SHAPE_EXTRA_ELEMENTS
+    plan.entries.append(
+        {
+            "id": check_id,
+            "name": check.name,
+            "kind": "function",
+            "args": list(arrays),
+            "inputs": inputs_file,
+            "seconds": check.seconds,
+            "max_elements": max_elements,
+            "max_bytes": _result_bytes(max_elements),
+        }
+    )
+
+
+def _add_classifier(plan: Plan, classifier: ClassifierCheck, context: GradingContext) -> None:
+    features, targets = context.reference_function(classifier.dataset)(classifier.seed, classifier.size)
+    plan.labels[classifier.name] = np.asarray(targets, dtype=np.int64)
+    # Only the features enter the sandbox; the labels stay here.
+    inputs_file = f"{classifier.name}-features.npz"
+    plan.files[inputs_file] = npz_bytes({"X": np.asarray(features, dtype=np.float32)})
+    max_elements = classifier.size * max(classifier.classes, MIN_CLASSIFIER_COLUMNS)
+    plan.entries.append(
+        {
+            "id": classifier.name,
+            "name": classifier.name,
+            "kind": "classifier",
+            "inputs": inputs_file,
+            "seconds": classifier.seconds,
+            "batch": classifier.batch,
+            "max_elements": max_elements,
+            "max_bytes": _result_bytes(max_elements),
+        }
+    )
+
+
+def _result_bytes(max_elements: int) -> int:
+    """What a check's pipe may hold: its values as float64 and the headers around them."""
+    return FLOAT64_BYTES * max_elements + RESULT_OVERHEAD_BYTES
+
+
+def npz_bytes(arrays: dict[str, Any]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, allow_pickle=False, **{name: np.asarray(value) for name, value in arrays.items()})
+    return buffer.getvalue()
+
+
+def sandbox_limits(config: NotebookConfig, plan: Plan, device: str) -> SandboxLimits:
+    """The run's limits: the question's, plus the interpreter's start and every check's time."""
+    seconds = STARTUP_SECONDS + config.notebook_seconds + sum(entry["seconds"] for entry in plan.entries)
+    check_overhead = sum(
+        FLOAT64_BYTES * entry["max_elements"] + CONTROL_STREAM_CHECK_OVERHEAD_BYTES for entry in plan.entries
+    )
+    return SandboxLimits(
+        wall_seconds=seconds,
+        cpu_seconds=int(CPU_SECONDS_PER_WALL_SECOND * seconds) + 1,
+        memory_bytes=config.memory_mb * MIB,
+        max_processes=config.max_processes,
+        work_dir_bytes=config.work_dir_mb * MIB,
+        max_result_bytes=CONTROL_STREAM_BYTES + check_overhead,
+        gpu=device.startswith("cuda"),
+    )
