@@ -78,6 +78,7 @@ def _sandbox_details(run: SandboxRun, report: RunReport, device: str) -> dict[st
         "device": device,
         "warm": run.warm,
         "uid": run.uid,
+        "cgroup": run.cgroup,
         # Interpreter and torch import; `waited` > 0 means the sandbox was ready before it was needed.
         "startup_seconds": ready.get("seconds"),
         "waited_seconds": ready.get("waited"),

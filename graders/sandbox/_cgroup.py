@@ -31,6 +31,10 @@ class RunGroups:
     directories: list[Path] = field(default_factory=list)
 
     @property
+    def name(self) -> str | None:
+        return self.directories[0].name if self.directories else None
+
+    @property
     def procs_files(self) -> list[Path]:
         return [directory / "cgroup.procs" for directory in self.directories]
 

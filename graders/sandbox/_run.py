@@ -75,6 +75,8 @@ class SandboxRun:
     warm: bool = False
     # The run's non-root uid, where it had one: its processes are the only ones with it.
     uid: int | None = None
+    # The name of the run's cgroups, where it had any (one per controller, under PARENT_GROUP).
+    cgroup: str | None = None
 
 
 def bwrap_path() -> str | None:
@@ -337,6 +339,7 @@ def _finish(
         seconds=seconds,
         warm=warm,
         uid=started.uid,
+        cgroup=started.groups.name,
     )
 
 
