@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from graders import Grader, GraderConfig, GradingContext, ReferenceFunctions, get_grader
 from service.assignments import repository
 from service.grading.references import load_reference_functions
+from service.models import Queue
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +20,7 @@ class QuestionSnapshot:
     kind: str
     points: float
     prompt: str
-    resource_class: str
+    resource_class: Queue
     config: GraderConfig
 
     @property
@@ -43,9 +44,9 @@ class VersionSnapshot:
         return sum(question.points for question in self.questions)
 
     @property
-    def queue(self) -> str:
+    def queue(self) -> Queue:
         """The worker queue of a submission: gpu if any of its questions needs one."""
-        return "gpu" if any(q.resource_class == "gpu" for q in self.questions) else "cpu"
+        return Queue.GPU if any(q.resource_class == Queue.GPU for q in self.questions) else Queue.CPU
 
     def question(self, key: str) -> QuestionSnapshot | None:
         return next((q for q in self.questions if q.key == key), None)

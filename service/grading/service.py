@@ -12,6 +12,7 @@ from graders import GradeResult, JSONValue, Verdict
 from service.assignments.service import variant_seed
 from service.assignments.snapshots import QuestionSnapshot, VersionSnapshot
 from service.config import Settings
+from service.models import Queue
 
 logger = logging.getLogger(__name__)
 
@@ -78,4 +79,4 @@ def cuda_available() -> bool:
 def device_for(settings: Settings, question: QuestionSnapshot) -> str:
     """Where a question's student code runs: cuda for a gpu question on a GPU worker, else cpu
     (a CPU worker only gets gpu jobs when AUTOGRADE_GPU_FALLBACK=cpu)."""
-    return "cuda" if question.resource_class == "gpu" and cuda_available() else "cpu"
+    return "cuda" if question.resource_class == Queue.GPU and cuda_available() else "cpu"

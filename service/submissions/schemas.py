@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from graders import JSONValue, storable_details
+from graders import JSONValue, Verdict, storable_details
 from service.submissions.untrusted_json import unstorable_text
 
 SubmissionStatus = Literal["queued", "running", "graded", "error"]
@@ -54,7 +54,7 @@ class SubmissionAccepted(BaseModel):
 
 
 class QuestionResultView(BaseModel):
-    verdict: str
+    verdict: Verdict
     score: float
     max_score: float
     feedback: str
