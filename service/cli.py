@@ -229,12 +229,13 @@ def worker(
 
 
 def _celery_worker(settings: Settings, concurrency: int, queues: str) -> None:
-    from service.worker.celery_executor import QUEUES, create_celery_app
+    from service.models import Queue
+    from service.worker.celery_executor import create_celery_app
 
     names = [name.strip() for name in queues.split(",") if name.strip()]
-    unknown = sorted(set(names) - set(QUEUES))
+    unknown = sorted(set(names) - set(Queue))
     if not names or unknown:
-        console.print(f"[red]--queues takes {', '.join(QUEUES)}; got {queues!r}[/red]")
+        console.print(f"[red]--queues takes {', '.join(Queue)}; got {queues!r}[/red]")
         raise typer.Exit(2)
     celery_app = create_celery_app(settings)
     # e.g. cpu@host, gpu-cuda@host: what a node consumes and grades on, in Celery's own tooling.

@@ -7,13 +7,14 @@ import json
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from graders import GradingContext, get_grader
 from service.assignments.references import ReferenceModuleError, load_reference_functions
 from service.errors import MaterialError
+from service.models import Queue
 
 MATERIAL_FILE = "assignment.toml"
 
@@ -25,7 +26,7 @@ class QuestionMaterial(BaseModel):
     kind: str
     points: float = Field(gt=0)
     prompt: str = ""
-    resource_class: Literal["cpu", "gpu"] = "cpu"
+    resource_class: Queue = Queue.CPU
     config: dict[str, Any] = Field(default_factory=dict)
 
 

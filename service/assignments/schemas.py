@@ -5,6 +5,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from graders import JSONValue
+from service.models import Queue
 
 MAX_PREVIEW_LENGTH = 500
 
@@ -14,7 +15,7 @@ class QuestionView(BaseModel):
     kind: str
     points: float
     prompt: str
-    resource_class: str
+    resource_class: Queue
     # The grader's public part of the config (options, fixed inputs, tolerances); never the key.
     config: dict[str, JSONValue]
 

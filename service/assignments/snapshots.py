@@ -17,6 +17,7 @@ from graders import (
 )
 from service.assignments import repository
 from service.assignments.references import load_reference_functions
+from service.models import Queue
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +27,7 @@ class QuestionSnapshot:
     kind: str
     points: float
     prompt: str
-    resource_class: str
+    resource_class: Queue
     config: GraderConfig
 
     @property
@@ -50,9 +51,9 @@ class VersionSnapshot:
         return sum(question.points for question in self.questions)
 
     @property
-    def queue(self) -> str:
+    def queue(self) -> Queue:
         """The worker queue of a submission: gpu if any of its questions needs one."""
-        return "gpu" if any(q.resource_class == "gpu" for q in self.questions) else "cpu"
+        return Queue.GPU if any(q.resource_class == Queue.GPU for q in self.questions) else Queue.CPU
 
     def question(self, key: str) -> QuestionSnapshot | None:
         return next((q for q in self.questions if q.key == key), None)

@@ -5,6 +5,7 @@ import io
 
 from sqlalchemy.orm import Session
 
+from graders import Verdict
 from service.assignments.service import latest_snapshot
 from service.grades import repository
 
@@ -18,7 +19,9 @@ def export_csv(session: Session, slug: str) -> str:
     rows = repository.latest_graded_per_student(session, slug)
     scores: dict[object, dict[str, str]] = {}
     for result_of, key, points, verdict in repository.question_scores(session, [row[0] for row in rows]):
-        scores.setdefault(result_of, {})[key] = "pending" if verdict == "pending_manual" else f"{points:g}"
+        scores.setdefault(result_of, {})[key] = (
+            "pending" if verdict == Verdict.PENDING_MANUAL else f"{points:g}"
+        )
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["student", "submission_id", "submitted_at", "score", "max_score", *question_keys])

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, exists, func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from service.models import GradingJob, JobStatus, QuestionResult, Submission, SubmissionFile
+from service.models import GradingJob, JobStatus, QuestionResult, Queue, Submission, SubmissionFile
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +39,7 @@ def _claimable(now: datetime) -> ColumnElement[bool]:
 
 
 def add_job(
-    session: Session, submission: Submission, queue: str, max_attempts: int, now: datetime
+    session: Session, submission: Submission, queue: Queue, max_attempts: int, now: datetime
 ) -> GradingJob:
     job = GradingJob(
         submission=submission,
@@ -81,7 +81,7 @@ def _has_upload() -> ColumnElement[bool]:
 def claim_jobs(
     session: Session,
     worker_id: str,
-    queues: Sequence[str],
+    queues: Sequence[Queue],
     limit: int,
     now: datetime,
     lease: timedelta,
@@ -170,16 +170,16 @@ def requeue_expired(session: Session, now: datetime) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def queued_counts(session: Session) -> dict[str, int]:
+def queued_counts(session: Session) -> dict[Queue, int]:
     rows = session.execute(
         select(GradingJob.queue, func.count())
         .where(GradingJob.status == JobStatus.QUEUED)
         .group_by(GradingJob.queue)
     ).all()
-    return {str(queue): int(count) for queue, count in rows}
+    return {Queue(queue): int(count) for queue, count in rows}
 
 
-def stale_queued_jobs(session: Session, queue: str, sent_before: datetime, limit: int) -> list[int]:
+def stale_queued_jobs(session: Session, queue: Queue, sent_before: datetime, limit: int) -> list[int]:
     """Queued jobs of a queue whose message was sent before `sent_before` (or never), oldest first."""
     rows = session.scalars(
         select(GradingJob.id)
@@ -204,11 +204,11 @@ def mark_sent(session: Session, job_ids: Sequence[int], now: datetime) -> None:
         )
 
 
-def queues_of(session: Session, job_ids: Sequence[int]) -> dict[int, str]:
+def queues_of(session: Session, job_ids: Sequence[int]) -> dict[int, Queue]:
     rows = session.execute(
         select(GradingJob.id, GradingJob.queue).where(GradingJob.id.in_(list(job_ids)))
     ).all()
-    return {int(job_id): str(queue) for job_id, queue in rows}
+    return {int(job_id): Queue(queue) for job_id, queue in rows}
 
 
 def try_sweeper_lock(session: Session) -> bool:

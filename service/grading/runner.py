@@ -27,7 +27,7 @@ from service.db import transaction
 from service.grading import repository
 from service.grading.repository import ClaimedJob
 from service.grading.service import QuestionOutcome, grade_submission
-from service.models import utcnow
+from service.models import Queue, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class GradingRunner:
         session_factory: sessionmaker[Session],
         settings: Settings,
         worker_id: str,
-        queues: Sequence[str],
+        queues: Sequence[Queue],
     ) -> None:
         self._session_factory = session_factory
         self._settings = settings
@@ -218,7 +218,7 @@ def _result_row(item: _Graded, outcome: QuestionOutcome, now: datetime) -> dict[
         "submission_id": item.job.submission_id,
         "question_id": outcome.question.id,
         "question_key": outcome.question.key,
-        "verdict": outcome.result.verdict.value,
+        "verdict": outcome.result.verdict,
         "score": outcome.score,
         "max_score": outcome.question.points,
         "feedback": outcome.result.feedback,

@@ -16,7 +16,7 @@ from service.assignments.snapshots import QuestionSnapshot, VersionSnapshot
 from service.config import Settings
 from service.db import notify_jobs_after_commit
 from service.grading import repository
-from service.models import GradingJob, Submission
+from service.models import GradingJob, Queue, Submission
 
 logger = logging.getLogger(__name__)
 
@@ -96,4 +96,4 @@ def cuda_available() -> bool:
 def device_for(settings: Settings, question: QuestionSnapshot) -> str:
     """Where a question's student code runs: cuda for a gpu question on a GPU worker, else cpu
     (a CPU worker only gets gpu jobs when AUTOGRADE_GPU_FALLBACK=cpu)."""
-    return "cuda" if question.resource_class == "gpu" and cuda_available() else "cpu"
+    return "cuda" if question.resource_class == Queue.GPU and cuda_available() else "cpu"

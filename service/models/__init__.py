@@ -3,6 +3,7 @@
 from service.models.assignment import Assignment, AssignmentVersion, Question
 from service.models.base import Base, utcnow
 from service.models.course import ApiToken, Course, Enrollment, Role, User
+from service.models.queue import Queue
 from service.models.rate_limit import RateLimitEvent
 from service.models.submission import GradingJob, JobStatus, QuestionResult, Submission, SubmissionFile
 
@@ -17,6 +18,7 @@ __all__ = [
     "JobStatus",
     "Question",
     "QuestionResult",
+    "Queue",
     "RateLimitEvent",
     "Role",
     "Submission",

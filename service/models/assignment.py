@@ -6,7 +6,8 @@ from typing import Any
 from sqlalchemy import Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from service.models.base import Base, JSONDocument, UTCDateTime, utcnow
+from service.models.base import Base, JSONDocument, UTCDateTime, string_enum, utcnow
+from service.models.queue import Queue
 
 
 class Assignment(Base):
@@ -54,5 +55,7 @@ class Question(Base):
     points: Mapped[float] = mapped_column(Float)
     prompt: Mapped[str] = mapped_column(Text, default="")
     config: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
-    # Which worker queue grades it: "cpu" or "gpu".
-    resource_class: Mapped[str] = mapped_column(String(8), default="cpu")
+    # Which worker queue grades it.
+    resource_class: Mapped[Queue] = mapped_column(
+        string_enum(Queue, "resource_class", length=8), default=Queue.CPU
+    )

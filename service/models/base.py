@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator
+from sqlalchemy import JSON, DateTime, Enum, MetaData, TypeDecorator
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
@@ -38,6 +39,19 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def string_enum(enum_class: type[StrEnum], name: str, length: int = 16) -> Enum:
+    """An enum stored as its values in a VARCHAR with a CHECK constraint named after `name`: the same
+    schema on SQLite and Postgres, and a new member needs no ALTER TYPE."""
+    return Enum(
+        enum_class,
+        native_enum=False,
+        create_constraint=True,
+        length=length,
+        name=name,
+        values_callable=lambda members: [member.value for member in members],
+    )
 
 
 def utcnow() -> datetime:

@@ -6,7 +6,6 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
-    Enum,
     Float,
     ForeignKey,
     Index,
@@ -19,7 +18,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from service.models.base import Base, JSONDocument, UTCDateTime, utcnow
+from graders import Verdict
+from service.models.base import Base, JSONDocument, UTCDateTime, string_enum, utcnow
+from service.models.queue import Queue
 
 
 class JobStatus(StrEnum):
@@ -27,17 +28,6 @@ class JobStatus(StrEnum):
     RUNNING = "running"
     DONE = "done"
     ERROR = "error"
-
-
-def _enum(enum_class: type[StrEnum], name: str) -> Enum:
-    return Enum(
-        enum_class,
-        native_enum=False,
-        create_constraint=True,
-        length=16,
-        name=name,
-        values_callable=lambda members: [member.value for member in members],
-    )
 
 
 class Submission(Base):
@@ -90,8 +80,8 @@ class GradingJob(Base):
     )
     # Lets one flush insert the submission before its job.
     submission: Mapped[Submission] = relationship(lazy="raise")
-    status: Mapped[JobStatus] = mapped_column(_enum(JobStatus, "job_status"), default=JobStatus.QUEUED)
-    queue: Mapped[str] = mapped_column(String(8), default="cpu")
+    status: Mapped[JobStatus] = mapped_column(string_enum(JobStatus, "job_status"), default=JobStatus.QUEUED)
+    queue: Mapped[Queue] = mapped_column(string_enum(Queue, "queue", length=8), default=Queue.CPU)
     # Incremented by every claim; a result is written only under the attempt that claimed it.
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer)
@@ -113,7 +103,8 @@ class QuestionResult(Base):
     submission_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"))
     question_id: Mapped[int] = mapped_column(ForeignKey("questions.id"))
     question_key: Mapped[str] = mapped_column(String(64))
-    verdict: Mapped[str] = mapped_column(String(16))
+    # Exactly the graders' enum: a verdict the service stores is one a grader can return.
+    verdict: Mapped[Verdict] = mapped_column(string_enum(Verdict, "verdict"))
     score: Mapped[float] = mapped_column(Float)
     max_score: Mapped[float] = mapped_column(Float)
     feedback: Mapped[str] = mapped_column(Text, default="")

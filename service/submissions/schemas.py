@@ -10,7 +10,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, GetJsonSchem
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
-from graders import JSONValue, storable_details
+from graders import JSONValue, Verdict, storable_details
 from service.submissions.untrusted_json import unstorable_text
 
 SubmissionStatus = Literal["queued", "running", "graded", "error"]
@@ -116,7 +116,7 @@ class SubmissionAccepted(BaseModel):
 
 
 class QuestionResultView(BaseModel):
-    verdict: str
+    verdict: Verdict
     score: float
     max_score: float
     feedback: str

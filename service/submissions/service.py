@@ -315,7 +315,7 @@ def grade_manually(
     if grade.score > result.max_score:
         raise UnprocessableAnswer(f"The score must lie between 0 and {result.max_score:g}.")
     fraction = grade.score / result.max_score
-    result.verdict = GradeResult.from_fraction(fraction, "").verdict.value
+    result.verdict = GradeResult.from_fraction(fraction, "").verdict
     result.score = grade.score
     result.feedback = grade.feedback
     result.graded_by_user_id = principal.user_id

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import socket
 import threading
 from collections.abc import Sequence
+from queue import SimpleQueue
 from typing import Any
 
 import redis
@@ -27,12 +27,12 @@ from service.config import Settings
 from service.db import make_engine, make_session_factory
 from service.grading import repository
 from service.grading.runner import GradingRunner
+from service.models import Queue
 from service.worker.sweeper import Sweeper
 
 logger = logging.getLogger(__name__)
 
 TASK_NAME = "autograde.grade_job"
-QUEUES = ("cpu", "gpu")
 # Redis calls that hang on a dead broker would hold an API request or the sweeper: bound them.
 BROKER_TIMEOUTS = {"socket_connect_timeout": 2.0, "socket_timeout": 5.0}
 SEND_BATCH = 500
@@ -53,7 +53,9 @@ class _WorkerProcessState:
             self._pid = os.getpid()
             engine = make_engine(self._settings)
             worker_id = f"{socket.gethostname()}:{self._pid}:celery"
-            self._runner = GradingRunner(make_session_factory(engine), self._settings, worker_id, QUEUES)
+            self._runner = GradingRunner(
+                make_session_factory(engine), self._settings, worker_id, tuple(Queue)
+            )
         return self._runner
 
 
@@ -77,7 +79,7 @@ def create_celery_app(settings: Settings, sender_only: bool = False) -> Celery:
         # A worker process reserves one message at a time: a long job holds up no other job.
         worker_prefetch_multiplier=1,
         task_ignore_result=True,
-        task_default_queue="cpu",
+        task_default_queue=Queue.CPU.value,
         task_create_missing_queues=True,
         broker_transport_options=transport_options,
         broker_connection_retry_on_startup=True,
@@ -131,7 +133,7 @@ class CeleryExecutor:
         self._session_factory = session_factory
         self.app = create_celery_app(settings, sender_only=True)
         self.sweeper = Sweeper(session_factory, settings, self.send, self.waiting_messages)
-        self._outbox: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        self._outbox: SimpleQueue[int | None] = SimpleQueue()
         self._sender: threading.Thread | None = None
 
     def start(self) -> None:
@@ -175,22 +177,22 @@ class CeleryExecutor:
             return 0
         return sum(self.send(job_id, queues[job_id]) for job_id in job_ids if job_id in queues)
 
-    def send(self, job_id: int, queue_name: str) -> bool:
+    def send(self, job_id: int, queue: Queue) -> bool:
         """Publish one job id; False if the broker cannot be reached (the sweeper re-sends later)."""
         try:
-            self.app.send_task(TASK_NAME, args=[job_id], queue=queue_name, retry=False)
+            self.app.send_task(TASK_NAME, args=[job_id], queue=queue.value, retry=False)
         except Exception:
-            logger.warning("could not send job to the broker", extra={"job_id": job_id, "queue": queue_name})
+            logger.warning("could not send job to the broker", extra={"job_id": job_id, "queue": queue.value})
             return False
         return True
 
-    def waiting_messages(self, queue_name: str) -> int | None:
+    def waiting_messages(self, queue: Queue) -> int | None:
         """Messages waiting in the broker's queue (0 if the queue does not exist); None if unknown."""
         try:
             with self.app.connection_for_read() as connection:
                 channel = connection.default_channel
                 try:
-                    return int(channel.queue_declare(queue=queue_name, passive=True).message_count)
+                    return int(channel.queue_declare(queue=queue.value, passive=True).message_count)
                 except connection.channel_errors:
                     return 0
         except Exception:

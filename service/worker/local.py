@@ -26,9 +26,9 @@ from service.db import make_engine, make_session_factory
 from service.grading.runner import GradingRunner
 from service.grading.service import cuda_available
 from service.logs import configure_logging
+from service.models import Queue
 
 logger = logging.getLogger(__name__)
-QUEUES = ("cpu", "gpu")
 SUPERVISE_SECONDS = 1.0
 
 
@@ -36,11 +36,11 @@ def worker_id(index: int) -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{index}"
 
 
-def claimable_queues(settings: Settings) -> tuple[str, ...]:
+def claimable_queues(settings: Settings) -> tuple[Queue, ...]:
     """A worker without CUDA leaves gpu jobs for a GPU worker when AUTOGRADE_GPU_FALLBACK=wait."""
     if settings.gpu_fallback == "wait" and not cuda_available():
-        return ("cpu",)
-    return QUEUES
+        return (Queue.CPU,)
+    return tuple(Queue)
 
 
 def run_worker_loop(settings: Settings, index: int, wake: SemaphoreType, stop: threading.Event) -> None:

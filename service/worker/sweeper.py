@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.config import Settings
 from service.db import transaction
 from service.grading import repository
-from service.models import utcnow
+from service.models import Queue, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +45,8 @@ class Sweeper:
         self,
         session_factory: sessionmaker[Session],
         settings: Settings,
-        send: Callable[[int, str], bool],
-        waiting_messages: Callable[[str], int | None],
+        send: Callable[[int, Queue], bool],
+        waiting_messages: Callable[[Queue], int | None],
     ) -> None:
         self._session_factory = session_factory
         self._settings = settings
