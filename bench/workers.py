@@ -39,6 +39,7 @@ from tests.worker.cluster import Cluster, psycopg_dsn, wait_for
 ADMIN_DSN = os.environ.get("AUTOGRADE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 # A tensor question whose reference output is recomputed per answer by ~0.15 s of pure-Python work.
 BURST_MATERIAL = Path(__file__).resolve().parent / "material" / "burst"
+BURST_COURSE = "dl"
 ANSWERS = {"q1": {"value": [0.5, 0.5, 0.5, 0.5]}}
 
 
@@ -61,7 +62,7 @@ def store_burst(settings: Settings, token: str, count: int) -> list[int]:
     job_ids = []
     with transaction(factory) as session:
         principal = authenticate(session, token)
-        command = NewSubmission(principal, "burst", SubmissionCreate(answers=ANSWERS))
+        command = NewSubmission(principal, BURST_COURSE, "burst", SubmissionCreate(answers=ANSWERS))
         for _ in range(count):
             _submission, job = create_submission(session, settings, command)
             job_ids.append(job.id)
@@ -149,8 +150,8 @@ def main() -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
     try:
         cluster.cli("db", "upgrade")
-        cluster.cli("assignments", "load", str(BURST_MATERIAL), "--course", "dl")
-        token = cluster.cli("users", "add", "bench", "--course", "dl").strip()
+        cluster.cli("assignments", "load", str(BURST_MATERIAL), "--course", BURST_COURSE)
+        token = cluster.cli("users", "add", "bench", "--course", BURST_COURSE).strip()
         cluster.start_redis()
         settings = Settings(
             database_url=url,

@@ -81,7 +81,8 @@ def assignments_load(
     path: Annotated[Path, typer.Argument(help="Folder holding assignment.toml")],
     course: Annotated[str, typer.Option(help="Course slug (created if missing)")],
 ) -> None:
-    """Validate material and store it; a changed assignment gets a new version."""
+    """Validate material and store it in the course; a changed assignment gets a new version.
+    The same material may be loaded into several courses, each keeping its own versions."""
     from service.assignments.material import read_material
     from service.assignments.service import load_assignment
 
@@ -106,16 +107,17 @@ def assignments_load(
 
 @grades_app.command("export")
 def grades_export(
-    assignment: Annotated[str, typer.Option(help="Assignment slug")],
+    course: Annotated[str, typer.Option(help="Course slug")],
+    assignment: Annotated[str, typer.Option(help="Assignment slug within the course")],
     output: Annotated[Path | None, typer.Option(help="CSV file (default: standard output)")] = None,
 ) -> None:
-    """Each student's newest graded submission as CSV."""
+    """Each student's newest graded submission to a course's assignment as CSV."""
     from service.grades.service import export_csv
 
     engine = make_engine(_settings())
     try:
         with transaction(make_session_factory(engine), read_only=True) as session:
-            text = export_csv(session, assignment)
+            text = export_csv(session, course, assignment)
     except AppError as error:
         console.print(f"[red]{error.message}[/red]")
         raise typer.Exit(1) from None
@@ -258,7 +260,7 @@ def _celery_worker(settings: Settings, concurrency: int, queues: str) -> None:
 @app.command()
 def demo() -> None:
     """Development: migrate, load hw5 into course `demo`, print tokens and a curl example, serve."""
-    from service.demo import prepare_demo
+    from service.demo import DEMO_COURSE, prepare_demo
     from service.main import create_app
 
     settings = _settings()
@@ -275,12 +277,15 @@ def demo() -> None:
     base = f"http://{settings.host}:{settings.port}"
     body = '{"answers": {"q1_1": {"choices": [2, 3]}, "q3_1": {"value": [6, 1, 2]}}}'
     console.print(f"[bold]autograde demo[/bold] on {base} (database: {settings.database_url})")
-    console.print(f"assignment {accounts.assignment} version {accounts.assignment_version}, course demo")
+    console.print(
+        f"assignment {accounts.assignment} version {accounts.assignment_version}, course {DEMO_COURSE}"
+    )
     console.print(f"student token: {accounts.student_token}")
     console.print(f"TA token:      {accounts.ta_token}")
     console.print("Submit an answer, then fetch the URL it returns in Location:", highlight=False)
+    submissions_url = f"{base}/api/v1/courses/{DEMO_COURSE}/assignments/{accounts.assignment}/submissions"
     console.print(
-        f"  curl -s -X POST {base}/api/v1/assignments/hw5/submissions "
+        f"  curl -s -X POST {submissions_url} "
         f"-H 'Authorization: Bearer {accounts.student_token}' -H 'Content-Type: application/json' "
         f"-d {shlex.quote(body)}",
         highlight=False,

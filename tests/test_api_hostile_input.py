@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import Api
 from tests.graders.notebooks import SOLUTION
 
-SUBMISSIONS = "/api/v1/assignments/hw5/submissions"
+SUBMISSIONS = "/api/v1/courses/demo/assignments/hw5/submissions"
 
 # One tensor element as its JSON text; `10**400` is an integer no float can hold, so it becomes inf
 # as soon as a grader reads it.

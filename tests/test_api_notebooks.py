@@ -19,7 +19,7 @@ def upload(
     api: Api, who: str, answers: dict[str, Any], files: dict[str, tuple[str, bytes]], **headers: str
 ) -> httpx2.Response:
     return api.client.post(
-        "/api/v1/assignments/hw5/submissions",
+        "/api/v1/courses/demo/assignments/hw5/submissions",
         data={"answers": json.dumps(answers)},
         files=files,
         headers=api.accounts.header(who) | headers,
@@ -96,24 +96,24 @@ def test_bad_uploads_are_refused_before_anything_is_stored(api: Api) -> None:
         assert response.status_code == status, (message, response.text)
         assert message in response.text, response.text
     not_json = api.client.post(
-        "/api/v1/assignments/hw5/submissions",
+        "/api/v1/courses/demo/assignments/hw5/submissions",
         data={"answers": "{nope"},
         files={"q4": ("hw5.ipynb", notebook)},
         headers=api.accounts.header("student"),
     )
     assert not_json.status_code == 422
     deep = api.client.post(
-        "/api/v1/assignments/hw5/submissions",
+        "/api/v1/courses/demo/assignments/hw5/submissions",
         data={"answers": "[" * 100_000 + "]" * 100_000},
         headers=api.accounts.header("student"),
     )
     assert deep.status_code == 422
-    assert api.get("student", "/api/v1/assignments/hw5/submissions").json()["items"] == []
+    assert api.get("student", "/api/v1/courses/demo/assignments/hw5/submissions").json()["items"] == []
     assert api.executor.notified == []
 
 
 def test_openapi_documents_both_request_bodies(api: Api) -> None:
-    post = api.client.get("/openapi.json").json()["paths"]["/api/v1/assignments/{assignment}/submissions"][
-        "post"
-    ]
+    post = api.client.get("/openapi.json").json()["paths"][
+        "/api/v1/courses/{course}/assignments/{assignment}/submissions"
+    ]["post"]
     assert set(post["requestBody"]["content"]) == {"application/json", "multipart/form-data"}

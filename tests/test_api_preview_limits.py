@@ -14,7 +14,7 @@ from service.config import Settings
 from service.models import RateLimitEvent
 from tests.conftest import Api
 
-PREVIEW = "/api/v1/assignments/hw5/questions/q2_3/preview"
+PREVIEW = "/api/v1/courses/demo/assignments/hw5/questions/q2_3/preview"
 FORMULA = {"expression": r"\sum_{i=1}^t g_{h,i} \times \psi'(z_i) \times h_{t-1}", "format": "latex"}
 
 

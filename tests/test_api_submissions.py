@@ -113,14 +113,19 @@ def hard_attention(inputs: dict[str, list[object]]) -> list[float]:
 
 
 def test_variant_round_trip(api: Api) -> None:
-    mine = api.get("student", "/api/v1/assignments/hw5/questions/q3_3/variant")
+    mine = api.get("student", "/api/v1/courses/demo/assignments/hw5/questions/q3_3/variant")
     assert mine.status_code == 200
     inputs = mine.json()["inputs"]
     assert set(inputs) == {"q", "keys", "values"}
     assert np.asarray(inputs["keys"]).shape == (4, 2)
     # The same student always gets the same variant; another student gets another one.
-    assert api.get("student", "/api/v1/assignments/hw5/questions/q3_3/variant").json() == mine.json()
-    theirs = api.get("student2", "/api/v1/assignments/hw5/questions/q3_3/variant").json()["inputs"]
+    assert (
+        api.get("student", "/api/v1/courses/demo/assignments/hw5/questions/q3_3/variant").json()
+        == mine.json()
+    )
+    theirs = api.get("student2", "/api/v1/courses/demo/assignments/hw5/questions/q3_3/variant").json()[
+        "inputs"
+    ]
     assert theirs != inputs
 
     own = api.submit("student", {"q3_3": {"value": hard_attention(inputs)}})
@@ -144,7 +149,7 @@ def test_idempotency_key_returns_the_first_submission(api: Api) -> None:
     theirs = api.submit("student2", HANDIN_ANSWERS, **{"Idempotency-Key": "attempt-1"})
     assert theirs.status_code == 202
     assert theirs.json()["id"] != first.json()["id"]
-    listed = api.get("student", "/api/v1/assignments/hw5/submissions").json()["items"]
+    listed = api.get("student", "/api/v1/courses/demo/assignments/hw5/submissions").json()["items"]
     assert [item["id"] for item in listed] == [first.json()["id"]]
     assert api.grade_pending() == 2
 
@@ -166,7 +171,7 @@ def test_bad_answers_are_refused_with_one_error_shape(api: Api) -> None:
     empty = api.submit("student", {})
     assert empty.status_code == 422
     malformed = api.client.post(
-        "/api/v1/assignments/hw5/submissions",
+        "/api/v1/courses/demo/assignments/hw5/submissions",
         content=b"{not json",
         headers=api.accounts.header("student") | {"Content-Type": "application/json"},
     )
@@ -195,7 +200,7 @@ def test_oversized_and_deeply_nested_bodies_are_4xx(api: Api) -> None:
     assert huge.json()["error"]["code"] == "payload_too_large"
     nested = b'{"answers": {"q3_1": {"value": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}}"
     response = api.client.post(
-        "/api/v1/assignments/hw5/submissions",
+        "/api/v1/courses/demo/assignments/hw5/submissions",
         content=nested,
         headers=api.accounts.header("student") | {"Content-Type": "application/json"},
     )
@@ -205,11 +210,13 @@ def test_oversized_and_deeply_nested_bodies_are_4xx(api: Api) -> None:
 
 def test_authentication_is_required(api: Api) -> None:
     for headers in ({}, {"Authorization": "Bearer ag_not-a-token"}, {"Authorization": "Basic abc"}):
-        response = api.client.get("/api/v1/assignments/hw5", headers=headers)
+        response = api.client.get("/api/v1/courses/demo/assignments/hw5", headers=headers)
         assert response.status_code == 401
         assert response.json()["error"]["code"] == "unauthenticated"
         assert response.headers["www-authenticate"] == "Bearer"
-    anonymous = api.client.post("/api/v1/assignments/hw5/submissions", json={"answers": HANDIN_ANSWERS})
+    anonymous = api.client.post(
+        "/api/v1/courses/demo/assignments/hw5/submissions", json={"answers": HANDIN_ANSWERS}
+    )
     assert anonymous.status_code == 401
 
 
@@ -226,10 +233,10 @@ def test_students_see_only_their_own_submissions(api: Api) -> None:
     assert api.get("other_ta", f"/api/v1/submissions/{mine['id']}").status_code == 404
     assert api.get("student", "/api/v1/submissions/00000000-0000-0000-0000-000000000000").status_code == 404
 
-    own_list = api.get("student", "/api/v1/assignments/hw5/submissions").json()["items"]
+    own_list = api.get("student", "/api/v1/courses/demo/assignments/hw5/submissions").json()["items"]
     assert [item["id"] for item in own_list] == [mine["id"]]
     for staff in ("ta", "instructor"):
-        listed = api.get(staff, "/api/v1/assignments/hw5/submissions").json()["items"]
+        listed = api.get(staff, "/api/v1/courses/demo/assignments/hw5/submissions").json()["items"]
         assert {item["id"] for item in listed} == {mine["id"], theirs["id"]}
         detailed = api.get(staff, f"/api/v1/submissions/{theirs['id']}").json()
         assert detailed["answers"] == {"q1_2": {"choices": [1]}}
@@ -238,20 +245,20 @@ def test_students_see_only_their_own_submissions(api: Api) -> None:
 
 def test_assignments_of_other_courses_do_not_exist_for_the_caller(api: Api) -> None:
     for path in (
-        "/api/v1/assignments/hw5",
-        "/api/v1/assignments/hw5/submissions",
-        "/api/v1/assignments/hw5/questions/q3_3/variant",
+        "/api/v1/courses/demo/assignments/hw5",
+        "/api/v1/courses/demo/assignments/hw5/submissions",
+        "/api/v1/courses/demo/assignments/hw5/questions/q3_3/variant",
     ):
         assert api.get("outsider", path).status_code == 404
         assert api.get("other_ta", path).status_code == 404
     assert api.submit("outsider", HANDIN_ANSWERS).status_code == 404
-    assert api.get("student", "/api/v1/assignments/other1").status_code == 404
-    assert api.get("student", "/api/v1/assignments/nope").status_code == 404
-    assert api.get("outsider", "/api/v1/assignments/other1").status_code == 200
+    assert api.get("student", "/api/v1/courses/other/assignments/other1").status_code == 404
+    assert api.get("student", "/api/v1/courses/demo/assignments/nope").status_code == 404
+    assert api.get("outsider", "/api/v1/courses/other/assignments/other1").status_code == 200
 
 
 def test_assignment_view_shows_questions_without_keys(api: Api) -> None:
-    response = api.get("student", "/api/v1/assignments/hw5")
+    response = api.get("student", "/api/v1/courses/demo/assignments/hw5")
     assert response.status_code == 200
     view = response.json()
     assert view["slug"] == "hw5"
@@ -288,15 +295,17 @@ def test_assignment_view_shows_questions_without_keys(api: Api) -> None:
 
 
 def test_variant_of_a_question_without_inputs_is_4xx(api: Api) -> None:
-    assert api.get("student", "/api/v1/assignments/hw5/questions/q1_1/variant").status_code == 422
-    assert api.get("student", "/api/v1/assignments/hw5/questions/q0/variant").status_code == 404
+    assert (
+        api.get("student", "/api/v1/courses/demo/assignments/hw5/questions/q1_1/variant").status_code == 422
+    )
+    assert api.get("student", "/api/v1/courses/demo/assignments/hw5/questions/q0/variant").status_code == 404
 
 
 def test_openapi_documents_the_routes(api: Api) -> None:
     schema = api.client.get("/openapi.json").json()
     paths = schema["paths"]
-    assert "/api/v1/assignments/{assignment}/submissions" in paths
-    post = paths["/api/v1/assignments/{assignment}/submissions"]["post"]
+    assert "/api/v1/courses/{course}/assignments/{assignment}/submissions" in paths
+    post = paths["/api/v1/courses/{course}/assignments/{assignment}/submissions"]["post"]
     assert {"202", "401", "404", "409", "413", "422"} <= set(post["responses"])
     assert api.client.get("/docs").status_code == 200
 
@@ -370,7 +379,7 @@ def test_formula_answers_of_the_wrong_form_are_refused(api: Api) -> None:
 
 
 def test_preview_reads_without_grading(api: Api) -> None:
-    path = "/api/v1/assignments/hw5/questions/q2_3/preview"
+    path = "/api/v1/courses/demo/assignments/hw5/questions/q2_3/preview"
     headers = api.accounts.header("student")
     read = api.client.post(path, json=HANDIN_Q2_LATEX["q2_3"], headers=headers)
     assert read.status_code == 200
@@ -391,8 +400,8 @@ def test_preview_reads_without_grading(api: Api) -> None:
         api.client.post(path, json={"expression": "x"}, headers=api.accounts.header("outsider")).status_code
         == 404
     )
-    not_a_formula = "/api/v1/assignments/hw5/questions/q1_1/preview"
+    not_a_formula = "/api/v1/courses/demo/assignments/hw5/questions/q1_1/preview"
     assert api.client.post(not_a_formula, json={"expression": "x"}, headers=headers).status_code == 422
     assert api.client.post(path, json={"expression": "x" * 3_000}, headers=headers).status_code == 422
     assert api.executor.notified == []
-    assert api.get("student", "/api/v1/assignments/hw5/submissions").json()["items"] == []
+    assert api.get("student", "/api/v1/courses/demo/assignments/hw5/submissions").json()["items"] == []

@@ -15,7 +15,7 @@ from service.config import Settings
 from service.models import SubmissionFile
 from tests.conftest import Api
 
-SUBMISSIONS = "/api/v1/assignments/hw5/submissions"
+SUBMISSIONS = "/api/v1/courses/demo/assignments/hw5/submissions"
 # JSON with `cells` and `nbformat` (accepted at upload) that nbformat refuses: graded `invalid` at
 # once, without a sandbox run.
 NOTEBOOK_SIZE = 10_000

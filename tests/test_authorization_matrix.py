@@ -45,23 +45,28 @@ PUBLIC = dict.fromkeys(CALLERS, 200)
 
 def _endpoints(submission: str) -> dict[str, Cell]:
     return {
-        "assignment": Cell("GET", "/api/v1/assignments/hw5", None, ENROLLED | UNAUTHENTICATED),
+        "assignment": Cell("GET", "/api/v1/courses/demo/assignments/hw5", None, ENROLLED | UNAUTHENTICATED),
         "variant": Cell(
-            "GET", "/api/v1/assignments/hw5/questions/q3_3/variant", None, ENROLLED | UNAUTHENTICATED
+            "GET",
+            "/api/v1/courses/demo/assignments/hw5/questions/q3_3/variant",
+            None,
+            ENROLLED | UNAUTHENTICATED,
         ),
         "preview": Cell(
             "POST",
-            "/api/v1/assignments/hw5/questions/q2_4/preview",
+            "/api/v1/courses/demo/assignments/hw5/questions/q2_4/preview",
             {"expression": r"\sum_{t=1}^3 gw_{hh,t}"},
             ENROLLED | UNAUTHENTICATED,
         ),
         "submit": Cell(
             "POST",
-            "/api/v1/assignments/hw5/submissions",
+            "/api/v1/courses/demo/assignments/hw5/submissions",
             {"answers": {"q1_2": {"choices": [3]}}},
             {k: 202 if v == 200 else v for k, v in ENROLLED.items()} | UNAUTHENTICATED,
         ),
-        "list": Cell("GET", "/api/v1/assignments/hw5/submissions", None, ENROLLED | UNAUTHENTICATED),
+        "list": Cell(
+            "GET", "/api/v1/courses/demo/assignments/hw5/submissions", None, ENROLLED | UNAUTHENTICATED
+        ),
         "read": Cell(
             "GET",
             f"/api/v1/submissions/{submission}",
@@ -119,7 +124,8 @@ def test_the_matrix_names_every_route(api: Api) -> None:
         for cell in _endpoints("x").values()
     }
     normalised = {
-        path.replace("{assignment}", "hw5")
+        path.replace("{course}", "demo")
+        .replace("{assignment}", "hw5")
         .replace("/questions/{question}/variant", "/questions/q3_3/variant")
         .replace("/questions/{question}/preview", "/questions/q2_4/preview")
         .replace("/questions/{question}/grade", "/questions/q3_2/grade")

@@ -164,7 +164,7 @@ def test_the_compose_stack_grades_a_notebook_in_the_workers_sandbox(stack: Stack
     token = _in_api_container(stack, "autograde", "users", "add", "alice", "--course", "dl").split()[-1]
     headers = {"Authorization": f"Bearer {token}"}
     response = httpx2.post(
-        f"{base_url}/api/v1/assignments/hw5/submissions",
+        f"{base_url}/api/v1/courses/dl/assignments/hw5/submissions",
         data={"answers": "{}"},
         files={"q4": ("hw5.ipynb", SOLUTION.read_bytes())},
         headers=headers,

@@ -34,7 +34,7 @@ def test_a_job_is_announced_after_its_commit_and_never_after_a_rollback(
     def submit_then_fail() -> None:
         with transaction(session_factory, notify_jobs=heard.extend) as session:
             principal = authenticate(session, api.accounts.tokens["student"])
-            command = NewSubmission(principal, "hw5", SubmissionCreate(answers=ANSWERS))
+            command = NewSubmission(principal, "demo", "hw5", SubmissionCreate(answers=ANSWERS))
             create_submission(session, settings, command)
             assert heard == []  # stored, not committed: no worker may look for it yet
             raise Boom
@@ -45,7 +45,7 @@ def test_a_job_is_announced_after_its_commit_and_never_after_a_rollback(
     with transaction(session_factory, notify_jobs=heard.extend) as session:
         principal = authenticate(session, api.accounts.tokens["student"])
         _submission, job = create_submission(
-            session, settings, NewSubmission(principal, "hw5", SubmissionCreate(answers=ANSWERS))
+            session, settings, NewSubmission(principal, "demo", "hw5", SubmissionCreate(answers=ANSWERS))
         )
         assert heard == []
     assert heard == [job.id]

@@ -99,7 +99,7 @@ def test_demo_serves_and_its_curl_example_gets_graded(tmp_path: Path) -> None:
         curl_line = next(
             line.strip() for line in printed.splitlines() if line.strip().startswith("curl -s -X POST")
         )
-        assert f"http://127.0.0.1:{port}/api/v1/assignments/hw5/submissions" in curl_line
+        assert f"http://127.0.0.1:{port}/api/v1/courses/demo/assignments/hw5/submissions" in curl_line
         posted = subprocess.run(
             ["bash", "-c", curl_line], capture_output=True, text=True, timeout=30, check=True
         )
@@ -140,7 +140,9 @@ def test_queued_jobs_survive_a_restart_on_postgres(tmp_path: Path) -> None:
         # An API without grading processes accepts and stores the submission ...
         with running([*CLI, "serve"], env | {"AUTOGRADE_LOCAL_WORKERS": "0"}, port, tmp_path / "a.log"):
             response = httpx2.post(
-                f"http://127.0.0.1:{port}/api/v1/assignments/hw5/submissions", json=answers, headers=headers
+                f"http://127.0.0.1:{port}/api/v1/courses/dl/assignments/hw5/submissions",
+                json=answers,
+                headers=headers,
             )
             assert response.status_code == 202
             location = f"http://127.0.0.1:{port}{response.headers['location']}"
@@ -152,7 +154,7 @@ def test_queued_jobs_survive_a_restart_on_postgres(tmp_path: Path) -> None:
         assert result["status"] == "graded"
         assert result["score"] == 2.5  # q1_1 net-correct 1/2 of 1 point, q3_1 2 points
 
-        csv_text = cli("grades", "export", "--assignment", "hw5", env=env)
+        csv_text = cli("grades", "export", "--course", "dl", "--assignment", "hw5", env=env)
         header, row = csv_text.strip().splitlines()
         assert header.startswith("student,submission_id,submitted_at,score,max_score,q1_1,q1_2")
         fields = row.split(",")
@@ -218,7 +220,7 @@ def test_more_concurrent_requests_than_pooled_connections_do_not_deadlock(tmp_pa
                 with httpx2.Client(timeout=25) as session:
                     for _ in range(4):
                         response = session.post(
-                            f"http://127.0.0.1:{port}/api/v1/assignments/hw5/submissions",
+                            f"http://127.0.0.1:{port}/api/v1/courses/dl/assignments/hw5/submissions",
                             json={"answers": {"q1_2": {"choices": [3]}}},
                             headers={"Authorization": f"Bearer {token}"},
                         )

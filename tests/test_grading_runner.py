@@ -117,7 +117,7 @@ def test_concurrent_workers_grade_each_job_exactly_once(backend: str, tmp_path: 
         with TestClient(create_app(settings, executor=NullExecutor())) as client:
             for index in range(120):
                 response = client.post(
-                    "/api/v1/assignments/hw5/submissions",
+                    "/api/v1/courses/demo/assignments/hw5/submissions",
                     json={"answers": ANSWERS},
                     headers={"Authorization": f"Bearer {tokens['student' if index % 2 else 'student2']}"},
                 )

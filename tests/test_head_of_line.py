@@ -30,7 +30,7 @@ CHOICE = {"answers": {"q1_2": {"choices": [3]}}}
 
 def upload_notebook(client: TestClient, token: str, notebook: bytes) -> httpx2.Response:
     return client.post(
-        "/api/v1/assignments/hw5/submissions",
+        "/api/v1/courses/demo/assignments/hw5/submissions",
         data={"answers": "{}"},
         files={"q4": ("hw5.ipynb", notebook)},
         headers={"Authorization": f"Bearer {token}"},
@@ -76,7 +76,7 @@ def test_choice_answers_claimed_beside_a_slow_notebook_are_stored_before_it_ends
             notebook = upload_notebook(client, tokens["student"], SLOW_NOTEBOOK).json()["id"]
             choices = [
                 client.post(
-                    "/api/v1/assignments/hw5/submissions",
+                    "/api/v1/courses/demo/assignments/hw5/submissions",
                     json=CHOICE,
                     headers={"Authorization": f"Bearer {tokens[who]}"},
                 ).json()["id"]

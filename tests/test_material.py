@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from service.assignments.material import read_material
 from service.assignments.service import load_assignment
-from service.errors import Conflict, MaterialError
+from service.errors import MaterialError
 from service.models import AssignmentVersion, Question
 from tests.conftest import HW5_FOLDER
 
@@ -92,13 +92,14 @@ def test_material_problems_outside_questions(tmp_path: Path) -> None:
         read_material(folder)
 
 
-def versions(session: Session, slug: str = "hw5") -> list[int]:
-    from service.models import Assignment
+def versions(session: Session, course: str = "course-a", slug: str = "hw5") -> list[int]:
+    from service.models import Assignment, Course
 
     statement = (
         select(AssignmentVersion.version)
         .join(Assignment, Assignment.id == AssignmentVersion.assignment_id)
-        .where(Assignment.slug == slug)
+        .join(Course, Course.id == Assignment.course_id)
+        .where(Course.slug == course, Assignment.slug == slug)
         .order_by(AssignmentVersion.version)
     )
     return list(session.scalars(statement))
@@ -125,8 +126,11 @@ def test_reloading_makes_a_version_only_when_something_changed(session: Session,
     question_rows = session.scalar(select(func.count()).select_from(Question))
     assert question_rows == 3 * 12
 
-    with pytest.raises(Conflict, match="another course"):
-        load_assignment(session, "course-b", read_material(folder))
+    # Another course loading the same material gets its own assignment, with its own versions.
+    other = load_assignment(session, "course-b", read_material(folder))
+    assert (other.version, other.changed) == (1, True)
+    assert versions(session, "course-b") == [1]
+    assert versions(session) == [1, 2, 3]
 
 
 def test_unknown_shared_fragments_are_refused(tmp_path: Path) -> None:

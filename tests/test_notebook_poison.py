@@ -34,7 +34,9 @@ def test_a_poisoned_notebook_is_stored_beside_its_batch_and_staff_can_override_i
     notebook = notebook_text([*solution_cells(), POISON_CELL]).encode()
     poisoned = upload(api, "student", {}, {"q4": ("hw5.ipynb", notebook)}).headers["location"]
     classmate = api.submit("student2", {"q1_2": {"choices": [3]}}).headers["location"]
-    other = api.submit("outsider", {"q1": {"choices": [1]}}, assignment="other1").headers["location"]
+    other = api.submit("outsider", {"q1": {"choices": [1]}}, assignment="other1", course="other").headers[
+        "location"
+    ]
     assert api.runner.run_once() == 3  # one claimed batch
     assert api.get("ta", classmate).json()["status"] == "graded"
     assert api.get("other_ta", other).json()["status"] == "graded"

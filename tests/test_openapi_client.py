@@ -29,11 +29,17 @@ EXPECTED_OPERATION_IDS = {
     ("get", "/healthz"): "health-check-liveness",
     ("get", "/readyz"): "health-check-readiness",
     ("get", "/metrics"): "health-get-metrics",
-    ("get", "/api/v1/assignments/{assignment}"): "assignments-get",
-    ("get", "/api/v1/assignments/{assignment}/questions/{question}/variant"): "assignments-get-variant",
-    ("post", "/api/v1/assignments/{assignment}/questions/{question}/preview"): "assignments-preview-answer",
-    ("post", "/api/v1/assignments/{assignment}/submissions"): "submissions-create",
-    ("get", "/api/v1/assignments/{assignment}/submissions"): "submissions-list",
+    ("get", "/api/v1/courses/{course}/assignments/{assignment}"): "assignments-get",
+    (
+        "get",
+        "/api/v1/courses/{course}/assignments/{assignment}/questions/{question}/variant",
+    ): "assignments-get-variant",
+    (
+        "post",
+        "/api/v1/courses/{course}/assignments/{assignment}/questions/{question}/preview",
+    ): "assignments-preview-answer",
+    ("post", "/api/v1/courses/{course}/assignments/{assignment}/submissions"): "submissions-create",
+    ("get", "/api/v1/courses/{course}/assignments/{assignment}/submissions"): "submissions-list",
     ("get", "/api/v1/submissions/{submission_id}"): "submissions-get",
     ("put", "/api/v1/submissions/{submission_id}/questions/{question}/grade"): "submissions-grade-manually",
     ("delete", "/api/v1/users/{username}/tokens"): "tokens-revoke",
@@ -94,7 +100,9 @@ def test_a_route_without_an_id_gets_its_domain_and_function_name() -> None:
 
 
 def test_each_question_kind_answer_is_described_as_one_of(document: dict[str, Any]) -> None:
-    body = document["paths"]["/api/v1/assignments/{assignment}/submissions"]["post"]["requestBody"]
+    body = document["paths"]["/api/v1/courses/{course}/assignments/{assignment}/submissions"]["post"][
+        "requestBody"
+    ]
     reference = body["content"]["application/json"]["schema"]["$ref"]
     schemas = document["components"]["schemas"]
     submission = schemas[reference.removeprefix("#/components/schemas/")]
@@ -177,7 +185,7 @@ def test_a_generated_client_submits_and_reads_a_grade(generated_client: ModuleTy
         )
         with client as session:
             accepted = submissions_create.sync(
-                "hw5", client=session, body=models.SubmissionCreate(answers=answers)
+                "demo", "hw5", client=session, body=models.SubmissionCreate(answers=answers)
             )
             assert isinstance(accepted, models.SubmissionAccepted), accepted
             view = wait_until_graded(submissions_get, session, accepted.id)

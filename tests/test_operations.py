@@ -54,7 +54,7 @@ def test_submissions_over_the_limit_get_429_with_retry_after(limited: Api) -> No
     # The limit is per student.
     assert limited.submit("student2", ANSWERS).status_code == 202
     # Nothing refused was stored.
-    listed = limited.get("student", "/api/v1/assignments/hw5/submissions").json()["items"]
+    listed = limited.get("student", "/api/v1/courses/demo/assignments/hw5/submissions").json()["items"]
     assert len(listed) == 3
 
 
@@ -230,7 +230,7 @@ def test_a_database_outage_is_a_503_to_retry_not_a_500() -> None:
     away = Settings(database_url=f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/autograde")
     with TestClient(create_app(away, executor=NullExecutor())) as client:
         response = client.post(
-            "/api/v1/assignments/hw5/submissions",
+            "/api/v1/courses/demo/assignments/hw5/submissions",
             json={"answers": ANSWERS},
             headers={"Authorization": "Bearer ag_some-token", "Idempotency-Key": "k1"},
         )

@@ -49,7 +49,9 @@ def submit_batch(api: Api) -> dict[str, str]:
     return {
         "poisoned": api.submit("student", POISON).json()["id"],
         "classmate": api.submit("student2", GOOD).json()["id"],
-        "other_course": api.submit("outsider", {"q1": {"choices": [1]}}, assignment="other1").json()["id"],
+        "other_course": api.submit(
+            "outsider", {"q1": {"choices": [1]}}, assignment="other1", course="other"
+        ).json()["id"],
     }
 
 

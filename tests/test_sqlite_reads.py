@@ -68,7 +68,7 @@ def test_a_read_does_not_wait_for_a_writer(tmp_path: Path) -> None:
     with TestClient(create_app(settings, executor=NullExecutor())) as client:
         headers = {"Authorization": f"Bearer {tokens['student']}"}
         location = client.post(
-            "/api/v1/assignments/hw5/submissions",
+            "/api/v1/courses/demo/assignments/hw5/submissions",
             json={"answers": {"q1_2": {"choices": [3]}}},
             headers=headers,
         ).headers["location"]

@@ -20,7 +20,7 @@ from service.models import ApiToken, Role, User
 from tests.conftest import REPOSITORY_ROOT, Api, create_scratch_database
 from tests.factories import add_user
 
-ASSIGNMENT = "/api/v1/assignments/hw5"
+ASSIGNMENT = "/api/v1/courses/demo/assignments/hw5"
 
 
 def _revoke(api: Api, caller: str, username: str) -> tuple[int, dict[str, object]]:
@@ -88,13 +88,15 @@ def test_who_may_not_revoke_whose_tokens(
     assert response.status_code == status
     assert response.json()["error"]["code"] == code
     if target in api.accounts.tokens:  # the refused request revoked nothing
-        own_course = "/api/v1/assignments/other1" if target in ("outsider", "other_ta") else ASSIGNMENT
+        own_course = (
+            "/api/v1/courses/other/assignments/other1" if target in ("outsider", "other_ta") else ASSIGNMENT
+        )
         assert api.get(target, own_course).status_code == 200
 
 
 def test_staff_of_the_other_course_revoke_within_it(api: Api) -> None:
     assert _revoke(api, "other_ta", "outsider") == (200, {"username": "outsider", "revoked": 1})
-    assert api.get("outsider", "/api/v1/assignments/other1").status_code == 401
+    assert api.get("outsider", "/api/v1/courses/other/assignments/other1").status_code == 401
 
 
 def test_an_overlong_username_is_a_422_not_a_lookup(api: Api) -> None:

@@ -3,23 +3,36 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.models import Assignment, AssignmentVersion, Enrollment, Question, Role
+from service.models import Assignment, AssignmentVersion, Course, Enrollment, Question, Role
 
 
-def get_assignment_by_slug(session: Session, slug: str) -> Assignment | None:
-    return session.scalars(select(Assignment).where(Assignment.slug == slug)).one_or_none()
+def get_assignment(session: Session, course_id: int, slug: str) -> Assignment | None:
+    statement = select(Assignment).where(Assignment.course_id == course_id, Assignment.slug == slug)
+    return session.scalars(statement).one_or_none()
 
 
-def access_to_slug(session: Session, slug: str, user_id: int) -> tuple[int, Role | None] | None:
+def get_assignment_in_course(session: Session, course_slug: str, slug: str) -> Assignment | None:
+    statement = (
+        select(Assignment)
+        .join(Course, Course.id == Assignment.course_id)
+        .where(Course.slug == course_slug, Assignment.slug == slug)
+    )
+    return session.scalars(statement).one_or_none()
+
+
+def access_to_assignment(
+    session: Session, course_slug: str, slug: str, user_id: int
+) -> tuple[int, Role | None] | None:
     """(latest version id, the user's role in the assignment's course or None), in one query."""
     statement = (
         select(AssignmentVersion.id, Enrollment.role)
         .select_from(Assignment)
+        .join(Course, Course.id == Assignment.course_id)
         .join(AssignmentVersion, AssignmentVersion.assignment_id == Assignment.id)
         .outerjoin(
             Enrollment, (Enrollment.course_id == Assignment.course_id) & (Enrollment.user_id == user_id)
         )
-        .where(Assignment.slug == slug)
+        .where(Course.slug == course_slug, Assignment.slug == slug)
         .order_by(AssignmentVersion.version.desc())
         .limit(1)
     )

@@ -13,7 +13,7 @@ from service.assignments.snapshots import QuestionSnapshot, VersionSnapshot, get
 from service.auth.service import Principal
 from service.config import Settings
 from service.courses.service import ensure_course
-from service.errors import Conflict, NotFound, UnprocessableAnswer
+from service.errors import NotFound, UnprocessableAnswer
 from service.models import AssignmentVersion, Question, Role
 from service.rate_limits import service as rate_limits
 
@@ -32,14 +32,14 @@ class AssignmentAccess:
 
 
 def load_assignment(session: Session, course_slug: str, loaded: LoadedMaterial) -> LoadOutcome:
-    """Store validated material as a new version, unless the latest version has the same content."""
+    """Store validated material in the course (created if missing) as a new version, unless the
+    course's latest version has the same content."""
     material = loaded.material
     course = ensure_course(session, course_slug)
-    assignment = repository.get_assignment_by_slug(session, material.slug)
+    # Each course holds its own copy: loading hw5 into a second course starts that course's versions.
+    assignment = repository.get_assignment(session, course.id, material.slug)
     if assignment is None:
         assignment = repository.add_assignment(session, course.id, material.slug)
-    elif assignment.course_id != course.id:
-        raise Conflict(f"assignment {material.slug!r} belongs to another course")
     latest = repository.latest_version(session, assignment.id)
     if latest is not None and latest.content_hash == loaded.content_hash:
         return LoadOutcome(material.slug, latest.version, changed=False)
@@ -67,25 +67,25 @@ def load_assignment(session: Session, course_slug: str, loaded: LoadedMaterial) 
     return LoadOutcome(material.slug, number, changed=True)
 
 
-def resolve_access(session: Session, principal: Principal, slug: str) -> AssignmentAccess:
-    """The current version of an assignment and the caller's role in its course.
+def resolve_access(session: Session, principal: Principal, course_slug: str, slug: str) -> AssignmentAccess:
+    """The current version of a course's assignment and the caller's role in that course.
 
-    Unknown assignments and assignments of courses the caller is not in are both 404, so that
+    Unknown courses, unknown assignments and courses the caller is not in are all 404, so that
     existence does not leak.
     """
-    found = repository.access_to_slug(session, slug, principal.user_id)
+    found = repository.access_to_assignment(session, course_slug, slug, principal.user_id)
     role = found[1] if found is not None else None
     if found is None or role is None:
-        raise NotFound(f"No assignment {slug!r}.")
+        raise NotFound(f"No assignment {slug!r} in course {course_slug!r}.")
     return AssignmentAccess(get_snapshot(session, found[0]), role)
 
 
-def latest_snapshot(session: Session, slug: str) -> VersionSnapshot:
-    """The newest version of an assignment, without an access check (for the operator's tools)."""
-    assignment = repository.get_assignment_by_slug(session, slug)
+def latest_snapshot(session: Session, course_slug: str, slug: str) -> VersionSnapshot:
+    """The newest version of a course's assignment, without an access check (for the operator's tools)."""
+    assignment = repository.get_assignment_in_course(session, course_slug, slug)
     latest = repository.latest_version(session, assignment.id) if assignment else None
     if latest is None:
-        raise NotFound(f"No assignment {slug!r}.")
+        raise NotFound(f"No assignment {slug!r} in course {course_slug!r}.")
     return get_snapshot(session, latest.id)
 
 
@@ -121,8 +121,8 @@ def preview_answer(access: AssignmentAccess, question_key: str, raw_answer: obje
         ) from None
 
 
-def assignment_view(session: Session, principal: Principal, slug: str) -> AssignmentView:
-    access = resolve_access(session, principal, slug)
+def assignment_view(session: Session, principal: Principal, course_slug: str, slug: str) -> AssignmentView:
+    access = resolve_access(session, principal, course_slug, slug)
     snapshot = access.snapshot
     return AssignmentView(
         slug=snapshot.assignment_slug,
@@ -145,9 +145,9 @@ def assignment_view(session: Session, principal: Principal, slug: str) -> Assign
 
 
 def variant_view(
-    session: Session, settings: Settings, principal: Principal, slug: str, question_key: str
+    session: Session, settings: Settings, principal: Principal, course_slug: str, slug: str, question_key: str
 ) -> VariantView:
-    access = resolve_access(session, principal, slug)
+    access = resolve_access(session, principal, course_slug, slug)
     inputs = variant_inputs(settings, access, principal, question_key)
     return VariantView(assignment=slug, question=question_key, inputs=inputs)
 
@@ -156,10 +156,11 @@ def preview_view(
     session: Session,
     settings: Settings,
     principal: Principal,
+    course_slug: str,
     slug: str,
     question_key: str,
     raw_answer: object,
 ) -> PreviewView:
-    access = resolve_access(session, principal, slug)
+    access = resolve_access(session, principal, course_slug, slug)
     rate_limits.take_preview_slot(session, settings, principal.user_id)
     return PreviewView.model_validate(preview_answer(access, question_key, raw_answer))

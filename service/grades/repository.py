@@ -19,7 +19,7 @@ from service.models import (
 
 
 def latest_graded_per_student(
-    session: Session, slug: str
+    session: Session, course_id: int, slug: str
 ) -> Sequence[Row[uuid.UUID, str, float | None, float, datetime]]:
     """(submission id, username, score, max score, created_at) of each student's newest graded submission."""
     ranked = (
@@ -39,7 +39,9 @@ def latest_graded_per_student(
         .join(User, User.id == Submission.user_id)
         .join(AssignmentVersion, AssignmentVersion.id == Submission.assignment_version_id)
         .join(Assignment, Assignment.id == AssignmentVersion.assignment_id)
-        .where(Assignment.slug == slug, GradingJob.status == JobStatus.DONE)
+        .where(
+            Assignment.course_id == course_id, Assignment.slug == slug, GradingJob.status == JobStatus.DONE
+        )
         .subquery()
     )
     statement = (

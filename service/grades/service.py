@@ -10,13 +10,15 @@ from service.assignments.service import latest_snapshot
 from service.grades import repository
 
 
-def export_csv(session: Session, slug: str) -> str:
-    """One row per student: their newest graded submission, its total and each question's score.
+def export_csv(session: Session, course_slug: str, slug: str) -> str:
+    """One row per student of the course: their newest graded submission to its assignment, its
+    total and each question's score.
 
     A pending manual answer shows as "pending" so a TA sees what is left to grade.
     """
-    question_keys = [question.key for question in latest_snapshot(session, slug).questions]
-    rows = repository.latest_graded_per_student(session, slug)
+    snapshot = latest_snapshot(session, course_slug, slug)
+    question_keys = [question.key for question in snapshot.questions]
+    rows = repository.latest_graded_per_student(session, snapshot.course_id, slug)
     scores: dict[object, dict[str, str]] = {}
     for result_of, key, points, verdict in repository.question_scores(session, [row[0] for row in rows]):
         scores.setdefault(result_of, {})[key] = (

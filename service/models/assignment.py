@@ -12,11 +12,13 @@ from service.models.queue import Queue
 
 class Assignment(Base):
     __tablename__ = "assignments"
+    # The same material (hw5) may be loaded into several courses, or next semester's course.
+    __table_args__ = (UniqueConstraint("course_id", "slug"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), index=True)
-    # The public id in URLs (/api/v1/assignments/{slug}).
-    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    # The public id in URLs, within its course (/api/v1/courses/{course}/assignments/{slug}).
+    slug: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

@@ -124,7 +124,7 @@ _SUBMISSION_REQUEST_BODY = {
 
 
 @router.post(
-    "/assignments/{assignment}/submissions",
+    "/courses/{course}/assignments/{assignment}/submissions",
     operation_id="submissions-create",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=SubmissionAccepted,
@@ -132,6 +132,7 @@ _SUBMISSION_REQUEST_BODY = {
     openapi_extra={"requestBody": _SUBMISSION_REQUEST_BODY},
 )
 async def create_submission(
+    course: str,
     assignment: str,
     submission_request: Annotated[SubmissionRequest, Depends(read_submission_request)],
     response: Response,
@@ -147,7 +148,12 @@ async def create_submission(
             session,
             scope.settings,
             service.NewSubmission(
-                principal, assignment, submission_request.body, idempotency_key, submission_request.files
+                principal,
+                course,
+                assignment,
+                submission_request.body,
+                idempotency_key,
+                submission_request.files,
             ),
         )
     )
@@ -156,12 +162,13 @@ async def create_submission(
 
 
 @router.get(
-    "/assignments/{assignment}/submissions",
+    "/courses/{course}/assignments/{assignment}/submissions",
     operation_id="submissions-list",
     response_model=SubmissionList,
     responses=error_responses(401, 404),
 )
 async def list_submissions(
+    course: str,
     assignment: str,
     scope: Scope,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -169,7 +176,9 @@ async def list_submissions(
 ) -> SubmissionList:
     """A student's own submissions; the whole course's for its TAs and instructors."""
     return await scope.run(
-        lambda session, principal: service.list_submissions(session, principal, assignment, limit, offset)
+        lambda session, principal: service.list_submissions(
+            session, principal, course, assignment, limit, offset
+        )
     )
 
 

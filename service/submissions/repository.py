@@ -140,16 +140,17 @@ def results_of(session: Session, submission_id: uuid.UUID) -> Sequence[QuestionR
 
 
 def list_for_assignment(
-    session: Session, slug: str, user_id: int | None, limit: int, offset: int
+    session: Session, course_id: int, slug: str, user_id: int | None, limit: int, offset: int
 ) -> Sequence[Row[Submission, JobStatus, str]]:
-    """Submissions to an assignment (any version), newest first; one student's if user_id is given."""
+    """Submissions to a course's assignment (any version), newest first; one student's if user_id
+    is given. Another course's assignment of the same slug is another assignment."""
     statement = (
         select(Submission, GradingJob.status, User.username)
         .join(GradingJob, GradingJob.submission_id == Submission.id)
         .join(User, User.id == Submission.user_id)
         .join(AssignmentVersion, AssignmentVersion.id == Submission.assignment_version_id)
         .join(Assignment, Assignment.id == AssignmentVersion.assignment_id)
-        .where(Assignment.slug == slug)
+        .where(Assignment.course_id == course_id, Assignment.slug == slug)
         .order_by(Submission.created_at.desc(), Submission.id)
         .limit(limit)
         .offset(offset)

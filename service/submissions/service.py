@@ -48,8 +48,12 @@ def submission_status(job_status: JobStatus) -> SubmissionStatus:
     return _STATUS_OF_JOB[job_status]
 
 
-def _request_hash(slug: str, answers: Mapping[str, Any]) -> str:
-    canonical = json.dumps({"assignment": slug, "answers": answers}, sort_keys=True, separators=(",", ":"))
+def _request_hash(course_slug: str, slug: str, answers: Mapping[str, Any]) -> str:
+    # The course is part of the request: a key reused for another course's hw5 is a conflict, not
+    # a replay of the first course's submission.
+    canonical = json.dumps(
+        {"course": course_slug, "assignment": slug, "answers": answers}, sort_keys=True, separators=(",", ":")
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -58,6 +62,7 @@ class NewSubmission:
     """A student's request to submit, as the route read it; nothing in it is checked yet."""
 
     principal: Principal
+    course: str
     assignment: str
     body: SubmissionCreate
     idempotency_key: str | None = None
@@ -102,13 +107,13 @@ def create_submission(
 
 
 def _prepare(session: Session, command: NewSubmission) -> _Prepared:
-    snapshot = resolve_access(session, command.principal, command.assignment).snapshot
+    snapshot = resolve_access(session, command.principal, command.course, command.assignment).snapshot
     key = command.idempotency_key
     if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
         raise UnprocessableAnswer(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters.")
     # The answers hold a reference to each file (name, SHA-256, size); its bytes get their own row.
     answers = command.body.answers | {f.question_key: _file_reference(f) for f in command.files}
-    return _Prepared(snapshot, answers, _request_hash(command.assignment, answers))
+    return _Prepared(snapshot, answers, _request_hash(command.course, command.assignment, answers))
 
 
 def _validate(session: Session, settings: Settings, command: NewSubmission, prepared: _Prepared) -> None:
@@ -277,11 +282,11 @@ def get_submission(session: Session, principal: Principal, submission_id: uuid.U
 
 
 def list_submissions(
-    session: Session, principal: Principal, slug: str, limit: int, offset: int
+    session: Session, principal: Principal, course_slug: str, slug: str, limit: int, offset: int
 ) -> SubmissionList:
-    access = resolve_access(session, principal, slug)
+    access = resolve_access(session, principal, course_slug, slug)
     only_user = None if access.role.is_staff else principal.user_id
-    rows = repository.list_for_assignment(session, slug, only_user, limit, offset)
+    rows = repository.list_for_assignment(session, access.snapshot.course_id, slug, only_user, limit, offset)
     return SubmissionList(
         assignment=slug,
         limit=limit,

@@ -281,7 +281,9 @@ class Load:
         while time.monotonic() < deadline:
             try:
                 response = client.post(
-                    f"{self.base_url}/api/v1/assignments/hw5/submissions", json=body, headers=headers
+                    f"{self.base_url}/api/v1/courses/dl/assignments/hw5/submissions",
+                    json=body,
+                    headers=headers,
                 )
             except httpx2.TransportError:
                 response = None

@@ -196,7 +196,7 @@ def test_the_sweeper_requeues_expired_leases_and_gives_up_after_the_last_attempt
     assert "gave up" in (jobs[exhausted].last_error or "")
     # The error is visible to staff on the submission.
     submission = api.client.get(
-        "/api/v1/assignments/hw5/submissions", headers=api.accounts.header("ta")
+        "/api/v1/courses/demo/assignments/hw5/submissions", headers=api.accounts.header("ta")
     ).json()["items"]
     assert "error" in {item["status"] for item in submission}
 
