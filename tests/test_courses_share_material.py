@@ -130,7 +130,7 @@ def test_the_migration_keeps_assignments_and_lets_a_slug_into_two_courses(
     engine = make_engine(Settings(database_url=url))
     config = alembic_config()
     try:
-        _migrate(engine, config, "upgrade", "0003_input")
+        _migrate(engine, config, "upgrade", "0004_enums")
         with engine.begin() as connection:
             for course_id, slug in ((1, "a"), (2, "b")):
                 connection.execute(
@@ -148,7 +148,7 @@ def test_the_migration_keeps_assignments_and_lets_a_slug_into_two_courses(
         with engine.begin() as connection:
             connection.execute(text("DELETE FROM assignments WHERE id = 8"))
         # With slugs globally unique again, the old schema can take the rows back.
-        _migrate(engine, config, "downgrade", "0003_input")
+        _migrate(engine, config, "downgrade", "0004_enums")
         with engine.connect() as connection:
             assert connection.execute(text("SELECT slug FROM assignments")).scalars().all() == ["hw5"]
     finally:

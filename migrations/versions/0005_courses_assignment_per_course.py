@@ -1,7 +1,7 @@
 """assignments per course: a slug is unique within its course, not globally
 
 Revision ID: 0005_courses
-Revises: 0003_input
+Revises: 0004_enums
 Create Date: 2026-12-07 10:00:00
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0005_courses"
-down_revision: str | None = "0003_input"
+down_revision: str | None = "0004_enums"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
