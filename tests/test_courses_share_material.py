@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
@@ -17,7 +16,7 @@ from service.assignments.service import load_assignment
 from service.config import Settings
 from service.db import make_engine
 from service.grades.service import export_csv
-from service.migrations import alembic_config, upgrade_database
+from service.migrations import alembic_config, downgrade_database, upgrade_database
 from service.models import Role
 from tests.conftest import HW5_FOLDER, Api, create_scratch_database
 from tests.factories import add_user
@@ -167,6 +166,4 @@ def _insert_hw5(connection: Connection, assignment_id: int, course_id: int) -> N
 
 
 def _migrate(engine: Engine, config: Config, direction: str, revision: str) -> None:
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        getattr(command, direction)(config, revision)
+    (upgrade_database if direction == "upgrade" else downgrade_database)(engine, revision)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from graders import Verdict
 from service.config import Settings
 from service.db import make_engine
-from service.migrations import alembic_config, upgrade_database
+from service.migrations import alembic_config, downgrade_database, upgrade_database
 from service.models import Base, QuestionResult, Queue
 from tests.conftest import create_scratch_database
 from tests.test_enum_columns import GradedRows, add_graded_rows
@@ -68,10 +68,7 @@ def test_migrations_add_the_check_constraints_the_models_declare(migrated_engine
 
 
 def _downgrade(engine: Engine, revision: str) -> None:
-    config = alembic_config()
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, revision)
+    downgrade_database(engine, revision)
 
 
 def _stored_strings(engine: Engine, rows: GradedRows) -> tuple[str, str, str]:
