@@ -85,6 +85,17 @@ def test_a_submission_is_visible_only_in_its_own_course(next_course: Api) -> Non
     assert api.get("next_ta", theirs).status_code == 404
 
 
+def test_a_submission_names_its_course_as_well_as_its_assignment(next_course: Api) -> None:
+    """With hw5 in two courses, the slug alone does not say which hw5 a submission belongs to."""
+    api = next_course
+    accepted = api.submit("next_student", ANSWERS, course=NEXT_COURSE).json()
+    assert (accepted["course"], accepted["assignment"]) == (NEXT_COURSE, "hw5")
+    view = api.get("next_student", accepted["url"]).json()
+    assert (view["course"], view["assignment"]) == (NEXT_COURSE, "hw5")
+    listing = api.get("next_ta", f"{NEXT_HW5}/submissions").json()
+    assert (listing["course"], listing["assignment"]) == (NEXT_COURSE, "hw5")
+
+
 def test_an_idempotency_key_reused_in_another_course_is_not_a_replay(
     next_course: Api, session_factory: sessionmaker[Session]
 ) -> None:

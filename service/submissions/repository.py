@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from service.models import (
     Assignment,
     AssignmentVersion,
+    Course,
     GradingJob,
     JobStatus,
     QuestionResult,
@@ -121,14 +122,16 @@ def job_of(session: Session, submission_id: uuid.UUID) -> GradingJob:
 
 def get_with_context(
     session: Session, submission_id: uuid.UUID
-) -> Row[Submission, GradingJob, str, int, str] | None:
-    """A submission with its job, the student's username, the course id and the assignment slug."""
+) -> Row[Submission, GradingJob, str, int, str, str] | None:
+    """A submission with its job, the student's username, the course (id and slug) and the
+    assignment slug."""
     statement = (
-        select(Submission, GradingJob, User.username, Assignment.course_id, Assignment.slug)
+        select(Submission, GradingJob, User.username, Assignment.course_id, Course.slug, Assignment.slug)
         .join(GradingJob, GradingJob.submission_id == Submission.id)
         .join(User, User.id == Submission.user_id)
         .join(AssignmentVersion, AssignmentVersion.id == Submission.assignment_version_id)
         .join(Assignment, Assignment.id == AssignmentVersion.assignment_id)
+        .join(Course, Course.id == Assignment.course_id)
         .where(Submission.id == submission_id)
     )
     return session.execute(statement).one_or_none()

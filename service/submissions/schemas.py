@@ -109,6 +109,7 @@ class UploadedFile:
 
 class SubmissionAccepted(BaseModel):
     id: uuid.UUID
+    course: str
     assignment: str
     status: SubmissionStatus
     created_at: datetime
@@ -133,6 +134,7 @@ class QuestionResultView(BaseModel):
 
 class SubmissionView(BaseModel):
     id: uuid.UUID
+    course: str
     assignment: str
     assignment_version: int
     student: str
@@ -157,6 +159,7 @@ class SubmissionSummary(BaseModel):
 
 
 class SubmissionList(BaseModel):
+    course: str
     assignment: str
     items: list[SubmissionSummary]
     limit: int

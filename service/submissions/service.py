@@ -82,6 +82,7 @@ def accept_submission(session: Session, settings: Settings, command: NewSubmissi
     submission, job = create_submission(session, settings, command)
     return SubmissionAccepted(
         id=submission.id,
+        course=command.course,
         assignment=command.assignment,
         status=submission_status(job.status),
         created_at=submission.created_at,
@@ -233,34 +234,44 @@ def _replay(session: Session, existing: Submission, request_hash: str) -> tuple[
     return existing, repository.job_of(session, existing.id)
 
 
-def _visible_submission(
-    session: Session, principal: Principal, submission_id: uuid.UUID
-) -> tuple[Submission, GradingJob, str, str, bool]:
-    """The submission with its job, student, assignment slug and whether the caller is staff.
+@dataclass(frozen=True, slots=True)
+class _Visible:
+    submission: Submission
+    job: GradingJob
+    student: str
+    course: str
+    assignment: str
+    is_staff: bool
+
+
+def _visible_submission(session: Session, principal: Principal, submission_id: uuid.UUID) -> _Visible:
+    """The submission with its job, student, course and assignment, and whether the caller is staff.
 
     Outside the course it does not exist (404); inside, another student's is forbidden (403).
     """
     found = repository.get_with_context(session, submission_id)
     if found is None:
         raise NotFound("No such submission.")
-    submission, job, username, course_id, slug = found
+    submission, job, username, course_id, course_slug, slug = found
     role = role_in(session, course_id, principal.user_id)
     if role is None:
         raise NotFound("No such submission.")
     if submission.user_id != principal.user_id and not role.is_staff:
         raise Forbidden("This submission belongs to another student.")
-    return submission, job, username, slug, role.is_staff
+    return _Visible(submission, job, username, course_slug, slug, role.is_staff)
 
 
 def get_submission(session: Session, principal: Principal, submission_id: uuid.UUID) -> SubmissionView:
-    submission, job, username, slug, is_staff = _visible_submission(session, principal, submission_id)
+    visible = _visible_submission(session, principal, submission_id)
+    submission, job, is_staff = visible.submission, visible.job, visible.is_staff
     snapshot_version = get_snapshot(session, submission.assignment_version_id).version
     results = repository.results_of(session, submission.id)
     return SubmissionView(
         id=submission.id,
-        assignment=slug,
+        course=visible.course,
+        assignment=visible.assignment,
         assignment_version=snapshot_version,
-        student=username,
+        student=visible.student,
         status=submission_status(job.status),
         score=submission.score,
         max_score=submission.max_score,
@@ -288,6 +299,7 @@ def list_submissions(
     only_user = None if access.role.is_staff else principal.user_id
     rows = repository.list_for_assignment(session, access.snapshot.course_id, slug, only_user, limit, offset)
     return SubmissionList(
+        course=course_slug,
         assignment=slug,
         limit=limit,
         offset=offset,
@@ -309,8 +321,9 @@ def grade_manually(
     session: Session, principal: Principal, submission_id: uuid.UUID, question_key: str, grade: ManualGrade
 ) -> SubmissionView:
     """A TA's score for one question: a pending free-text answer, or an override of any verdict."""
-    submission, job, _username, _slug, is_staff = _visible_submission(session, principal, submission_id)
-    if not is_staff:
+    visible = _visible_submission(session, principal, submission_id)
+    submission, job = visible.submission, visible.job
+    if not visible.is_staff:
         raise Forbidden("Only TAs and instructors grade answers.")
     if job.status is not JobStatus.DONE:
         raise Conflict("This submission has not been graded yet.")
