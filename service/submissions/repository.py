@@ -26,8 +26,12 @@ def insert_submission(session: Session, submission: Submission) -> Submission:
     """Insert the submission and return it; when a concurrent request with the same
     Idempotency-Key stored its own first, insert nothing and return that one instead.
 
-    The insert runs in a savepoint: losing the race undoes only it, and the caller's transaction
-    stays usable (no rollback in the service)."""
+    With a key the insert runs in a savepoint: losing the race undoes only it, and the caller's
+    transaction stays usable (no rollback in the service). Without one nothing can collide (the id
+    is a fresh UUID), and the savepoint's two round trips are saved on every submission."""
+    if submission.idempotency_key is None:
+        session.add(submission)
+        return submission
     try:
         with session.begin_nested():
             session.add(submission)
