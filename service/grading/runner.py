@@ -74,19 +74,8 @@ class GradingRunner:
 
     def claim(self, limit: int | None = None) -> list[ClaimedJob]:
         """Up to `limit` light jobs, then (if the limit leaves room) HEAVY_JOBS_PER_CLAIM heavy ones."""
-        limit = limit or self._settings.claim_batch
         with self._transaction() as session:
-            now = utcnow()
-            repository.give_up_exhausted(session, now)
-            jobs = repository.claim_jobs(
-                session, self._worker_id, self._queues, limit, now, self._lease, heavy=False
-            )
-            room = min(HEAVY_JOBS_PER_CLAIM, limit - len(jobs))
-            if room > 0:
-                jobs += repository.claim_jobs(
-                    session, self._worker_id, self._queues, room, now, self._lease, heavy=True
-                )
-            return jobs
+            return self._claim(session, limit)
 
     def claim_one(self, job_id: int) -> ClaimedJob | None:
         with self._transaction() as session:
@@ -107,15 +96,23 @@ class GradingRunner:
 
     def run_once(self, limit: int | None = None) -> int:
         """Claim and grade one batch; returns how many jobs it claimed."""
-        jobs = self.claim(limit)
+        # The claim and the read of what grading needs share one short transaction (one round trip
+        # pair fewer per batch); it ends before the first job grades.
+        with self._transaction() as session:
+            jobs = self._claim(session, limit)
+            inputs = self._read_inputs(session, jobs)
         if jobs:
             with self._lease_keeper(jobs):
-                self.grade_and_store(jobs)
+                self.grade_and_store(jobs, inputs)
         return len(jobs)
 
-    def grade_and_store(self, jobs: Sequence[ClaimedJob]) -> None:
+    def grade_and_store(
+        self, jobs: Sequence[ClaimedJob], inputs: dict[uuid.UUID, _JobInput] | None = None
+    ) -> None:
         """Light jobs first, stored together once graded; then each heavy job, stored as it ends."""
-        inputs = self._load(jobs)
+        if inputs is None:
+            with transaction(self._session_factory, read_only=True) as session:
+                inputs = self._read_inputs(session, jobs)
         light: list[_Graded] = []
         for job in jobs:
             if not job.heavy and (graded := self._grade(job, inputs)):
@@ -125,21 +122,37 @@ class GradingRunner:
             if job.heavy and (graded := self._grade(job, inputs)):
                 self._store([graded])
 
-    def _load(self, jobs: Sequence[ClaimedJob]) -> dict[uuid.UUID, _JobInput]:
-        """What grading needs, read in one short read-only transaction that ends before grading."""
+    def _claim(self, session: Session, limit: int | None) -> list[ClaimedJob]:
+        limit = limit or self._settings.claim_batch
+        now = utcnow()
+        repository.give_up_exhausted(session, now)
+        jobs = repository.claim_jobs(
+            session, self._worker_id, self._queues, limit, now, self._lease, heavy=False
+        )
+        room = min(HEAVY_JOBS_PER_CLAIM, limit - len(jobs))
+        if room > 0:
+            jobs += repository.claim_jobs(
+                session, self._worker_id, self._queues, room, now, self._lease, heavy=True
+            )
+        return jobs
+
+    @staticmethod
+    def _read_inputs(session: Session, jobs: Sequence[ClaimedJob]) -> dict[uuid.UUID, _JobInput]:
+        """What grading needs, read inside a short transaction that ends before grading."""
+        if not jobs:
+            return {}
         ids = [job.submission_id for job in jobs]
-        with transaction(self._session_factory, read_only=True) as session:
-            submissions = repository.load_submissions(session, ids)
-            files = repository.load_files(session, ids)
-            return {
-                submission.id: _JobInput(
-                    submission.user_id,
-                    dict(submission.answers),
-                    files.get(submission.id, {}),
-                    get_snapshot(session, submission.assignment_version_id),
-                )
-                for submission in submissions.values()
-            }
+        submissions = repository.load_submissions(session, ids)
+        files = repository.load_files(session, ids)
+        return {
+            submission.id: _JobInput(
+                submission.user_id,
+                dict(submission.answers),
+                files.get(submission.id, {}),
+                get_snapshot(session, submission.assignment_version_id),
+            )
+            for submission in submissions.values()
+        }
 
     def _grade(self, job: ClaimedJob, inputs: dict[uuid.UUID, _JobInput]) -> _Graded | None:
         loaded = inputs.get(job.submission_id)
