@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,11 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
-from service.db import make_engine
+from service.db import make_engine, make_session_factory
 from service.grading.runner import GradingRunner
 from service.main import create_app
 from service.migrations import upgrade_database
+from service.worker.executor import NullExecutor
 from tests.factories import Accounts, seed_courses
 
 POSTGRES_ADMIN_DSN = os.environ.get(
@@ -64,6 +66,33 @@ def create_scratch_database(backend: str, tmp_dir: Path) -> tuple[str, Callable[
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     return sqlalchemy_postgres_url(name), drop
+
+
+@dataclass
+class ScratchService:
+    settings: Settings
+    session_factory: sessionmaker[Session]
+    tokens: dict[str, str]
+    client: TestClient
+
+
+@contextmanager
+def scratch_service(backend: str, tmp_path: Path, **settings_values: Any) -> Iterator[ScratchService]:
+    """A migrated database of its own with the seeded courses, and the API on it: real commits and
+    real connections (other threads and processes see them), unlike the rolled-back `api`."""
+    url, drop = create_scratch_database(backend, tmp_path)
+    settings = Settings(database_url=url, local_workers=0, **settings_values)
+    engine = make_engine(settings)
+    try:
+        upgrade_database(engine)
+        factory = make_session_factory(engine)
+        with factory() as session:
+            tokens = seed_courses(session, settings, tmp_path).tokens
+        with TestClient(create_app(settings, executor=NullExecutor())) as client:
+            yield ScratchService(settings, factory, tokens, client)
+    finally:
+        engine.dispose()
+        drop()
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])

@@ -9,20 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from graders.tensor import TensorGrader
-from service.config import Settings
 from service.db import make_engine, make_session_factory
 from service.grading.runner import GradingRunner
-from service.main import create_app
-from service.migrations import upgrade_database
 from service.models import GradingJob, JobStatus, QuestionResult, Submission, utcnow
-from service.worker.executor import NullExecutor
-from tests.conftest import Api, create_scratch_database
-from tests.factories import seed_courses
+from tests.conftest import Api, scratch_service
 
 ANSWERS = {"q1_2": {"choices": [3]}, "q3_1": {"value": [6, 1, 2]}}
 
@@ -106,22 +100,15 @@ def test_a_failing_grader_costs_one_question_not_the_job(api: Api, monkeypatch: 
 
 def test_concurrent_workers_grade_each_job_exactly_once(backend: str, tmp_path: Path) -> None:
     """Real connections, real threads: two runners drain 120 jobs with no job graded twice."""
-    url, drop = create_scratch_database(backend, tmp_path)
-    settings = Settings(database_url=url, local_workers=0, claim_batch=8)
-    engine = make_engine(settings)
-    try:
-        upgrade_database(engine)
-        factory = make_session_factory(engine)
-        with factory() as session:
-            tokens = seed_courses(session, settings, tmp_path).tokens
-        with TestClient(create_app(settings, executor=NullExecutor())) as client:
-            for index in range(120):
-                response = client.post(
-                    "/api/v1/courses/demo/assignments/hw5/submissions",
-                    json={"answers": ANSWERS},
-                    headers={"Authorization": f"Bearer {tokens['student' if index % 2 else 'student2']}"},
-                )
-                assert response.status_code == 202
+    with scratch_service(backend, tmp_path, claim_batch=8) as service:
+        settings, factory, tokens = service.settings, service.session_factory, service.tokens
+        for index in range(120):
+            response = service.client.post(
+                "/api/v1/courses/demo/assignments/hw5/submissions",
+                json={"answers": ANSWERS},
+                headers={"Authorization": f"Bearer {tokens['student' if index % 2 else 'student2']}"},
+            )
+            assert response.status_code == 202
 
         def drain(name: str) -> None:
             runner_engine = make_engine(settings)
@@ -145,6 +132,3 @@ def test_concurrent_workers_grade_each_job_exactly_once(backend: str, tmp_path: 
                 select(func.count()).select_from(Submission).where(Submission.score == 3.0)
             )
             assert graded == 120
-    finally:
-        engine.dispose()
-        drop()

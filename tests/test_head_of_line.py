@@ -13,15 +13,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.config import Settings
-from service.db import make_engine, make_session_factory
 from service.grading.runner import GradingRunner
-from service.main import create_app
-from service.migrations import upgrade_database
 from service.models import GradingJob, JobStatus
-from service.worker.executor import NullExecutor
-from tests.conftest import Api, create_scratch_database
-from tests.factories import seed_courses
+from tests.conftest import Api, scratch_service
 from tests.graders.notebooks import SOLUTION, notebook_text
 
 SLOW_NOTEBOOK = notebook_text(["import time\ntime.sleep(5)"]).encode()
@@ -64,25 +58,18 @@ def statuses(factory: sessionmaker[Session], ids: list[str]) -> list[JobStatus]:
 def test_choice_answers_claimed_beside_a_slow_notebook_are_stored_before_it_ends(
     backend: str, tmp_path: Path
 ) -> None:
-    url, drop = create_scratch_database(backend, tmp_path)
-    settings = Settings(database_url=url, local_workers=0)
-    engine = make_engine(settings)
-    try:
-        upgrade_database(engine)
-        factory = make_session_factory(engine)
-        with factory() as session:
-            tokens = seed_courses(session, settings, tmp_path).tokens
-        with TestClient(create_app(settings, executor=NullExecutor())) as client:
-            notebook = upload_notebook(client, tokens["student"], SLOW_NOTEBOOK).json()["id"]
-            choices = [
-                client.post(
-                    "/api/v1/courses/demo/assignments/hw5/submissions",
-                    json=CHOICE,
-                    headers={"Authorization": f"Bearer {tokens[who]}"},
-                ).json()["id"]
-                for who in ("student", "student2", "student")
-            ]
-        runner = GradingRunner(factory, settings, "one-process", ["cpu", "gpu"])
+    with scratch_service(backend, tmp_path) as service:
+        factory, tokens, client = service.session_factory, service.tokens, service.client
+        notebook = upload_notebook(client, tokens["student"], SLOW_NOTEBOOK).json()["id"]
+        choices = [
+            client.post(
+                "/api/v1/courses/demo/assignments/hw5/submissions",
+                json=CHOICE,
+                headers={"Authorization": f"Bearer {tokens[who]}"},
+            ).json()["id"]
+            for who in ("student", "student2", "student")
+        ]
+        runner = GradingRunner(factory, service.settings, "one-process", ["cpu", "gpu"])
         claimed: list[int] = []
         grading = threading.Thread(target=lambda: claimed.append(runner.run_once()))
         started = time.monotonic()
@@ -97,6 +84,3 @@ def test_choice_answers_claimed_beside_a_slow_notebook_are_stored_before_it_ends
         assert notebook_status is JobStatus.RUNNING, f"choices stored after {choices_seconds:.1f} s"
         assert choices_seconds < 3
         assert statuses(factory, [notebook]) == [JobStatus.DONE]
-    finally:
-        engine.dispose()
-        drop()

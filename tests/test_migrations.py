@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import CheckConstraint, Engine, inspect, text
@@ -14,7 +13,7 @@ from sqlalchemy.orm import Session
 from graders import Verdict
 from service.config import Settings
 from service.db import make_engine
-from service.migrations import alembic_config, downgrade_database, upgrade_database
+from service.migrations import downgrade_database, upgrade_database
 from service.models import Base, QuestionResult, Queue
 from tests.conftest import create_scratch_database
 from tests.test_enum_columns import GradedRows, add_graded_rows
@@ -34,10 +33,7 @@ def test_upgrade_and_downgrade_round_trip(backend: str, tmp_path: Path) -> None:
         upgrade_database(engine)
         tables = set(inspect(engine).get_table_names())
         assert set(Base.metadata.tables) <= tables
-        config = alembic_config()
-        with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.downgrade(config, "base")
+        downgrade_database(engine, "base")
         assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
         upgrade_database(engine)
         assert set(Base.metadata.tables) <= set(inspect(engine).get_table_names())
