@@ -7,6 +7,7 @@ from sqlalchemy import Connection
 
 from service.config import get_settings
 from service.db import make_engine
+from service.migrations import migration_connection
 from service.models import Base
 
 target_metadata = Base.metadata
@@ -31,7 +32,7 @@ def run_migrations_online() -> None:
         _configure_and_run(connection)
         return
     engine = make_engine(get_settings())
-    with engine.connect() as new_connection:
+    with migration_connection(engine) as new_connection:
         _configure_and_run(new_connection)
     engine.dispose()
 

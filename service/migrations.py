@@ -26,13 +26,13 @@ def downgrade_database(engine: Engine, revision: str) -> None:
 
 def _run(engine: Engine, step: Callable[[Config, str], None], revision: str) -> None:
     config = alembic_config()
-    with _migration_connection(engine) as connection:
+    with migration_connection(engine) as connection:
         config.attributes["connection"] = connection
         step(config, revision)
 
 
 @contextmanager
-def _migration_connection(engine: Engine) -> Iterator[Connection]:
+def migration_connection(engine: Engine) -> Iterator[Connection]:
     """One transaction for the whole migration. On SQLite, foreign keys are off while it runs and
     checked before it commits: batch mode rebuilds a table by dropping it, and with foreign keys on
     the drop would refuse (or cascade to) the rows of every table that points at it."""

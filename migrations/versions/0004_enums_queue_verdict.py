@@ -8,7 +8,7 @@ Create Date: 2026-12-02 10:00:00
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
@@ -34,21 +34,17 @@ def upgrade() -> None:
     for table, column, _name, values in CHECKS:
         _refuse_unknown_values(table, column, values)
 
-    def add_checks() -> None:
-        for table, column, name, values in CHECKS:
-            with op.batch_alter_table(table) as batch:
-                batch.create_check_constraint(op.f(name), sa.column(column).in_(values))
-
-    _with_question_results_aside(add_checks)
+    # On SQLite batch mode copies each table; service.migrations runs it with foreign keys off (and
+    # checks them before the commit), so the rows that point at a copied table stay as they are.
+    for table, column, name, values in CHECKS:
+        with op.batch_alter_table(table) as batch:
+            batch.create_check_constraint(op.f(name), sa.column(column).in_(values))
 
 
 def downgrade() -> None:
-    def drop_checks() -> None:
-        for table, _column, name, _values in CHECKS:
-            with op.batch_alter_table(table) as batch:
-                batch.drop_constraint(op.f(name), type_="check")
-
-    _with_question_results_aside(drop_checks)
+    for table, _column, name, _values in CHECKS:
+        with op.batch_alter_table(table) as batch:
+            batch.drop_constraint(op.f(name), type_="check")
 
 
 def _refuse_unknown_values(table: str, column: str, values: Sequence[str]) -> None:
@@ -65,28 +61,3 @@ def _refuse_unknown_values(table: str, column: str, values: Sequence[str]) -> No
             f"{table}.{column} holds values outside {', '.join(values)}: {[str(v)[:32] for v in unknown]!r}; "
             "correct those rows, then upgrade again"
         )
-
-
-def _with_question_results_aside(change: Callable[[], None]) -> None:
-    """SQLite adds or drops a CHECK by copying the table, and dropping the old `questions` while
-    question_results rows reference it fails: foreign keys are on, and cannot be turned off inside the
-    migration's transaction. So on SQLite the results wait in a temporary table meanwhile. Postgres
-    alters the tables in place."""
-    bind = op.get_bind()
-    if bind.dialect.name != "sqlite":
-        change()
-        return
-    results = sa.Table("question_results", sa.MetaData(), autoload_with=bind)
-    aside = sa.Table(
-        "question_results_aside",
-        sa.MetaData(),
-        *(sa.Column(column.name, column.type) for column in results.columns),
-        prefixes=["TEMPORARY"],
-    )
-    aside.create(bind)
-    # INSERT ... SELECT copies the stored values as they are, nothing passes through Python.
-    bind.execute(aside.insert().from_select(list(results.columns.keys()), sa.select(results)))
-    bind.execute(results.delete())
-    change()
-    bind.execute(results.insert().from_select(list(aside.columns.keys()), sa.select(aside)))
-    aside.drop(bind)
