@@ -68,12 +68,12 @@ class _Bounded:
         self.left = budget
 
     def value(self, value: object, depth: int) -> JsonValue:
-        # The common exact types first: the numbers ABCs below are slow to test against.
-        if type(value) is str:
+        # Strings and floats first: the numbers ABCs below are slow to test against.
+        if isinstance(value, str):
             text = storable_text(value, max(self.left, 64))
             self.left -= len(text.encode()) + 2
             return text
-        if type(value) is float:
+        if isinstance(value, float):
             self.left -= 24
             return _finite(value)
         if value is None or isinstance(value, bool):
@@ -86,10 +86,6 @@ class _Bounded:
         if isinstance(value, numbers.Real):
             self.left -= 24
             return _finite(float(value))
-        if isinstance(value, str):
-            text = storable_text(value, max(self.left, 64))
-            self.left -= len(text.encode()) + 2
-            return text
         if isinstance(value, Mapping | list | tuple):
             if depth >= MAX_DETAILS_DEPTH:
                 self.left -= len(DEPTH_MARKER) + 2

@@ -72,7 +72,6 @@ def build_plan(config: NotebookConfig, context: GradingContext, device: str) -> 
     for classifier in config.classifiers:
         _add_classifier(plan, classifier, context)
     runner_plan = {
-        "notebook_seconds": config.notebook_seconds,
         "device": device,
         "seed": config.seed,
         "data_files": [data.file for data in config.data],
