@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -64,6 +64,13 @@ def _sqlite_begin(connection: Connection) -> None:
         connection.exec_driver_sql("BEGIN")
     else:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def advisory_xact_lock(session: Session, lock_class: int, key: int) -> None:
+    """Serialise the transactions that take the same (class, key) until they end (Postgres: an
+    advisory lock). SQLite needs none: every writing transaction begins holding its write lock."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(lock_class, key)))
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -36,7 +36,8 @@ async def healthz() -> HealthStatus:
     responses=error_responses(503),
 )
 async def readyz(scope: Scope) -> HealthStatus:
-    """The database answers, and the broker too when grading goes through Celery."""
+    """The database answers, the executor's broker too (Celery), and, where this process runs the
+    grading processes itself, a sandboxed run works."""
 
     def check(session: Session) -> HealthStatus:
         problems = service.readiness_problems(session, scope.settings, scope.executor)

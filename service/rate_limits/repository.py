@@ -2,17 +2,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from service.db import advisory_xact_lock
 from service.models import RateLimitEvent
 
 
 def lock_user(session: Session, lock_class: int, user_id: int) -> None:
     """Serialise one user's concurrent requests of one kind until commit (Postgres), so that two API
     processes cannot both count N-1 and both accept an Nth. SQLite's BEGIN IMMEDIATE already does."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(func.pg_advisory_xact_lock(lock_class, user_id)))
+    advisory_xact_lock(session, lock_class, user_id)
 
 
 def newest_event_times(session: Session, user_id: int, action: str, count: int) -> list[datetime]:

@@ -9,6 +9,7 @@ from sqlalchemy import Row, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from service.db import advisory_xact_lock
 from service.models import (
     Assignment,
     AssignmentVersion,
@@ -36,8 +37,7 @@ def insert_submission(session: Session, submission: Submission) -> Submission:
         with session.begin_nested():
             session.add(submission)
     except IntegrityError:
-        key = submission.idempotency_key
-        existing = find_by_idempotency_key(session, submission.user_id, key) if key else None
+        existing = find_by_idempotency_key(session, submission.user_id, submission.idempotency_key)
         if existing is None:
             raise
         return existing
@@ -61,8 +61,7 @@ UPLOAD_LOCK_CLASS = 0x5550  # "UP"
 def lock_student_uploads(session: Session, user_id: int) -> None:
     """Serialise one student's concurrent uploads until commit (Postgres), so that two of them
     cannot both fit the quota's last bytes. SQLite's BEGIN IMMEDIATE already does."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(func.pg_advisory_xact_lock(UPLOAD_LOCK_CLASS, user_id)))
+    advisory_xact_lock(session, UPLOAD_LOCK_CLASS, user_id)
 
 
 def _in_course(statement: Any, course_id: int) -> Any:
@@ -85,15 +84,14 @@ def stored_upload_bytes(session: Session, course_id: int, user_id: int | None) -
 
 def stored_uploads_of(
     session: Session, course_id: int, user_id: int
-) -> Sequence[Row[int, int, str, datetime, JobStatus]]:
+) -> Sequence[Row[int, int, str, JobStatus]]:
     """A student's uploads in a course that still hold their bytes: (file id, assignment id,
-    question key, uploaded at, job status), newest first."""
+    question key, job status), newest first."""
     statement = _in_course(
         select(
             SubmissionFile.id,
             AssignmentVersion.assignment_id,
             SubmissionFile.question_key,
-            SubmissionFile.created_at,
             GradingJob.status,
         ),
         course_id,

@@ -165,7 +165,8 @@ def _store(
                 submission_id=submission.id,
                 question_key=upload.question_key,
                 filename=upload.filename,
-                sha256=hashlib.sha256(upload.content).hexdigest(),
+                # Hashed once, when the answers took their reference to this file.
+                sha256=prepared.answers[upload.question_key]["sha256"],
                 size=len(upload.content),
                 content=upload.content,
                 created_at=now,

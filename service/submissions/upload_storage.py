@@ -28,7 +28,7 @@ def prune_superseded_uploads(session: Session, retain_per_question: int, course_
     assignment and question; returns how many were pruned."""
     graded_seen: dict[tuple[int, str], int] = {}
     superseded: list[int] = []
-    for file_id, assignment_id, question_key, _uploaded_at, job_status in repository.stored_uploads_of(
+    for file_id, assignment_id, question_key, job_status in repository.stored_uploads_of(
         session, course_id, user_id
     ):
         if job_status not in _FINISHED:
