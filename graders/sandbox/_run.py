@@ -105,14 +105,17 @@ class _Started:
         self._close()
 
     def _close(self) -> None:
+        # The run's cgroups first: a process of the run that outlived bwrap (its init in a session
+        # of its own, whose parent-death signal did not come) still holds the output pipe, and the
+        # reader would wait for it forever; closing the pipe under a blocked reader would block too.
+        self.groups.kill_all_and_remove()
         for reader in self.readers:
             reader.join(timeout=5)
         self.control.close()
-        if self.process.stdout is not None:
+        if self.process.stdout is not None and not any(reader.is_alive() for reader in self.readers):
             self.process.stdout.close()
         if self.process.stdin is not None:
             self.process.stdin.close()
-        self.groups.kill_all_and_remove()
         self.scratch.cleanup()
 
 
