@@ -91,5 +91,5 @@ class ExpressionConfig(GraderConfig):
 
 class ExpressionAnswer(GraderAnswer):
     expression: str = Field(max_length=2_000)
-    # Omitted: a backslash means LaTeX.
+    # Omitted: a backslash or a braced script (`_{`, `^{`) means LaTeX.
     format: Literal["text", "latex"] | None = None

@@ -15,8 +15,19 @@ import numpy as np
 from graders.expression.config import ExpressionConfig
 from graders.expression.errors import ExpressionError, LimitExceeded
 from graders.expression.functions import FUNCTIONS, Array, ShapeError, matmul, value_shape
-from graders.expression.limits import Limits, StepBudget
-from graders.expression.syntax import Binary, Call, Expr, Indexed, Name, Negate, Number, Reduce, to_text, walk
+from graders.expression.limits import DEFAULT_LIMITS, Limits, StepBudget
+from graders.expression.syntax import (
+    Binary,
+    Call,
+    Expr,
+    Indexed,
+    Name,
+    Negate,
+    Number,
+    Reduce,
+    children,
+    to_text,
+)
 
 
 @dataclass(frozen=True)
@@ -33,16 +44,21 @@ class UndeclaredName(ExpressionError):
     pass
 
 
-def check_names(expr: Expr, config: ExpressionConfig) -> None:
-    """Every name must be declared, used the way it is declared; raises UndeclaredName."""
+def check_names(expr: Expr, config: ExpressionConfig, limits: Limits = DEFAULT_LIMITS) -> None:
+    """Every name must be declared, or bound by a sum or product around it, and used the way it is
+    declared; raises UndeclaredName (LimitExceeded for too many bound variables)."""
     allowed = sorted([s.name for s in config.symbols] + list(config.index_names))
     functions = set(config.functions)
-    for node in walk(expr):
+    bound_anywhere: set[str] = set()
+    # (node, the variables bound around it): a bound name is visible only in its body.
+    stack: list[tuple[Expr, frozenset[str]]] = [(expr, frozenset())]
+    while stack:
+        node, bound = stack.pop()
         if isinstance(node, Name):
             symbol = config.symbol(node.name)
             if symbol is not None and symbol.sequence:
                 raise UndeclaredName(f"{node.name} needs an index, e.g. {node.name}[t].")
-            if symbol is None and node.name not in config.index_names:
+            if symbol is None and node.name not in bound and node.name not in config.index_names:
                 if node.name in functions:
                     raise UndeclaredName(f"{node.name} is a function: call it, e.g. {node.name}(...).")
                 raise UndeclaredName(_unknown(node.name, allowed, functions))
@@ -61,10 +77,22 @@ def check_names(expr: Expr, config: ExpressionConfig) -> None:
             arity = FUNCTIONS[node.function].arity
             if len(node.args) != arity:
                 raise UndeclaredName(f"{node.function} takes {arity} argument(s), got {len(node.args)}.")
-        elif isinstance(node, Reduce) and node.variable not in config.index_names:
-            raise UndeclaredName(
-                f"{node.variable!r} cannot be a summation index; use one of {', '.join(config.index_names)}."
-            )
+        elif isinstance(node, Reduce):
+            variable = node.variable
+            if config.symbol(variable) is not None or variable in functions:
+                what = "symbol" if config.symbol(variable) is not None else "function"
+                raise UndeclaredName(
+                    f"{variable!r} is a declared {what}; a {node.kind} cannot bind it. Use another letter, "
+                    "e.g. j."
+                )
+            bound_anywhere.add(variable)
+            if len(bound_anywhere) > limits.max_bound_variables:
+                raise LimitExceeded(
+                    f"The answer binds more than {limits.max_bound_variables} summation variables."
+                )
+            stack.extend([(node.body, bound | {variable}), (node.stop, bound), (node.start, bound)])
+            continue
+        stack.extend((child, bound) for child in reversed(children(node)))
 
 
 def _unknown(name: str, allowed: list[str], functions: set[str]) -> str:

@@ -28,12 +28,19 @@ class Reading:
     error: str | None = None
     position: int | None = None
     format: str = "text"
+    # Set when no format was given and the detected one failed but the other read the answer.
+    note: str | None = None
+
+
+# Text never has these; every declared LaTeX spelling with a brace or a command contains one.
+LATEX_MARKS = ("\\", "_{", "^{")
+FORMAT_NAMES = {"latex": "LaTeX", "text": "text"}
 
 
 def detect_format(expression: str, declared: str | None) -> str:
     if declared is not None:
         return declared
-    return "latex" if "\\" in expression else "text"
+    return "latex" if any(mark in expression for mark in LATEX_MARKS) else "text"
 
 
 class ExpressionGrader(Grader[ExpressionConfig, ExpressionAnswer]):
@@ -51,8 +58,26 @@ class ExpressionGrader(Grader[ExpressionConfig, ExpressionAnswer]):
         self._lock = threading.Lock()
 
     def read(self, config: ExpressionConfig, expression: str, answer_format: str | None = None) -> Reading:
-        """Parse and check names; never evaluates anything."""
+        """Parse and check names; never evaluates anything.
+
+        Without a declared format, a reading that fails in the detected format is tried in the other
+        one (the failure costs the second parse, a success nothing), and the note says so.
+        """
         chosen = detect_format(expression, answer_format)
+        reading = self._read_as(config, expression, chosen)
+        if reading.expr is not None or answer_format is not None:
+            return reading
+        other = "text" if chosen == "latex" else "latex"
+        fallback = self._read_as(config, expression, other)
+        if fallback.expr is None:
+            return reading
+        note = (
+            f"Read as {FORMAT_NAMES[other]}: as {FORMAT_NAMES[chosen]} it fails ({reading.error}). "
+            f"Set the format to {other} to say so."
+        )
+        return Reading(fallback.expr, fallback.canonical, format=other, note=note)
+
+    def _read_as(self, config: ExpressionConfig, expression: str, chosen: str) -> Reading:
         limits = Limits(max_length=config.max_length)
         try:
             expr = (
@@ -62,7 +87,7 @@ class ExpressionGrader(Grader[ExpressionConfig, ExpressionAnswer]):
             )
             if node_count(expr) > limits.max_nodes:
                 raise LimitExceeded(f"The answer has more than {limits.max_nodes} parts.")
-            check_names(expr, config)
+            check_names(expr, config, limits)
         except ExpressionError as error:
             return Reading(None, None, error.message, error.position, chosen)
         return Reading(expr, to_text(expr), format=chosen)
@@ -76,6 +101,7 @@ class ExpressionGrader(Grader[ExpressionConfig, ExpressionAnswer]):
             "read_as": reading.canonical,
             "error": reading.error,
             "position": reading.position,
+            "note": reading.note,
         }
 
     def points_for(self, config: ExpressionConfig, context: GradingContext) -> PointBatch:
@@ -105,6 +131,8 @@ class ExpressionGrader(Grader[ExpressionConfig, ExpressionAnswer]):
             "format": reading.format,
             "points": batch.size,
         }
+        if reading.note is not None:
+            details["note"] = reading.note
         try:
             verdict = compare(reading.expr, batch, config, DEFAULT_LIMITS)
         except LimitExceeded as error:

@@ -23,7 +23,7 @@ from graders.expression.config import ExpressionConfig, SymbolDeclaration
 from graders.expression.errors import ExpressionError, ExpressionSyntaxError
 from graders.expression.evaluate import UndeclaredName
 from graders.expression.limits import DEFAULT_LIMITS, Limits, check_source, derivation_sides
-from graders.expression.syntax import Binary, Call, Expr, Indexed, Name, Negate, Number, Reduce
+from graders.expression.syntax import Binary, Call, Expr, Indexed, Name, Negate, Number, Reduce, to_text
 from graders.expression.text_parser import describe_unexpected, parse_text
 
 # LaTeX commands that name functions, and the functions their derivatives (') name.
@@ -37,12 +37,27 @@ FUNCTION_COMMANDS = {
 }
 DERIVATIVES = {"psi": "dpsi"}
 TRANSPOSE_MARKS = {r"\top", r"\intercal", "T"}
+# Greek letters a sum or product may bind, by their canonical (text) names: `\sum_{\tau=1}^{t}`
+# binds tau. \pi (a constant) and the function letters \psi, \sigma are not among them.
+_GREEK_LETTERS = (
+    "alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi "
+    "rho tau upsilon phi varphi chi omega"
+)
+GREEK_VARIABLES = {f"\\{name}": name for name in _GREEK_LETTERS.split(" ")}
 
 _SPACING = re.compile(r"\\[,;:! ]|\\q?quad(?![A-Za-z])|~")
-_SIZING = re.compile(r"\\(left|right|big|Big|bigg|Bigg)(?![A-Za-z])\.?")
-_NAMED_OPERATOR = re.compile(r"\\(operatorname|mathrm|text|textrm|mathit)\s*\{\s*([A-Za-z]+)\s*\}")
-# A script without braces takes one character, or one command: `_t`, `^2`, `^\top`.
-_BARE_SCRIPT = re.compile(r"([_^])\s*(\\[A-Za-z]+|[A-Za-z0-9])")
+# Commands that change only how the formula is typeset, deleted in one pass: sizing (`\left(`),
+# limits placement (`\sum\limits_{k=1}^{t}`), styles (`\displaystyle`), struts, and font and
+# accent commands around a symbol (`\mathbf{W}_{hh}` leaves `{W}_{hh}`: a bold W is still W;
+# `\operatorname{softmax}` leaves `{softmax}`). The braces stay, so nesting is the grammar's.
+_TYPESET_ONLY = re.compile(
+    r"\\(?:(?:left|right|middle|[bB]igg?[lrm]?)(?![A-Za-z])\.?"
+    r"|(?:limits|nolimits|displaystyle|textstyle|scriptstyle|scriptscriptstyle|mathstrut|strut"
+    r"|mathbf|boldsymbol|bm|pmb|mathrm|mathit|mathsf|mathnormal|mathcal|vec|operatorname\*?"
+    r"|text|textrm|textit|textbf)(?![A-Za-z]))"
+)
+# A script without braces takes one character, or one command: `_t`, `^2`, `^\top`, `^'`.
+_BARE_SCRIPT = re.compile(r"([_^])\s*(\\[A-Za-z]+|[A-Za-z0-9'])")
 
 
 @lru_cache(maxsize=1)
@@ -60,9 +75,8 @@ def normalise(source: str) -> str:
                 position,
             )
     text = source.replace("$", " ")
-    text = _SIZING.sub(" ", text)
+    text = _TYPESET_ONLY.sub(" ", text)
     text = _SPACING.sub(" ", text)
-    text = _NAMED_OPERATOR.sub(lambda m: f" {m.group(2)} ", text)
     return _BARE_SCRIPT.sub(lambda m: f"{m.group(1)}{{{m.group(2)}}}", text)
 
 
@@ -102,15 +116,43 @@ def _spellings(config: ExpressionConfig) -> list[_Spelling]:
 
 @dataclass(frozen=True, slots=True)
 class _FunctionAtom:
+    """A function waiting for its argument; `\\tanh^2` carries the power of its value."""
+
     name: str
+    written: str
+    power: Expr | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class _ArgumentList:
+    """A parenthesised list, with the script written after it: `(z_i)^2`, `(x)^\\top`.
+
+    Kept apart from its content so that `\\tanh(z_i)^2` powers the function's value (tanh(z_i)^2,
+    as in every textbook) rather than its argument.
+    """
+
     args: tuple[Expr, ...]
+    power: Expr | None = None
+    transposed: bool = False
 
 
-_Item = Expr | _FunctionAtom | _ArgumentList
+@dataclass(frozen=True, slots=True)
+class _Quotient:
+    """The leftmost factor of a product is `a / b`: `a / \\tanh(z)` divides by the whole call."""
+
+    numerator: Expr
+    denominator: _Item
+
+
+_Item = Expr | _FunctionAtom | _ArgumentList | _Quotient
+
+
+def _scripted(value: Expr, group: _ArgumentList) -> Expr:
+    if group.transposed:
+        return Call("transpose", (value,))
+    if group.power is not None:
+        return Binary("**", value, group.power)
+    return value
 
 
 class _Resolver:
@@ -120,15 +162,22 @@ class _Resolver:
         self.spellings = _spellings(config)
         self.bases = {spelling.base for spelling in self.spellings}
         self.functions = set(config.functions)
+        self.bound: list[str] = []  # variables bound by the sums and products around this point
 
     # Raw tree → expression. Products are resolved as chains, so `\tanh z_t` and `softmax(o_t)`
     # become calls and `gw_{hh,t}` finds its two-letter base.
     def expr(self, node: Tree[Token] | Token) -> Expr:
-        item = self.item(node)
+        return self.value(self.item(node))
+
+    def value(self, item: _Item) -> Expr:
         if isinstance(item, _FunctionAtom):
             raise ExpressionError(f"The function {item.name} needs an argument.")
         if isinstance(item, _ArgumentList):
-            raise ExpressionError("A list in parentheses only makes sense as a function's arguments.")
+            if len(item.args) != 1:
+                raise ExpressionError("A list in parentheses only makes sense as a function's arguments.")
+            return _scripted(item.args[0], item)
+        if isinstance(item, _Quotient):
+            return Binary("/", item.numerator, self.value(item.denominator))
         return item
 
     def item(self, node: Tree[Token] | Token) -> _Item:
@@ -153,15 +202,15 @@ class _Resolver:
         if kind == "number":
             return Number(float(str(children[0])))
         if kind == "group":
-            args = tuple(self.expr(child) for child in children)
-            return args[0] if len(args) == 1 else _ArgumentList(args)
+            return _ArgumentList(tuple(self.expr(child) for child in children))
         if kind == "pow":
             return self.power(children[0], children[1])
         if kind == "prime":
-            inner = self.item(children[0])
-            if isinstance(inner, _FunctionAtom) and inner.name in DERIVATIVES:
-                return _FunctionAtom(DERIVATIVES[inner.name])
-            raise ExpressionError("A prime (') is understood only on \\psi: \\psi'(z) is psi's derivative.")
+            return self.derivative(self.item(children[0]), 1)
+        if kind == "script_prime":
+            marks = children[1]
+            assert isinstance(marks, Tree)
+            return self.derivative(self.item(children[0]), len(marks.children))
         if kind == "bigop":
             return self.bigop(children)
         if kind in ("word", "command", "hat", "subscripted"):
@@ -170,21 +219,30 @@ class _Resolver:
 
     def chain(self, node: Tree[Token]) -> Expr:
         items: list[_Item] = []
-        self._flatten(node, items)
+        links: list[str] = []  # links[j]: "juxtapose" or "mul", how items[j] joins the one before
+        self._flatten(node, items, links, "")
         result: Expr | None = None
-        pending: list[str] = []  # functions waiting for their argument, innermost last
-        for item in items:
+        pending: list[_FunctionAtom] = []  # functions waiting for their argument, innermost last
+        numerator: Expr | None = None
+        for position, entry in enumerate(items):
+            item = entry
+            if isinstance(entry, _Quotient):
+                numerator, item = entry.numerator, entry.denominator
             if isinstance(item, _FunctionAtom):
-                pending.append(item.name)
+                pending.append(item)
                 continue
-            if isinstance(item, _ArgumentList):
-                if not pending:
-                    raise ExpressionError("A list in parentheses only makes sense as a function's arguments.")
-                value: Expr = Call(pending.pop(), item.args)
+            if isinstance(item, _ArgumentList) and pending:
+                value: Expr = _scripted(self.apply(pending.pop(), item.args), item)
+            elif isinstance(item, Binary) and item.op == "**" and pending:
+                raise ExpressionError(_ambiguous_power(pending[-1], item))
             else:
-                value = item
+                value = self.value(item)
             while pending:
-                value = Call(pending.pop(), (value,))
+                value = self.apply(pending.pop(), (value,))
+            if numerator is not None:
+                if position + 1 < len(items) and links[position + 1] == "juxtapose":
+                    raise ExpressionError(_ambiguous_quotient(numerator, value))
+                value, numerator = Binary("/", numerator, value), None
             if result is None:
                 result = value
             elif isinstance(result, Call) and result.function == "transpose":
@@ -193,32 +251,104 @@ class _Resolver:
             else:
                 result = Binary("*", result, value)
         if pending:
-            raise ExpressionError(f"The function {pending[-1]} needs an argument.")
+            raise ExpressionError(f"The function {pending[-1].name} needs an argument.")
         assert result is not None
         return result
 
-    def _flatten(self, node: Tree[Token] | Token, items: list[_Item]) -> None:
+    def _flatten(self, node: Tree[Token] | Token, items: list[_Item], links: list[str], link: str) -> None:
         if isinstance(node, Tree) and node.data in ("juxtapose", "mul"):
-            operands = [child for child in node.children if not isinstance(child, Token)]
-            for operand in operands:
-                self._flatten(operand, items)
+            left, right = (child for child in node.children if not isinstance(child, Token))
+            self._flatten(left, items, links, link)
+            self._flatten(right, items, links, node.data)
+            return
+        if isinstance(node, Tree) and node.data == "div" and not items:
+            # `a / b c` parses as (a / b) c; the chain decides whether that reading is sure.
+            items.append(_Quotient(self.expr(node.children[0]), self.item(node.children[1])))
         else:
             items.append(self.item(node))
+        links.append(link)
 
-    def power(self, base_node: Tree[Token] | Token, exponent_node: Tree[Token] | Token) -> Expr:
-        if isinstance(exponent_node, Tree) and exponent_node.data in ("word", "command"):
-            mark = str(exponent_node.children[0])
-            if mark in TRANSPOSE_MARKS:
-                return Call("transpose", (self.expr(base_node),))
-        return Binary("**", self.expr(base_node), self.expr(exponent_node))
+    def apply(self, function: _FunctionAtom, args: tuple[Expr, ...]) -> Expr:
+        call = Call(function.name, args)
+        return call if function.power is None else Binary("**", call, function.power)
+
+    def derivative(self, inner: _Item, order: int) -> _FunctionAtom:
+        if isinstance(inner, _FunctionAtom) and inner.power is None:
+            if inner.name in DERIVATIVES.values() or (inner.name in DERIVATIVES and order > 1):
+                raise ExpressionError(
+                    "Only a first derivative is understood (\\psi'(z) is dpsi); a second derivative "
+                    "such as \\psi''(z) is not available here."
+                )
+            if inner.name in DERIVATIVES:
+                return _FunctionAtom(DERIVATIVES[inner.name], inner.written + "'")
+        raise ExpressionError("A prime (') is understood only on \\psi: \\psi'(z) is psi's derivative.")
+
+    def power(self, base_node: Tree[Token] | Token, exponent_node: Tree[Token] | Token) -> _Item:
+        transposed = (
+            isinstance(exponent_node, Tree)
+            and exponent_node.data in ("word", "command")
+            and str(exponent_node.children[0]) in TRANSPOSE_MARKS
+        )
+        base = self.item(base_node)
+        if isinstance(base, _FunctionAtom):
+            return self.function_power(base, None if transposed else self.expr(exponent_node))
+        exponent = None if transposed else self.expr(exponent_node)
+        if isinstance(base, _ArgumentList):
+            return _ArgumentList(base.args, exponent, transposed)
+        value = self.value(base)
+        if exponent is None:
+            return Call("transpose", (value,))
+        return Binary("**", value, exponent)
+
+    def function_power(self, function: _FunctionAtom, exponent: Expr | None) -> _FunctionAtom:
+        """`\\tanh^2(z)` is (tanh z)^2; `\\tanh^{-1}` would be the inverse function."""
+        written = function.written
+        if isinstance(exponent, Negate) or (isinstance(exponent, Number) and exponent.value < 0):
+            raise ExpressionError(
+                f"{written}^{{-1}} is the inverse function, which is not available; for a reciprocal "
+                f"write \\frac{{1}}{{{written}(z)}}."
+            )
+        if (
+            not isinstance(exponent, Number)
+            or not exponent.value.is_integer()
+            or not 1 <= exponent.value <= self.limits.max_exponent
+        ):
+            raise ExpressionError(
+                f"A power of a function must be a whole number, as in {written}^2(z), which is "
+                f"({written}(z))^2."
+            )
+        return _FunctionAtom(function.name, written, exponent)
 
     def bigop(self, children: Sequence[Tree[Token] | Token]) -> Expr:
         kind = "sum" if str(children[0]).endswith("sum") else "prod"
-        variable = str(children[1])
+        variable = self.variable(str(children[1]))
         start = self.expr(children[2])
         last = self.expr(children[3])
+        self.bound.append(variable)
+        try:
+            body = self.expr(children[4])
+        finally:
+            self.bound.pop()
         # LaTeX bounds are inclusive; the tree's stop is exclusive, as in Python's range.
-        return Reduce(kind, variable, start, _plus_one(last), self.expr(children[4]))
+        return Reduce(kind, variable, start, _plus_one(last), body)
+
+    def variable(self, written: str) -> str:
+        """The name a sum binds: one letter, or a Greek letter by its name (`\\tau` → tau)."""
+        if written in FUNCTION_COMMANDS or written in self.functions:
+            raise ExpressionError(
+                f"{written} is a function; a sum or product cannot bind it. Use another letter."
+            )
+        name = GREEK_VARIABLES.get(written, written)
+        if name.startswith("\\") or (len(name) > 1 and written == name):
+            raise ExpressionError(
+                f"{written} cannot be a summation variable: use one letter or a Greek letter, e.g. "
+                "\\sum_{j=1}^{t} or \\sum_{\\tau=1}^{t}."
+            )
+        if self.config.symbol(name) is not None or name in self.bases or written in self.bases:
+            raise ExpressionError(
+                f"{written} is a declared symbol; a sum or product cannot bind it. Use another letter."
+            )
+        return name
 
     # Atoms: words, commands, hats, each with an optional subscript.
     def atom(self, node: Tree[Token]) -> _Item:
@@ -226,18 +356,22 @@ class _Resolver:
         if node.data == "subscripted":
             base_node, sub_node = node.children
             assert isinstance(sub_node, Tree)
-            subscript = "".join(str(token) for token in sub_node.children).replace(" ", "")
+            # A Greek letter in a subscript is its name: `h_{\tau-1}` is h[tau - 1].
+            subscript = "".join(GREEK_VARIABLES.get(str(token), str(token)) for token in sub_node.children)
+            subscript = subscript.replace(" ", "")
             if not isinstance(base_node, Tree) or base_node.data not in ("word", "command", "hat"):
                 raise ExpressionError("Only a symbol can carry a subscript.")
             node = base_node
         base = f"\\hat{{{node.children[1]}}}" if node.data == "hat" else str(node.children[0])
         if node.data == "command":
             if base in FUNCTION_COMMANDS and subscript is None and base not in self.bases:
-                return _FunctionAtom(FUNCTION_COMMANDS[base])
+                return _FunctionAtom(FUNCTION_COMMANDS[base], base)
+            if subscript is None and GREEK_VARIABLES.get(base) in self.bound:
+                return Name(GREEK_VARIABLES[base])
             if base not in self.bases:
                 raise UndeclaredName(f"Unknown LaTeX command {base}. {self._allowed()}")
         if node.data == "word" and subscript is None and base in self.functions and base not in self.bases:
-            return _FunctionAtom(base)
+            return _FunctionAtom(base, f"\\operatorname{{{base}}}")
         return self.resolve(base, subscript)
 
     def resolve(self, base: str, subscript: str | None) -> Expr:
@@ -262,7 +396,7 @@ class _Resolver:
         raise UndeclaredName(f"Unknown symbol {written}. {self._allowed()}")
 
     def _match(self, base: str, subscript: str | None) -> Expr | None:
-        if subscript is None and base in self.config.index_names:
+        if subscript is None and (base in self.bound or base in self.config.index_names):
             return Name(base)
         for spelling in self.spellings:
             if spelling.base != base:
@@ -300,6 +434,26 @@ def _plus_one(expr: Expr) -> Expr:
             return expr.left
         return Binary(expr.op, expr.left, Number(shifted))
     return Binary("+", expr, Number(1.0))
+
+
+def _ambiguous_power(function: _FunctionAtom, power: Binary) -> str:
+    """`\tanh z_t^2`: tanh(z_t^2) by the old convention, (tanh z_t)^2 to many a student."""
+    f, base, exponent = function.written, to_text(power.left), to_text(power.right)
+    return (
+        f"{f} followed by a power without parentheses is ambiguous: {function.name}({base} ** {exponent}) "
+        f"or {function.name}({base}) ** {exponent}. Write {f}(x^2) for the first, {f}(x)^2 or "
+        f"{f}^2(x) for the second."
+    )
+
+
+def _ambiguous_quotient(numerator: Expr, denominator: Expr) -> str:
+    """`a / b c`: (a / b) c or a / (b c); textbooks use both."""
+    top, bottom = to_text(numerator), to_text(denominator)
+    return (
+        f"A factor written right after '{top} / {bottom}' is ambiguous: it could multiply the "
+        f"quotient or belong to the denominator. Write \\frac{{a}}{{b}} c for (a / b) c, or "
+        f"\\frac{{a}}{{b c}} (or a / (b c)) for a / (b c)."
+    )
 
 
 def parse_latex(source: str, config: ExpressionConfig, limits: Limits = DEFAULT_LIMITS) -> Expr:

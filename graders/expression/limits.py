@@ -19,6 +19,7 @@ class Limits:
     max_steps: int = 2_000  # node evaluations (each over all points) for one evaluation
     max_diagnosis_steps: int = 20_000  # across the extra evaluations that look for a named mistake
     max_exponent: float = 64.0  # |exponent| of **
+    max_bound_variables: int = 8  # distinct names bound by the sums and products of one answer
 
 
 DEFAULT_LIMITS = Limits()

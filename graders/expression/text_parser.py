@@ -1,6 +1,7 @@
 """The text grammar: Python/numpy-like formulas such as `dot(w_yh, g_o[t]) * w_hh**(t-i)`.
 
 Parsed by lark (LALR) into the shared syntax tree; nothing is ever evaluated by Python itself.
+`^` is a power, as in PrairieLearn's and WeBWorK's formula boxes (never XOR).
 Generator expressions exist only as the argument of sum(...) or prod(...) over range(...).
 """
 
@@ -31,6 +32,7 @@ GRAMMAR = r"""
     | "+" unary
 ?power: postfix
     | postfix "**" unary -> pow
+    | postfix "^" unary  -> pow
 ?postfix: atom
     | NAME index+       -> indexed
     | postfix ".T"      -> transpose

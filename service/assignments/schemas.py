@@ -44,7 +44,7 @@ class PreviewRequest(BaseModel):
     # Shorter than a submitted formula may be (2,000): a preview is parsed on the request path, and
     # the parse of a 1,900-character subscript costs ~40 ms, of 500 characters at most ~9 ms.
     expression: str = Field(max_length=MAX_PREVIEW_LENGTH)
-    # Omitted: a backslash means LaTeX.
+    # Omitted: a backslash or a braced script (`_{`, `^{`) means LaTeX.
     format: Literal["text", "latex"] | None = None
 
 
@@ -56,3 +56,5 @@ class PreviewView(BaseModel):
     error: str | None
     # 0-based character offset of the error, where known.
     position: int | None
+    # How the answer was read when that differs from what was asked: "Read as LaTeX: ...".
+    note: str | None = None

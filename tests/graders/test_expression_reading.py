@@ -89,6 +89,7 @@ def test_preview_shows_the_reading_or_the_error_position() -> None:
         "read_as": "sum(g_h[i] * dpsi(z[i]) * h[t - 1] for i in range(1, t + 1))",
         "error": None,
         "position": None,
+        "note": None,
     }
     failed = GRADER.preview(config("q2_3"), {"expression": "g_h[i] * * h[i]", "format": "text"})
     assert failed["ok"] is False
