@@ -10,7 +10,7 @@ from graders._grader import Grader, GraderKind
 from graders._result import GradeResult, JSONValue
 from graders.expression.config import ExpressionAnswer, ExpressionConfig
 from graders.expression.diagnose import compare
-from graders.expression.errors import ExpressionError, LimitExceeded
+from graders.expression.errors import ExpressionError, ExpressionSyntaxError, LimitExceeded
 from graders.expression.evaluate import PointBatch, check_names
 from graders.expression.latex_parser import parse_latex
 from graders.expression.limits import DEFAULT_LIMITS, Limits
@@ -64,20 +64,22 @@ class ExpressionGrader(Grader[ExpressionConfig, ExpressionAnswer]):
         one (the failure costs the second parse, a success nothing), and the note says so.
         """
         chosen = detect_format(expression, answer_format)
-        reading = self._read_as(config, expression, chosen)
+        reading, unparsed = self._read_as(config, expression, chosen)
         if reading.expr is not None or answer_format is not None:
             return reading
         other = "text" if chosen == "latex" else "latex"
-        fallback = self._read_as(config, expression, other)
+        fallback, other_unparsed = self._read_as(config, expression, other)
         if fallback.expr is None:
-            return reading
+            # Both fail: the error of the format that at least parsed says more.
+            return fallback if unparsed and not other_unparsed else reading
         note = (
             f"Read as {FORMAT_NAMES[other]}: as {FORMAT_NAMES[chosen]} it fails ({reading.error}). "
             f"Set the format to {other} to say so."
         )
         return Reading(fallback.expr, fallback.canonical, format=other, note=note)
 
-    def _read_as(self, config: ExpressionConfig, expression: str, chosen: str) -> Reading:
+    def _read_as(self, config: ExpressionConfig, expression: str, chosen: str) -> tuple[Reading, bool]:
+        """The reading in one format, and whether it failed already in the grammar."""
         limits = Limits(max_length=config.max_length)
         try:
             expr = (
@@ -89,8 +91,9 @@ class ExpressionGrader(Grader[ExpressionConfig, ExpressionAnswer]):
                 raise LimitExceeded(f"The answer has more than {limits.max_nodes} parts.")
             check_names(expr, config, limits)
         except ExpressionError as error:
-            return Reading(None, None, error.message, error.position, chosen)
-        return Reading(expr, to_text(expr), format=chosen)
+            reading = Reading(None, None, error.message, error.position, chosen)
+            return reading, isinstance(error, ExpressionSyntaxError)
+        return Reading(expr, to_text(expr), format=chosen), False
 
     def preview(self, config: ExpressionConfig, raw_answer: object) -> dict[str, JSONValue]:
         answer = self.parse_answer(raw_answer)

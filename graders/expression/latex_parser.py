@@ -56,8 +56,9 @@ _TYPESET_ONLY = re.compile(
     r"|mathbf|boldsymbol|bm|pmb|mathrm|mathit|mathsf|mathnormal|mathcal|vec|operatorname\*?"
     r"|text|textrm|textit|textbf)(?![A-Za-z]))"
 )
-# A script without braces takes one character, or one command: `_t`, `^2`, `^\top`, `^'`.
-_BARE_SCRIPT = re.compile(r"([_^])\s*(\\[A-Za-z]+|[A-Za-z0-9'])")
+# A script without braces takes one character, or one command: `_t`, `^2`, `^\top`, `^'`; so
+# does an accent: `\hat y` is `\hat{y}`.
+_BARE_SCRIPT = re.compile(r"([_^]|\\(?:wide)?hat(?![A-Za-z]))\s*(\\[A-Za-z]+|[A-Za-z0-9'])")
 
 
 @lru_cache(maxsize=1)

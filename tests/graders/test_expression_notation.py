@@ -63,6 +63,8 @@ def grade(question: str, expression: str, answer_format: str | None = None):  # 
         (r"\hat{\mathbf{y}}_t", "yhat[t]"),
         (r"\boldsymbol{\hat{y}}_t", "yhat[t]"),
         (r"\mathrm{softmax}(o_t)", "softmax(o[t])"),
+        (r"\text{softmax}(o_t)", "softmax(o[t])"),
+        (r"\boldsymbol{\hat y}_t - \hat y_{t}", "yhat[t] - yhat[t]"),
         (r"\operatorname{softmax}(\mathbf{o}_t)", "softmax(o[t])"),
         # Summation variables of any letter, Greek included, bound in the body only.
         (r"\sum_{j=1}^{3} gw_{hh,j}", "sum(gw_hh[j] for j in range(1, 4))"),
@@ -178,6 +180,14 @@ def test_braced_scripts_mean_latex_and_a_failed_detection_falls_back_with_a_note
     assert graded.verdict is Verdict.INVALID  # neither reading works: the detected one's error
     graded = GRADER.grade_raw_answer(configs["q2_3"], {"expression": "h_t x_t"}, context)
     assert str(graded.details["note"]).startswith("Read as LaTeX:")
+
+
+def test_when_both_formats_fail_the_error_of_the_one_that_parsed_is_shown() -> None:
+    # No LaTeX mark, so detected as text, where it does not parse; as LaTeX it parses but is ambiguous.
+    preview = GRADER.preview(config("q2_2"), {"expression": "x_t / h_t z_t"})
+    assert preview["ok"] is False
+    assert preview["format"] == "latex"
+    assert "ambiguous" in str(preview["error"])
 
 
 def test_an_explicit_format_never_falls_back() -> None:
