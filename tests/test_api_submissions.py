@@ -389,7 +389,12 @@ def test_preview_reads_without_grading(api: Api) -> None:
         "read_as": "sum(g_h[i] * dpsi(z[i]) * h[t - 1] for i in range(1, t + 1))",
         "error": None,
         "position": None,
+        "note": None,
     }
+    # No format given, detected as text, read as LaTeX: the preview says so.
+    fallback = api.client.post(path, json={"expression": "h_t x_t"}, headers=headers).json()
+    assert fallback["ok"] is True
+    assert fallback["note"].startswith("Read as LaTeX:")
     broken = api.client.post(
         path, json={"expression": "sum(g_h[i] for i in range(1, t+1)", "format": "text"}, headers=headers
     )

@@ -64,22 +64,25 @@ class ExpressionGrader(Grader[ExpressionConfig, ExpressionAnswer]):
         one (the failure costs the second parse, a success nothing), and the note says so.
         """
         chosen = detect_format(expression, answer_format)
-        reading, unparsed = self._read_as(config, expression, chosen)
-        if reading.expr is not None or answer_format is not None:
-            return reading
+        reading, failure = self._read_as(config, expression, chosen)
+        if failure is None or answer_format is not None or isinstance(failure, LimitExceeded):
+            return reading  # a limit holds in either format: no second parse
         other = "text" if chosen == "latex" else "latex"
-        fallback, other_unparsed = self._read_as(config, expression, other)
-        if fallback.expr is None:
+        fallback, other_failure = self._read_as(config, expression, other)
+        if other_failure is not None:
             # Both fail: the error of the format that at least parsed says more.
-            return fallback if unparsed and not other_unparsed else reading
+            unparsed = isinstance(failure, ExpressionSyntaxError)
+            return fallback if unparsed and not isinstance(other_failure, ExpressionSyntaxError) else reading
         note = (
             f"Read as {FORMAT_NAMES[other]}: as {FORMAT_NAMES[chosen]} it fails ({reading.error}). "
             f"Set the format to {other} to say so."
         )
         return Reading(fallback.expr, fallback.canonical, format=other, note=note)
 
-    def _read_as(self, config: ExpressionConfig, expression: str, chosen: str) -> tuple[Reading, bool]:
-        """The reading in one format, and whether it failed already in the grammar."""
+    def _read_as(
+        self, config: ExpressionConfig, expression: str, chosen: str
+    ) -> tuple[Reading, ExpressionError | None]:
+        """The reading in one format, and the error that stopped it, if any."""
         limits = Limits(max_length=config.max_length)
         try:
             expr = (
@@ -91,9 +94,8 @@ class ExpressionGrader(Grader[ExpressionConfig, ExpressionAnswer]):
                 raise LimitExceeded(f"The answer has more than {limits.max_nodes} parts.")
             check_names(expr, config, limits)
         except ExpressionError as error:
-            reading = Reading(None, None, error.message, error.position, chosen)
-            return reading, isinstance(error, ExpressionSyntaxError)
-        return Reading(expr, to_text(expr), format=chosen), False
+            return Reading(None, None, error.message, error.position, chosen), error
+        return Reading(expr, to_text(expr), format=chosen), None
 
     def preview(self, config: ExpressionConfig, raw_answer: object) -> dict[str, JSONValue]:
         answer = self.parse_answer(raw_answer)

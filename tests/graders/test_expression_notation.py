@@ -8,6 +8,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from graders import Verdict
 from graders.expression import parse_latex, parse_text, to_text
@@ -215,3 +217,33 @@ def test_hostile_notation_stays_cheap(hostile: str) -> None:
     preview = GRADER.preview(config("q2_2"), {"expression": hostile})
     assert time.perf_counter() - started < 0.05 * 2
     assert reading.expr is None or preview["ok"] is True
+
+
+NOTATION_ALPHABET = st.sampled_from(
+    [
+        *"tikzhx_^{}()/',+- ",
+        r"\tanh",
+        r"\psi",
+        r"\prime",
+        r"\mathbf",
+        r"\limits",
+        r"\displaystyle",
+        r"\tau",
+        r"\sum_{j=1}^{3}",
+        r"\prod_{\kappa=1}^{t}",
+        r"\cdot",
+        "^{2}",
+        "^{-1}",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(NOTATION_ALPHABET, max_size=25).map("".join))
+def test_random_notation_reads_or_fails_with_a_message(latex: str) -> None:
+    reading = GRADER.read(config(), latex)
+    if reading.expr is None:
+        assert reading.error
+    else:
+        assert reading.canonical is not None
+        assert parse_text(reading.canonical) == reading.expr
