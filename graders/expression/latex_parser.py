@@ -260,7 +260,12 @@ class _Resolver:
         if isinstance(node, Tree) and node.data in ("juxtapose", "mul"):
             left, right = (child for child in node.children if not isinstance(child, Token))
             self._flatten(left, items, links, link)
-            self._flatten(right, items, links, node.data)
+            if isinstance(right, Tree) and right.data in ("juxtapose", "mul"):
+                # Only braces make a product a right operand: `\tanh{a b}` applies to the group.
+                items.append(self.chain(right))
+                links.append(node.data)
+            else:
+                self._flatten(right, items, links, node.data)
             return
         if isinstance(node, Tree) and node.data == "div" and not items:
             # `a / b c` parses as (a / b) c; the chain decides whether that reading is sure.

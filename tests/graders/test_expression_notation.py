@@ -79,6 +79,9 @@ def grade(question: str, expression: str, answer_format: str | None = None):  # 
         # A quotient whose denominator is a function call takes the call's argument.
         (r"x_t / \tanh(z_t)", "x[t] / tanh(z[t])"),
         (r"x_t / h_t \cdot z_t", "x[t] / h[t] * z[t]"),
+        # Braces group: a braced product or quotient is one factor.
+        (r"\tanh{x_t h_t}", "tanh(x[t] * h[t])"),
+        (r"z_t {x_t / \tanh(z_t)}", "z[t] * (x[t] / tanh(z[t]))"),
     ],
 )
 def test_standard_latex_spellings_are_read(latex: str, text: str) -> None:
