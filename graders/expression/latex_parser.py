@@ -1,7 +1,8 @@
 """The LaTeX grammar: what students paste from their write-ups, e.g. `\\sum_{i=1}^t g_{h,i} \\psi'(z_i)`.
 
-Three steps: normalise the source (strip $, \\left/\\right and spacing, brace lone scripts, keep the
-last right-hand side of a derivation), parse with lark (LALR) into a raw tree, then resolve that
+Three steps: normalise the source (strip $, spacing and typeset-only commands such as \\left,
+\\limits, \\displaystyle and \\mathbf, brace lone scripts, keep the last right-hand side of a
+derivation), parse with lark (LALR) into a raw tree, then resolve that
 tree against the question's declarations: whether `w_{hh}` is a name, `h_{t-1}` an indexed symbol,
 `y_{t,i}` a component, `g_{ot}` the symbol g_o at t, is read from the declared spellings, never
 guessed. The result is the same syntax tree the text grammar produces.
@@ -258,7 +259,7 @@ class _Resolver:
 
     def _flatten(self, node: Tree[Token] | Token, items: list[_Item], links: list[str], link: str) -> None:
         if isinstance(node, Tree) and node.data in ("juxtapose", "mul"):
-            left, right = (child for child in node.children if not isinstance(child, Token))
+            left, right = node.children[0], node.children[-1]  # a `mul` has its operator between
             self._flatten(left, items, links, link)
             if isinstance(right, Tree) and right.data in ("juxtapose", "mul"):
                 # Only braces make a product a right operand: `\tanh{a b}` applies to the group.
