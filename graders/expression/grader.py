@@ -9,14 +9,15 @@ from graders._context import GradingContext
 from graders._grader import Grader, GraderKind
 from graders._result import GradeResult, JSONValue
 from graders.expression.config import ExpressionAnswer, ExpressionConfig
-from graders.expression.diagnose import compare
+from graders.expression.derivation import check_derivation
+from graders.expression.diagnose import Verdict, compare
 from graders.expression.errors import ExpressionError, LimitExceeded
 from graders.expression.evaluate import PointBatch, check_names
-from graders.expression.latex_parser import parse_latex
+from graders.expression.latex_parser import parse_latex_sides
 from graders.expression.limits import DEFAULT_LIMITS, Limits
 from graders.expression.points import draw_points
-from graders.expression.syntax import Expr, node_count, to_text
-from graders.expression.text_parser import parse_derivation
+from graders.expression.syntax import Expr, Side, node_count, to_text
+from graders.expression.text_parser import in_side, parse_text_sides
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,12 +29,31 @@ class Reading:
     error: str | None = None
     position: int | None = None
     format: str = "text"
+    # A derivation `a = b = c` has a side per formula, the answer last; a plain answer has one.
+    sides: tuple[Side, ...] = ()
 
 
 def detect_format(expression: str, declared: str | None) -> str:
     if declared is not None:
         return declared
     return "latex" if "\\" in expression else "text"
+
+
+def _checked(side: Side, number: int, count: int, config: ExpressionConfig, limits: Limits) -> Side:
+    """A side's size bounded and its names checked; an earlier side's unknown names are kept as
+    its error (it may name the quantity derived), the last side's raise."""
+    if side.expr is None:
+        return side
+    try:
+        if node_count(side.expr) > limits.max_nodes:
+            raise LimitExceeded(f"The answer has more than {limits.max_nodes} parts.")
+        check_names(side.expr, config)
+    except ExpressionError as error:
+        located = in_side(error, number, side.start, count)
+        if number == count or isinstance(error, LimitExceeded):
+            raise located from None
+        return Side(side.start, None, located)
+    return side
 
 
 class ExpressionGrader(Grader[ExpressionConfig, ExpressionAnswer]):
@@ -55,17 +75,19 @@ class ExpressionGrader(Grader[ExpressionConfig, ExpressionAnswer]):
         chosen = detect_format(expression, answer_format)
         limits = Limits(max_length=config.max_length)
         try:
-            expr = (
-                parse_latex(expression, config, limits)
+            parsed = (
+                parse_latex_sides(expression, config, limits)
                 if chosen == "latex"
-                else parse_derivation(expression, limits)
+                else parse_text_sides(expression, limits)
             )
-            if node_count(expr) > limits.max_nodes:
-                raise LimitExceeded(f"The answer has more than {limits.max_nodes} parts.")
-            check_names(expr, config)
+            sides = tuple(
+                _checked(side, number, len(parsed), config, limits) for number, side in enumerate(parsed, 1)
+            )
         except ExpressionError as error:
             return Reading(None, None, error.message, error.position, chosen)
-        return Reading(expr, to_text(expr), format=chosen)
+        expr = sides[-1].expr
+        assert expr is not None  # the last side is read or raises
+        return Reading(expr, to_text(expr), format=chosen, sides=sides)
 
     def preview(self, config: ExpressionConfig, raw_answer: object) -> dict[str, JSONValue]:
         answer = self.parse_answer(raw_answer)
@@ -110,12 +132,19 @@ class ExpressionGrader(Grader[ExpressionConfig, ExpressionAnswer]):
         except LimitExceeded as error:
             return GradeResult.invalid(error.message, details)
         except ExpressionError as error:
-            return GradeResult.from_fraction(0.0, error.message, details)
+            verdict = Verdict(False, None, error.message)
         if verdict.correct:
-            return GradeResult.from_fraction(1.0, "Correct.", details)
-        fraction = config.partial_credit.get(verdict.diagnosis, 0.0) if verdict.diagnosis else 0.0
-        details["diagnosis"] = verdict.diagnosis.value if verdict.diagnosis else None
-        return GradeResult.from_fraction(fraction, verdict.feedback, details)
+            fraction, feedback = 1.0, "Correct."
+        else:
+            fraction = config.partial_credit.get(verdict.diagnosis, 0.0) if verdict.diagnosis else 0.0
+            feedback = verdict.feedback
+            details["diagnosis"] = verdict.diagnosis.value if verdict.diagnosis else None
+        if len(reading.sides) > 1 or config.derivation.graded:
+            derivation = check_derivation(reading.sides, batch, config, DEFAULT_LIMITS)
+            details["steps"] = derivation.details()
+            fraction = derivation.fraction(config.derivation, fraction)
+            feedback = derivation.feedback(feedback, verdict.correct)
+        return GradeResult.from_fraction(fraction, feedback, details)
 
     def public_config(self, config: ExpressionConfig) -> dict[str, JSONValue]:
         return {
