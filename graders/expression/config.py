@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from graders._grader import GraderAnswer, GraderConfig
 from graders.expression.functions import FUNCTIONS
+from graders.expression.limits import DEFAULT_LIMITS
 
 IDENTIFIER = r"^[A-Za-z][A-Za-z0-9_]*$"
 
@@ -46,6 +47,30 @@ class SymbolDeclaration(BaseModel):
     meaning: str = ""
 
 
+class DerivationConfig(BaseModel):
+    """How an answer written as a derivation `a = b = c` is scored (every step is checked anyway)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # False: graded on the last side; a step that does not hold is named in the feedback only.
+    graded: bool = False
+    # With graded: the share of the score earned by the steps that hold, the rest by the last side.
+    step_weight: float = Field(default=0.5, gt=0.0, lt=1.0)
+    # With graded: an answer with fewer steps earns the missing ones' share as steps that fail.
+    min_steps: int = Field(default=1, ge=0, le=DEFAULT_LIMITS.max_sides - 1)
+
+    @model_validator(mode="after")
+    def _only_when_graded(self) -> DerivationConfig:
+        # Compared with the defaults, not with the keys given: a dumped config must load again.
+        defaults = DerivationConfig.model_fields
+        if not self.graded and (
+            self.step_weight != defaults["step_weight"].default
+            or self.min_steps != defaults["min_steps"].default
+        ):
+            raise ValueError("step_weight and min_steps apply only with graded = true")
+        return self
+
+
 class ExpressionConfig(GraderConfig):
     # f(rng: numpy.random.Generator, indices: dict[str, int]) -> (symbol values, expected value),
     # computing the expected value with torch.autograd, never from a formula.
@@ -63,6 +88,7 @@ class ExpressionConfig(GraderConfig):
     max_length: int = Field(default=2_000, ge=1, le=2_000)
     # Feedback on a mismatch names the student's value at a point; the value due there only if True.
     show_expected: bool = False
+    derivation: DerivationConfig = Field(default_factory=DerivationConfig)
 
     @model_validator(mode="after")
     def _consistent(self) -> ExpressionConfig:

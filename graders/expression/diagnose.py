@@ -33,7 +33,9 @@ class Verdict:
     feedback: str
 
 
-def _close(value: Array, expected: Array, evaluation: Evaluation, config: ExpressionConfig) -> np.ndarray:
+def close_at_points(
+    value: Array, expected: Array, evaluation: Evaluation, config: ExpressionConfig
+) -> np.ndarray:
     """Per point: defined, and every component within rtol/atol."""
     size = expected.shape[-1]
     near = np.isclose(value, expected, rtol=config.rtol, atol=config.atol)
@@ -55,7 +57,7 @@ def compare(expr: Expr, batch: PointBatch, config: ExpressionConfig, limits: Lim
     if given_shape != due_shape:
         if len(due_shape) == 2 and given_shape == due_shape[::-1]:
             transposed = np.swapaxes(value, 0, 1)
-            if _close(transposed, expected, evaluation, config).all():
+            if close_at_points(transposed, expected, evaluation, config).all():
                 return Verdict(False, Diagnosis.TRANSPOSE, "The answer is the transpose of what is due.")
         return Verdict(
             False,
@@ -63,12 +65,12 @@ def compare(expr: Expr, batch: PointBatch, config: ExpressionConfig, limits: Lim
             f"Wrong shape: the answer is {describe_shape(given_shape)}, "
             f"but {describe_shape(due_shape)} is due.",
         )
-    close = _close(value, expected, evaluation, config)
+    close = close_at_points(value, expected, evaluation, config)
     if close.all():
         return Verdict(True, None, "Correct.")
     defined = ~evaluation.undefined
     if defined.all():
-        if _close(-value, expected, evaluation, config).all():
+        if close_at_points(-value, expected, evaluation, config).all():
             return Verdict(
                 False, Diagnosis.SIGN, "The sign is wrong: the answer is the negative of what is due."
             )
@@ -206,7 +208,7 @@ def _index_fix(expr: Expr, batch: PointBatch, config: ExpressionConfig, limits: 
                 continue
             if value_shape(evaluation.value) != value_shape(batch.expected):
                 continue
-            if _close(evaluation.value, batch.expected, evaluation, config).all():
+            if close_at_points(evaluation.value, batch.expected, evaluation, config).all():
                 return (
                     f"Check the index of {symbol}: {symbol}[{to_text(index)}] does not fit here "
                     f"(with {symbol}[{to_text(candidate)}] the answer would be right)."

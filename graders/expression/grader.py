@@ -2,21 +2,22 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from graders._context import GradingContext
 from graders._grader import Grader, GraderKind
 from graders._result import GradeResult, JSONValue
 from graders.expression.config import ExpressionAnswer, ExpressionConfig
-from graders.expression.diagnose import compare
+from graders.expression.derivation import check_derivation
+from graders.expression.diagnose import Verdict, compare
 from graders.expression.errors import ExpressionError, ExpressionSyntaxError, LimitExceeded
 from graders.expression.evaluate import PointBatch, check_names
-from graders.expression.latex_parser import parse_latex
+from graders.expression.latex_parser import parse_latex_sides
 from graders.expression.limits import DEFAULT_LIMITS, Limits
 from graders.expression.points import draw_points
-from graders.expression.syntax import Expr, node_count, to_text
-from graders.expression.text_parser import parse_derivation
+from graders.expression.syntax import Expr, Side, node_count, to_text
+from graders.expression.text_parser import in_side, parse_text_sides
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,8 @@ class Reading:
     format: str = "text"
     # Set when no format was given and the detected one failed but the other read the answer.
     note: str | None = None
+    # A derivation `a = b = c` has a side per formula, the answer last; a plain answer has one.
+    sides: tuple[Side, ...] = ()
 
 
 # Text never has these; every declared LaTeX spelling with a brace or a command contains one.
@@ -41,6 +44,23 @@ def detect_format(expression: str, declared: str | None) -> str:
     if declared is not None:
         return declared
     return "latex" if any(mark in expression for mark in LATEX_MARKS) else "text"
+
+
+def _checked(side: Side, number: int, count: int, config: ExpressionConfig, limits: Limits) -> Side:
+    """A side's size bounded and its names checked; an earlier side's unknown names are kept as
+    its error (it may name the quantity derived), the last side's raise."""
+    if side.expr is None:
+        return side
+    try:
+        if node_count(side.expr) > limits.max_nodes:
+            raise LimitExceeded(f"The answer has more than {limits.max_nodes} parts.")
+        check_names(side.expr, config, limits)
+    except ExpressionError as error:
+        located = in_side(error, number, side.start, count)
+        if number == count or isinstance(error, LimitExceeded):
+            raise located from None
+        return Side(side.start, None, located)
+    return side
 
 
 class ExpressionGrader(Grader[ExpressionConfig, ExpressionAnswer]):
@@ -77,7 +97,7 @@ class ExpressionGrader(Grader[ExpressionConfig, ExpressionAnswer]):
             f"Read as {FORMAT_NAMES[other]}: as {FORMAT_NAMES[chosen]} it fails ({reading.error}). "
             f"Set the format to {other} to say so."
         )
-        return Reading(fallback.expr, fallback.canonical, format=other, note=note)
+        return replace(fallback, note=note)
 
     def _read_as(
         self, config: ExpressionConfig, expression: str, chosen: str
@@ -85,17 +105,19 @@ class ExpressionGrader(Grader[ExpressionConfig, ExpressionAnswer]):
         """The reading in one format, and the error that stopped it, if any."""
         limits = Limits(max_length=config.max_length)
         try:
-            expr = (
-                parse_latex(expression, config, limits)
+            parsed = (
+                parse_latex_sides(expression, config, limits)
                 if chosen == "latex"
-                else parse_derivation(expression, limits)
+                else parse_text_sides(expression, limits)
             )
-            if node_count(expr) > limits.max_nodes:
-                raise LimitExceeded(f"The answer has more than {limits.max_nodes} parts.")
-            check_names(expr, config, limits)
+            sides = tuple(
+                _checked(side, number, len(parsed), config, limits) for number, side in enumerate(parsed, 1)
+            )
         except ExpressionError as error:
             return Reading(None, None, error.message, error.position, chosen), error
-        return Reading(expr, to_text(expr), format=chosen), None
+        expr = sides[-1].expr
+        assert expr is not None  # the last side is read or raises
+        return Reading(expr, to_text(expr), format=chosen, sides=sides), None
 
     def preview(self, config: ExpressionConfig, raw_answer: object) -> dict[str, JSONValue]:
         answer = self.parse_answer(raw_answer)
@@ -143,12 +165,19 @@ class ExpressionGrader(Grader[ExpressionConfig, ExpressionAnswer]):
         except LimitExceeded as error:
             return GradeResult.invalid(error.message, details)
         except ExpressionError as error:
-            return GradeResult.from_fraction(0.0, error.message, details)
+            verdict = Verdict(False, None, error.message)
         if verdict.correct:
-            return GradeResult.from_fraction(1.0, "Correct.", details)
-        fraction = config.partial_credit.get(verdict.diagnosis, 0.0) if verdict.diagnosis else 0.0
-        details["diagnosis"] = verdict.diagnosis.value if verdict.diagnosis else None
-        return GradeResult.from_fraction(fraction, verdict.feedback, details)
+            fraction, feedback = 1.0, "Correct."
+        else:
+            fraction = config.partial_credit.get(verdict.diagnosis, 0.0) if verdict.diagnosis else 0.0
+            feedback = verdict.feedback
+            details["diagnosis"] = verdict.diagnosis.value if verdict.diagnosis else None
+        if len(reading.sides) > 1 or config.derivation.graded:
+            derivation = check_derivation(reading.sides, batch, config, DEFAULT_LIMITS)
+            details["steps"] = derivation.details()
+            fraction = derivation.fraction(config.derivation, fraction)
+            feedback = derivation.feedback(feedback, verdict.correct)
+        return GradeResult.from_fraction(fraction, feedback, details)
 
     def public_config(self, config: ExpressionConfig) -> dict[str, JSONValue]:
         return {

@@ -1,8 +1,8 @@
 """The LaTeX grammar: what students paste from their write-ups, e.g. `\\sum_{i=1}^t g_{h,i} \\psi'(z_i)`.
 
-Three steps: normalise the source (strip $, spacing and typeset-only commands such as \\left,
-\\limits, \\displaystyle and \\mathbf, brace lone scripts, keep the last right-hand side of a
-derivation), parse with lark (LALR) into a raw tree, then resolve that
+Three steps: split a derivation `a = b = c` into its sides and normalise each (strip $, spacing and
+typeset-only commands such as \\left, \\limits, \\displaystyle and \\mathbf, brace lone scripts),
+parse with lark (LALR) into a raw tree, then resolve that
 tree against the question's declarations: whether `w_{hh}` is a name, `h_{t-1}` an indexed symbol,
 `y_{t,i}` a component, `g_{ot}` the symbol g_o at t, is read from the declared spellings, never
 guessed. The result is the same syntax tree the text grammar produces.
@@ -24,8 +24,8 @@ from graders.expression.config import ExpressionConfig, SymbolDeclaration
 from graders.expression.errors import ExpressionError, ExpressionSyntaxError
 from graders.expression.evaluate import UndeclaredName
 from graders.expression.limits import DEFAULT_LIMITS, Limits, check_source, derivation_sides
-from graders.expression.syntax import Binary, Call, Expr, Indexed, Name, Negate, Number, Reduce, to_text
-from graders.expression.text_parser import describe_unexpected, parse_text
+from graders.expression.syntax import Binary, Call, Expr, Indexed, Name, Negate, Number, Reduce, Side, to_text
+from graders.expression.text_parser import describe_unexpected, in_side, parse_text
 
 # LaTeX commands that name functions, and the functions their derivatives (') name.
 FUNCTION_COMMANDS = {
@@ -464,20 +464,62 @@ def _ambiguous_quotient(numerator: Expr, denominator: Expr) -> str:
 
 
 def parse_latex(source: str, config: ExpressionConfig, limits: Limits = DEFAULT_LIMITS) -> Expr:
-    """Parse a LaTeX answer into the shared syntax tree; raises ExpressionError subclasses only."""
+    """Parse a LaTeX answer into the shared syntax tree; raises ExpressionError subclasses only.
+
+    A derivation `a = b = c` gives its last side; the earlier ones need only be well-formed.
+    """
+    final = parse_latex_sides(source, config, limits)[-1].expr
+    assert final is not None  # the last side is resolved or raises
+    return final
+
+
+def parse_latex_steps(source: str, config: ExpressionConfig, limits: Limits = DEFAULT_LIMITS) -> list[Expr]:
+    """Every side of a derivation `a = b = c` as a resolved syntax tree; raises on any side that
+    cannot be read, with the position in the whole answer."""
+    steps = []
+    for side in parse_latex_sides(source, config, limits):
+        if side.error is not None:
+            raise side.error
+        assert side.expr is not None
+        steps.append(side.expr)
+    return steps
+
+
+def parse_latex_sides(source: str, config: ExpressionConfig, limits: Limits = DEFAULT_LIMITS) -> list[Side]:
+    """Every side parsed; each resolved against the declarations, or the reason it cannot be.
+
+    A side that is not well-formed LaTeX, and a last side that does not resolve, raise; an earlier
+    side that does not resolve (`\\frac{\\partial J}{\\partial w}`) is kept with its error.
+    """
     check_source(source, limits)
-    sides = derivation_sides(normalise(source))
-    # A derivation `a = b = c` is graded on c; the earlier steps need only be well-formed LaTeX.
-    trees = [_parse_side(side, last=index == len(sides) - 1) for index, side in enumerate(sides)]
-    try:
-        return _Resolver(config, limits).expr(trees[-1])
-    except RecursionError:
-        raise ExpressionSyntaxError("The answer is nested too deeply.") from None
+    # Split before normalising, and blanks in place of the sides before: positions in errors are
+    # places in what the student wrote (up to what normalising a side shortens).
+    spans = derivation_sides(source, limits)
+    count = len(spans)
+    trees = []
+    for number, (start, text) in enumerate(spans, 1):
+        try:
+            trees.append(_parse_side(normalise(" " * start + text), last=number == count))
+        except ExpressionError as error:
+            raise in_side(error, number, start, count) from None
+    resolver = _Resolver(config, limits)
+    sides = []
+    for number, ((start, _text), tree) in enumerate(zip(spans, trees, strict=True), 1):
+        try:
+            sides.append(Side(start, resolver.expr(tree)))
+        except RecursionError:
+            raise ExpressionSyntaxError("The answer is nested too deeply.") from None
+        except ExpressionError as error:
+            located = in_side(error, number, start, count)
+            if number == count:
+                raise located from None
+            sides.append(Side(start, None, located))
+    return sides
 
 
 def _parse_side(text: str, last: bool) -> Any:
     if not text.strip():
-        raise ExpressionSyntaxError("The answer is empty." if last else "A step of the derivation is empty.")
+        raise ExpressionSyntaxError("The answer is empty." if last else "This side is empty.")
     try:
         return _parser().parse(text)
     except UnexpectedInput as error:

@@ -20,6 +20,8 @@ class Limits:
     max_diagnosis_steps: int = 20_000  # across the extra evaluations that look for a named mistake
     max_exponent: float = 64.0  # |exponent| of **
     max_bound_variables: int = 8  # distinct names bound by the sums and products of one answer
+    max_sides: int = 12  # sides of a derivation `a = b = c`, the answer included
+    max_derivation_steps: int = 600  # node evaluations for all sides of a derivation together
 
 
 DEFAULT_LIMITS = Limits()
@@ -54,9 +56,12 @@ class StepBudget:
             raise LimitExceeded("The answer takes too much work to evaluate.")
 
 
-def derivation_sides(text: str) -> list[str]:
-    """`a = b = c` → [a, b, c]: splits at each `=` outside brackets."""
-    sides: list[str] = []
+def derivation_sides(text: str, limits: Limits = DEFAULT_LIMITS) -> list[tuple[int, str]]:
+    """`a = b = c` → [(0, a), (start of b, b), (start of c, c)]: splits at each `=` outside brackets.
+
+    Refuses more than `limits.max_sides` sides before any of them is parsed.
+    """
+    sides: list[tuple[int, str]] = []
     depth = 0
     start = 0
     for position, character in enumerate(text):
@@ -65,7 +70,13 @@ def derivation_sides(text: str) -> list[str]:
         elif character in CLOSERS:
             depth -= 1
         elif character == "=" and depth == 0:
-            sides.append(text[start:position])
+            if len(sides) + 1 >= limits.max_sides:
+                raise LimitExceeded(
+                    f"The derivation has more than {limits.max_sides} sides; write at most "
+                    f"{limits.max_sides - 1} steps.",
+                    position,
+                )
+            sides.append((start, text[start:position]))
             start = position + 1
-    sides.append(text[start:])
+    sides.append((start, text[start:]))
     return sides

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeAlias
 
+from graders.expression.errors import ExpressionError
+
 
 @dataclass(frozen=True, slots=True)
 class Number:
@@ -56,6 +58,17 @@ class Reduce:
 
 
 Expr: TypeAlias = Number | Name | Indexed | Call | Binary | Negate | Reduce
+
+
+@dataclass(frozen=True, slots=True)
+class Side:
+    """One side of a derivation `a = b = c`: its tree, or why it cannot be read against the
+    declarations (an earlier side may name the quantity, e.g. `dJ/dw`, rather than compute it)."""
+
+    start: int  # offset of the side in the answer
+    expr: Expr | None
+    error: ExpressionError | None = None
+
 
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "@": 2, "**": 4}
 _NEGATE = 3

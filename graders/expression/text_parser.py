@@ -14,7 +14,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from graders.expression.errors import ExpressionError, ExpressionSyntaxError
 from graders.expression.limits import DEFAULT_LIMITS, Limits, check_source, derivation_sides
-from graders.expression.syntax import Binary, Call, Expr, Indexed, Name, Negate, Number, Reduce
+from graders.expression.syntax import Binary, Call, Expr, Indexed, Name, Negate, Number, Reduce, Side
 
 GRAMMAR = r"""
 ?start: expr
@@ -128,23 +128,38 @@ def describe_unexpected(error: UnexpectedInput, text: str) -> ExpressionSyntaxEr
     return ExpressionSyntaxError(message, position)
 
 
+def in_side(error: ExpressionError, side: int, start: int, sides: int) -> ExpressionError:
+    """The error of one side of a derivation, named as such; an error without a position of its
+    own is placed at the side's start."""
+    if sides == 1:
+        return error
+    position = start if error.position is None else error.position
+    message = error.message if side == sides else f"In side {side} of the derivation: {error.message}"
+    return type(error)(message, position)
+
+
+def parse_text_sides(text: str, limits: Limits = DEFAULT_LIMITS) -> list[Side]:
+    """`a = b = c` → a side per formula, each parsed (names are checked by the grader)."""
+    check_source(text, limits)
+    spans = derivation_sides(text, limits)
+    sides = []
+    for number, (start, side) in enumerate(spans, 1):
+        try:
+            # Blanks in place of the sides before: positions in errors are places in the answer.
+            sides.append(Side(start, parse_text(" " * start + side, limits)))
+        except ExpressionError as error:
+            raise in_side(error, number, start, len(spans)) from None
+    return sides
+
+
+def parse_text_steps(text: str, limits: Limits = DEFAULT_LIMITS) -> list[Expr]:
+    """Every side of a derivation `a = b = c` as a syntax tree; a single formula is one side."""
+    return [side.expr for side in parse_text_sides(text, limits) if side.expr is not None]
+
+
 def parse_derivation(text: str, limits: Limits = DEFAULT_LIMITS) -> Expr:
     """`a = b = c`: every side must be a formula; the last one is the answer."""
-    check_source(text, limits)
-    sides = derivation_sides(text)
-    offset = 0
-    for side in sides[:-1]:
-        try:
-            parse_text(side, limits)
-        except ExpressionError as error:
-            position = None if error.position is None else error.position + offset
-            raise type(error)(f"In the derivation, before the last '=': {error.message}", position) from None
-        offset += len(side) + 1
-    try:
-        return parse_text(sides[-1], limits)
-    except ExpressionError as error:
-        position = None if error.position is None else error.position + offset
-        raise type(error)(error.message, position) from None
+    return parse_text_steps(text, limits)[-1]
 
 
 def parse_text(text: str, limits: Limits = DEFAULT_LIMITS) -> Expr:
