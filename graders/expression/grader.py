@@ -113,8 +113,13 @@ class ExpressionGrader(Grader[ExpressionConfig, ExpressionAnswer]):
             return GradeResult.from_fraction(0.0, error.message, details)
         if verdict.correct:
             return GradeResult.from_fraction(1.0, "Correct.", details)
-        fraction = config.partial_credit.get(verdict.diagnosis, 0.0) if verdict.diagnosis else 0.0
+        fraction = verdict.credit(config.partial_credit)
         details["diagnosis"] = verdict.diagnosis.value if verdict.diagnosis else None
+        if verdict.mistakes:
+            details["mistakes"] = [
+                {"diagnosis": mistake.diagnosis.value, "message": mistake.note}
+                for mistake in verdict.mistakes
+            ]
         return GradeResult.from_fraction(fraction, verdict.feedback, details)
 
     def public_config(self, config: ExpressionConfig) -> dict[str, JSONValue]:
