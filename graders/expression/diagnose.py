@@ -258,7 +258,7 @@ def _search(
         # The states nearest to right go first, so that the budget is spent where it is likeliest to help.
         for state in sorted(level, key=lambda s: -s.points_right):
             shape_only = state.points_right < 0
-            for repair in _repairs(state.tree, state.inserted, config):
+            for repair in _repairs(state.tree, state.inserted, config, shape_only):
                 if shape_only and not repair.changes_shape:
                     continue  # a shape mistake needs a repair that changes a shape, whatever else it needs
                 if evaluations_left <= 0:
@@ -298,12 +298,21 @@ def _fingerprint(evaluation: Evaluation | None) -> bytes:
     return repr(value.shape).encode() + value.tobytes() + np.packbits(evaluation.undefined).tobytes()
 
 
-def _repairs(tree: Expr, inserted: frozenset[int], config: ExpressionConfig) -> Iterator[Repair]:
+def _repairs(
+    tree: Expr, inserted: frozenset[int], config: ExpressionConfig, shape_only: bool
+) -> Iterator[Repair]:
     """Every single repair of the tree, lazily: index mistakes first (the commonest slip), then
-    sum and product bounds, products, transposes and signs."""
+    sum and product bounds, products, transposes and signs; or only those that change a shape."""
     shapes = _Shapes(config)
     free = [index.name for index in config.indices]
     sites = list(_sites(tree))
+    if shape_only:
+        for path, node, scope, value_position in sites:
+            if isinstance(node, Binary) and node.op in ("*", "@") and value_position:
+                yield from _product_repairs(tree, path, node, scope, shapes, config)
+            elif value_position:
+                yield from _transpose_repairs(tree, path, node, scope, shapes)
+        return
     for differences in (False, True):  # the renames and shifts of every index before differences
         for path, node, scope, _value_position in sites:
             if isinstance(node, Indexed):
@@ -320,6 +329,30 @@ def _repairs(tree: Expr, inserted: frozenset[int], config: ExpressionConfig) -> 
     for path, node, _scope, value_position in sites:
         if value_position:
             yield from _sign_repairs(tree, path, node)
+
+
+QUOTE_LENGTH = 80
+
+
+def _quote(expr: Expr) -> str:
+    """The answer's own text of a part, shortened: a note quotes, it does not copy."""
+    text = to_text(expr)
+    return text if len(text) <= QUOTE_LENGTH else text[: QUOTE_LENGTH - 1] + "…"
+
+
+def _sign_description(node: Binary, term: Expr) -> str:
+    text = to_text(node)
+    where = f" in {text}" if len(text) <= QUOTE_LENGTH else ""
+    return f"Check the sign of {_quote(term)}{where}"
+
+
+def _quote_term(node: Binary, term: Expr) -> str:
+    """`a + b`, or where that is long, `… + b` (the term and its sign are what the note is about)."""
+    text = to_text(node)
+    if len(text) <= QUOTE_LENGTH:
+        return text
+    elided = Name("…")
+    return _quote(replace(node, left=elided) if term is node.right else replace(node, right=elided))
 
 
 def _sites(
@@ -368,8 +401,8 @@ def _index_repairs(
                 node, indices=(*node.indices[:position], candidate, *node.indices[position + 1 :])
             )
             yield Repair(
-                f"Check the index of {node.name}: {to_text(node)} does not fit here",
-                to_text(changed),
+                f"Check the index of {node.name}: {_quote(node)} does not fit here",
+                _quote(changed),
                 Diagnosis.INDEX,
                 _replace_at(tree, path, changed),
                 path,
@@ -418,10 +451,10 @@ def _bound_repairs(
     tree: Expr, path: tuple[int, ...], node: Reduce, inserted: frozenset[int]
 ) -> Iterator[Repair]:
     """A sum's or product's first or last term off by one (bounds read inclusive, as written)."""
-    last = to_text(shifted(node.stop, -1))
+    last = _quote(shifted(node.stop, -1))
     description = (
         f"Check the bounds of the {REDUCTION_WORDS[node.kind]} over {node.variable}: "
-        f"it runs from {to_text(node.start)} to {last}"
+        f"it runs from {_quote(node.start)} to {last}"
     )
     if id(node.start) not in inserted:
         for delta in (+1, -1):
@@ -429,7 +462,7 @@ def _bound_repairs(
             changed = replace(node, start=start)
             yield Repair(
                 description,
-                f"{node.variable} from {to_text(start)} to {last}",
+                f"{node.variable} from {_quote(start)} to {last}",
                 Diagnosis.INDEX,
                 _replace_at(tree, path, changed),
                 path,
@@ -442,7 +475,7 @@ def _bound_repairs(
             changed = replace(node, stop=stop)
             yield Repair(
                 description,
-                f"{node.variable} from {to_text(node.start)} to {to_text(shifted(stop, -1))}",
+                f"{node.variable} from {_quote(node.start)} to {_quote(shifted(stop, -1))}",
                 Diagnosis.INDEX,
                 _replace_at(tree, path, changed),
                 path,
@@ -463,14 +496,14 @@ def _product_repairs(
     left, right = shapes.of(node.left, scope), shapes.of(node.right, scope)
     if left is None or right is None or not left or not right:
         return  # a scalar factor scales: nothing to repair
-    written = to_text(node)
+    written = _quote(node)
     if node.op == "*":
         changed = Binary("@", node.left, node.right)
         if len(left) == 1 and left == right:
             dot = (
-                f"dot({to_text(node.left)}, {to_text(node.right)})"
+                f"dot({_quote(node.left)}, {_quote(node.right)})"
                 if "dot" in config.functions
-                else to_text(changed)
+                else _quote(changed)
             )
             yield Repair(
                 f"Wrong shape: {written} is an elementwise product of two vectors of {left[0]}",
@@ -484,7 +517,7 @@ def _product_repairs(
         elif _matmul_shape(left, right) is not None:
             yield Repair(
                 f"Wrong shape: {written} is an elementwise product",
-                f"the matrix product {to_text(changed)}",
+                f"the matrix product {_quote(changed)}",
                 Diagnosis.SHAPE,
                 _replace_at(tree, path, changed),
                 path,
@@ -495,7 +528,7 @@ def _product_repairs(
         changed = Binary("*", node.left, node.right)
         yield Repair(
             f"Wrong shape: {written} is a matrix product",
-            f"the elementwise product {to_text(changed)}",
+            f"the elementwise product {_quote(changed)}",
             Diagnosis.SHAPE,
             _replace_at(tree, path, changed),
             path,
@@ -513,8 +546,8 @@ def _transpose_repairs(
         if shape is not None and len(shape) == 2:
             changed: Expr = node.args[0]
             yield Repair(
-                f"Check the transpose in {to_text(node)}",
-                to_text(changed),
+                f"Check the transpose in {_quote(node)}",
+                _quote(changed),
                 Diagnosis.TRANSPOSE,
                 _replace_at(tree, path, changed),
                 path,
@@ -526,8 +559,8 @@ def _transpose_repairs(
         if shape is not None and len(shape) == 2:
             changed = Call("transpose", (node,))
             yield Repair(
-                f"Check the transpose of {to_text(node)}",
-                to_text(changed),
+                f"Check the transpose of {_quote(node)}",
+                _quote(changed),
                 Diagnosis.TRANSPOSE,
                 _replace_at(tree, path, changed),
                 path,
@@ -540,29 +573,22 @@ def _sign_repairs(tree: Expr, path: tuple[int, ...], node: Expr) -> Iterator[Rep
     """One term's sign: `a - b` for `a + b`, `-a + b` for `a + b`, `a` for `-a`."""
     if isinstance(node, Binary) and node.op in ("+", "-"):
         swapped = Binary("-" if node.op == "+" else "+", node.left, node.right)
-        yield Repair(
-            f"Check the sign of {to_text(node.right)} in {to_text(node)}",
-            to_text(swapped),
-            Diagnosis.SIGN,
-            _replace_at(tree, path, swapped),
-            path,
-            swapped,
-            False,
-        )
-        negated = Binary(node.op, Negate(node.left), node.right)
-        yield Repair(
-            f"Check the sign of {to_text(node.left)} in {to_text(node)}",
-            to_text(negated),
-            Diagnosis.SIGN,
-            _replace_at(tree, path, negated),
-            path,
-            negated,
-            False,
-        )
+        flipped = node.left.operand if isinstance(node.left, Negate) else Negate(node.left)
+        negated = Binary(node.op, flipped, node.right)
+        for term, changed in ((node.right, swapped), (node.left, negated)):
+            yield Repair(
+                _sign_description(node, term),
+                _quote_term(changed, changed.right if term is node.right else changed.left),
+                Diagnosis.SIGN,
+                _replace_at(tree, path, changed),
+                path,
+                changed,
+                False,
+            )
     elif isinstance(node, Negate) and path:  # the whole's sign is checked on its value
         yield Repair(
-            f"Check the sign of {to_text(node)}",
-            to_text(node.operand),
+            f"Check the sign of {_quote(node)}",
+            _quote(node.operand),
             Diagnosis.SIGN,
             _replace_at(tree, path, node.operand),
             path,

@@ -122,6 +122,12 @@ def test_a_bound_off_by_one_is_named() -> None:
     assert result.details["diagnosis"] == "index"
 
 
+def test_a_note_quotes_a_long_answer_only_around_the_mistake() -> None:
+    padding = "0 * (" + " * ".join(["yhat[t]", "y[t]"] * 5) + ")"
+    result = grade("q2_1", f"{padding} + yhat[t] + y[t]")
+    assert result.feedback == "Check the sign of y[t] (with … - y[t] the answer would be right)."
+
+
 def test_partial_credit_of_several_mistakes_is_the_product_of_their_fractions() -> None:
     configs, _context = hw5()
     both = configs["q2_1"].model_copy(update={"partial_credit": {Diagnosis.SIGN: 0.5, Diagnosis.INDEX: 0.6}})
