@@ -1,8 +1,17 @@
-"""Comparing an answer with the reference at every point, and naming the mistake when it differs."""
+"""Comparing an answer with the reference at every point, and naming every mistake when it differs.
+
+A wrong answer is searched for repairs, as a TA's margin notes would name them: each candidate
+repair is data (a description quoting the answer's own text, a Diagnosis, the changed tree), and
+the search tries combinations breadth-first, fewest repairs first, up to MAX_MISTAKES. Checks on
+the value alone (the sign or a constant factor of the whole, a transposed whole) cost no
+evaluation and end every branch. The search is bounded by `Limits.max_diagnosis_evaluations` and
+`Limits.max_diagnosis_steps`, so a hostile answer stays cheap; when they run out, the feedback
+falls back to the first point where the answer differs.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -25,12 +34,43 @@ from graders.expression.syntax import (
     to_text,
 )
 
+# More mistakes than this in one answer is a different answer, not a slip to point out.
+MAX_MISTAKES = 3
+COUNT_WORDS = {2: "Two", 3: "Three"}
+BOTH_OR_ALL = {2: "both", 3: "all three"}
+REDUCTION_WORDS = {"sum": "sum", "prod": "product"}
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """One named mistake: `note` is its margin note among several, `alone` its feedback by itself."""
+
+    diagnosis: Diagnosis
+    note: str
+    alone: str
+
 
 @dataclass(frozen=True)
 class Verdict:
     correct: bool
-    diagnosis: Diagnosis | None
+    diagnosis: Diagnosis | None  # the first of `mistakes`, or a shape named without a repair
     feedback: str
+    mistakes: tuple[Mistake, ...] = ()
+
+    def credit(self, partial_credit: Mapping[Diagnosis, float]) -> float:
+        """1 if correct; else the product of each named mistake's partial credit (each one costs
+        its share, so two mistakes worth 0.5 each earn 0.25, and any mistake without credit earns 0)."""
+        if self.correct:
+            return 1.0
+        named = [mistake.diagnosis for mistake in self.mistakes]
+        if not named and self.diagnosis is not None:
+            named = [self.diagnosis]  # a wrong shape that no repair explains
+        if not named:
+            return 0.0
+        fraction = 1.0
+        for diagnosis in named:
+            fraction *= partial_credit.get(diagnosis, 0.0)
+        return fraction
 
 
 def close_at_points(
@@ -51,39 +91,38 @@ def describe_shape(shape: tuple[int, ...]) -> str:
 
 
 def compare(expr: Expr, batch: PointBatch, config: ExpressionConfig, limits: Limits) -> Verdict:
-    evaluation = evaluate(expr, batch, config, limits)
-    value, expected = evaluation.value, batch.expected
-    given_shape, due_shape = value_shape(value), value_shape(expected)
+    """The verdict on an answer; an evaluation error escapes only when no repair explains it."""
+    due_shape = value_shape(batch.expected)
+    try:
+        evaluation: Evaluation | None = evaluate(expr, batch, config, limits)
+    except LimitExceeded:
+        raise
+    except ExpressionError as error:
+        # A shape clash may be a mistake a repair fixes (`a * b` where `a @ b` is due).
+        mistakes = _search(_State(expr, (), frozenset(), None, -1), batch, config, limits)
+        if mistakes is None:
+            raise error from None
+        named = _named(mistakes)
+        return replace(named, feedback=f"{error.message} {named.feedback}")
+    assert evaluation is not None
+    value = evaluation.value
+    given_shape = value_shape(value)
+    close = close_at_points(value, batch.expected, evaluation, config) if given_shape == due_shape else None
+    if close is not None and close.all():
+        return Verdict(True, None, "Correct.")
+    root = _State(expr, (), frozenset(), evaluation, int(close.sum()) if close is not None else -1)
+    mistakes = _search(root, batch, config, limits)
+    if mistakes is not None:
+        return _named(mistakes)
     if given_shape != due_shape:
-        if len(due_shape) == 2 and given_shape == due_shape[::-1]:
-            transposed = np.swapaxes(value, 0, 1)
-            if close_at_points(transposed, expected, evaluation, config).all():
-                return Verdict(False, Diagnosis.TRANSPOSE, "The answer is the transpose of what is due.")
         return Verdict(
             False,
             Diagnosis.SHAPE,
             f"Wrong shape: the answer is {describe_shape(given_shape)}, "
             f"but {describe_shape(due_shape)} is due.",
         )
-    close = close_at_points(value, expected, evaluation, config)
-    if close.all():
-        return Verdict(True, None, "Correct.")
+    assert close is not None
     defined = ~evaluation.undefined
-    if defined.all():
-        if close_at_points(-value, expected, evaluation, config).all():
-            return Verdict(
-                False, Diagnosis.SIGN, "The sign is wrong: the answer is the negative of what is due."
-            )
-        factor = _constant_factor(value, expected)
-        if factor is not None:
-            return Verdict(
-                False,
-                Diagnosis.FACTOR,
-                f"Off by a constant factor: the answer is {factor:.4g} times what is due.",
-            )
-    index_fix = _index_fix(expr, batch, config, limits)
-    if index_fix is not None:
-        return Verdict(False, Diagnosis.INDEX, index_fix)
     if evaluation.reason is not None and not defined.all():
         return Verdict(False, None, f"The answer is undefined at some points: {evaluation.reason}.")
     point = int(np.argmin(close))
@@ -93,7 +132,24 @@ def compare(expr: Expr, batch: PointBatch, config: ExpressionConfig, limits: Lim
     if not config.show_expected:
         # The value due at a point is the answer key there: shown only where the author chose to.
         return Verdict(False, None, f"{where} the answer is {given}, which is not the value due.")
-    return Verdict(False, None, f"{where} the answer is {given}, but {_show(expected[..., point])} is due.")
+    return Verdict(
+        False, None, f"{where} the answer is {given}, but {_show(batch.expected[..., point])} is due."
+    )
+
+
+def _named(mistakes: tuple[Mistake, ...]) -> Verdict:
+    first = mistakes[0].diagnosis
+    if len(mistakes) == 1:
+        return Verdict(False, first, mistakes[0].alone, mistakes)
+    count = len(mistakes)
+    notes = "; ".join(f"({number}) {mistake.note}" for number, mistake in enumerate(mistakes, 1))
+    return Verdict(
+        False,
+        first,
+        f"{COUNT_WORDS[count]} mistakes: {notes}. "
+        f"With {BOTH_OR_ALL[count]} repaired the answer would be right.",
+        mistakes,
+    )
 
 
 def _show(value: Array) -> str:
@@ -114,16 +170,495 @@ def _constant_factor(value: Array, expected: Array) -> float | None:
     return factor if np.allclose(ratios, factor, rtol=1e-6, atol=1e-12) else None
 
 
-# --- index mistakes --------------------------------------------------------------------------
+# --- mistakes of the whole value: found without evaluating anything again ----------------------
 
 
-def _index_sites(expr: Expr, path: tuple[int, ...] = ()) -> Iterator[tuple[tuple[int, ...], Expr, str]]:
-    """(path, index expression, symbol name) for every index written in the answer."""
+def _whole_mistake(evaluation: Evaluation, batch: PointBatch, config: ExpressionConfig) -> Mistake | None:
+    """The transpose, the sign or a constant factor of the whole, if that alone makes it right."""
+    value, expected = evaluation.value, batch.expected
+    given_shape, due_shape = value_shape(value), value_shape(expected)
+    if given_shape != due_shape:
+        transposed = len(due_shape) == 2 and given_shape == due_shape[::-1]
+        if transposed and close_at_points(np.swapaxes(value, 0, 1), expected, evaluation, config).all():
+            return Mistake(
+                Diagnosis.TRANSPOSE,
+                "the whole is transposed",
+                "The answer is the transpose of what is due.",
+            )
+        return None
+    if evaluation.undefined.any():
+        return None
+    if close_at_points(-value, expected, evaluation, config).all():
+        return Mistake(
+            Diagnosis.SIGN,
+            "the sign of the whole is wrong",
+            "The sign is wrong: the answer is the negative of what is due.",
+        )
+    factor = _constant_factor(value, expected)
+    if factor is not None:
+        return Mistake(
+            Diagnosis.FACTOR,
+            f"the whole is off by a constant factor ({factor:.4g} times what is due)",
+            f"Off by a constant factor: the answer is {factor:.4g} times what is due.",
+        )
+    return None
+
+
+# --- repairs of the tree -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Repair:
+    """A candidate repair: what the student wrote and what fits (both the answer's own text), the
+    mistake it names, and the changed tree."""
+
+    description: str
+    fix: str
+    diagnosis: Diagnosis
+    tree: Expr
+    path: tuple[int, ...]  # where, to list the notes left to right
+    inserted: Expr  # the new part: not repaired again (a second shift of one index is no slip)
+    changes_shape: bool
+
+    def mistake(self) -> Mistake:
+        return Mistake(
+            self.diagnosis,
+            f"{self.description} (→ {self.fix})",
+            f"{self.description} (with {self.fix} the answer would be right).",
+        )
+
+
+@dataclass(frozen=True)
+class _State:
+    tree: Expr
+    repairs: tuple[Repair, ...]
+    inserted: frozenset[int]  # ids of the parts repairs put in (kept alive by `repairs`)
+    evaluation: Evaluation | None  # None: the tree raised an ExpressionError (a shape clash)
+    points_right: int  # -1 where the shape is wrong
+
+
+def _search(
+    root: _State, batch: PointBatch, config: ExpressionConfig, limits: Limits
+) -> tuple[Mistake, ...] | None:
+    """The fewest repairs (at most MAX_MISTAKES) that make the answer right, breadth-first and
+    within the evaluation and step budgets; None if there are none within them."""
+    due_shape = value_shape(batch.expected)
+    budget = StepBudget(limits.max_diagnosis_steps)
+    evaluations_left = limits.max_diagnosis_evaluations
+    seen = {_fingerprint(root.evaluation)}
+    level = [root]
+    for _depth in range(1, MAX_MISTAKES + 1):
+        # Cheapest first: a state one repair short, with the whole's sign, factor or transpose.
+        for state in level:
+            if state.evaluation is not None:
+                whole = _whole_mistake(state.evaluation, batch, config)
+                if whole is not None:
+                    return (*_ordered(state.repairs), whole)
+        following: list[_State] = []
+        # The states nearest to right go first, so that the budget is spent where it is likeliest to help.
+        for state in sorted(level, key=lambda s: -s.points_right):
+            shape_only = state.points_right < 0
+            for repair in _repairs(state.tree, state.inserted, config, shape_only):
+                if shape_only and not repair.changes_shape:
+                    continue  # a shape mistake needs a repair that changes a shape, whatever else it needs
+                if evaluations_left <= 0:
+                    return None
+                evaluations_left -= 1
+                try:
+                    evaluation: Evaluation | None = evaluate(repair.tree, batch, config, limits, budget)
+                except LimitExceeded:
+                    return None  # the step budget is spent
+                except ExpressionError:
+                    evaluation = None
+                fingerprint = _fingerprint(evaluation)
+                if evaluation is not None and fingerprint in seen:
+                    continue  # no change, or a state reached another way
+                seen.add(fingerprint)
+                repairs = (*state.repairs, repair)
+                points_right = -1
+                if evaluation is not None and value_shape(evaluation.value) == due_shape:
+                    close = close_at_points(evaluation.value, batch.expected, evaluation, config)
+                    if close.all():
+                        return _ordered(repairs)
+                    points_right = int(close.sum())
+                inserted = state.inserted | {id(repair.inserted)}
+                following.append(_State(repair.tree, repairs, inserted, evaluation, points_right))
+        level = following
+    return None
+
+
+def _ordered(repairs: tuple[Repair, ...]) -> tuple[Mistake, ...]:
+    return tuple(repair.mistake() for repair in sorted(repairs, key=lambda repair: repair.path))
+
+
+def _fingerprint(evaluation: Evaluation | None) -> bytes:
+    if evaluation is None:
+        return b""
+    value = np.round(evaluation.value, 9)
+    return repr(value.shape).encode() + value.tobytes() + np.packbits(evaluation.undefined).tobytes()
+
+
+def _repairs(
+    tree: Expr, inserted: frozenset[int], config: ExpressionConfig, shape_only: bool
+) -> Iterator[Repair]:
+    """Every single repair of the tree, lazily: index mistakes first (the commonest slip), then
+    sum and product bounds, products, transposes and signs; or only those that change a shape."""
+    shapes = _Shapes(config)
+    free = [index.name for index in config.indices]
+    sites = list(_sites(tree))
+    if shape_only:
+        for path, node, scope, value_position in sites:
+            if isinstance(node, Binary) and node.op in ("*", "@") and value_position:
+                yield from _product_repairs(tree, path, node, scope, shapes, config)
+            elif value_position:
+                yield from _transpose_repairs(tree, path, node, scope, shapes)
+        return
+    for differences in (False, True):  # the renames and shifts of every index before differences
+        for path, node, scope, _value_position in sites:
+            if isinstance(node, Indexed):
+                yield from _index_repairs(tree, path, node, scope, free, inserted, config, differences)
+    for path, node, _scope, _value_position in sites:
+        if isinstance(node, Reduce):
+            yield from _bound_repairs(tree, path, node, inserted)
+    for path, node, scope, value_position in sites:
+        if isinstance(node, Binary) and node.op in ("*", "@") and value_position:
+            yield from _product_repairs(tree, path, node, scope, shapes, config)
+    for path, node, scope, value_position in sites:
+        if value_position:
+            yield from _transpose_repairs(tree, path, node, scope, shapes)
+    for path, node, _scope, value_position in sites:
+        if value_position:
+            yield from _sign_repairs(tree, path, node)
+
+
+QUOTE_LENGTH = 80
+
+
+def _quote(expr: Expr) -> str:
+    """The answer's own text of a part, shortened: a note quotes, it does not copy."""
+    text = to_text(expr)
+    return text if len(text) <= QUOTE_LENGTH else text[: QUOTE_LENGTH - 1] + "…"
+
+
+def _sign_description(node: Binary, term: Expr) -> str:
+    text = to_text(node)
+    where = f" in {text}" if len(text) <= QUOTE_LENGTH else ""
+    return f"Check the sign of {_quote(term)}{where}"
+
+
+def _quote_term(node: Binary, term: Expr) -> str:
+    """`a + b`, or where that is long, `… + b` (the term and its sign are what the note is about)."""
+    text = to_text(node)
+    if len(text) <= QUOTE_LENGTH:
+        return text
+    elided = Name("…")
+    return _quote(replace(node, left=elided) if term is node.right else replace(node, right=elided))
+
+
+def _sites(
+    expr: Expr, path: tuple[int, ...] = (), scope: tuple[str, ...] = (), value_position: bool = True
+) -> Iterator[tuple[tuple[int, ...], Expr, tuple[str, ...], bool]]:
+    """(path, node, bound variables in scope, whether the node is a value rather than an index,
+    a bound or an exponent) for every node, parents first."""
+    yield path, expr, scope, value_position
     if isinstance(expr, Indexed):
         for position, index in enumerate(expr.indices):
-            yield (*path, position), index, expr.name
-    for position, child in enumerate(children(expr)):
-        yield from _index_sites(child, (*path, position))
+            yield from _sites(index, (*path, position), scope, False)
+    elif isinstance(expr, Reduce):
+        yield from _sites(expr.start, (*path, 0), scope, False)
+        yield from _sites(expr.stop, (*path, 1), scope, False)
+        yield from _sites(expr.body, (*path, 2), (*scope, expr.variable), value_position)
+    elif isinstance(expr, Binary) and expr.op == "**":
+        yield from _sites(expr.left, (*path, 0), scope, value_position)
+        yield from _sites(expr.right, (*path, 1), scope, False)
+    else:
+        for position, child in enumerate(children(expr)):
+            yield from _sites(child, (*path, position), scope, value_position)
+
+
+def _index_repairs(
+    tree: Expr,
+    path: tuple[int, ...],
+    node: Indexed,
+    scope: tuple[str, ...],
+    free: list[str],
+    inserted: frozenset[int],
+    config: ExpressionConfig,
+    differences: bool,
+) -> Iterator[Repair]:
+    if differences and not scope:
+        return
+    # Only names that have a value here: the question's free indices and the bound variables.
+    in_scope = set(free) | set(scope)
+    names = [name for name in config.index_names if name in in_scope]
+    names += [name for name in scope if name not in names]
+    for position, index in enumerate(node.indices):
+        if id(index) in inserted:
+            continue
+        candidates = _index_differences(index, names) if differences else _index_candidates(index, names)
+        for candidate in candidates:
+            changed = replace(
+                node, indices=(*node.indices[:position], candidate, *node.indices[position + 1 :])
+            )
+            yield Repair(
+                f"Check the index of {node.name}: {_quote(node)} does not fit here",
+                _quote(changed),
+                Diagnosis.INDEX,
+                _replace_at(tree, path, changed),
+                path,
+                candidate,
+                False,
+            )
+
+
+def _index_candidates(index: Expr, names: list[str]) -> Iterator[Expr]:
+    """Another name for a name written, or the index shifted by one."""
+    used = {node.name for node in _names_in(index)}
+    for old in sorted(used):
+        for new in names:
+            if new != old:
+                yield _rename(index, old, new)
+    yield shifted(index, -1)
+    yield shifted(index, +1)
+
+
+def _index_differences(index: Expr, names: list[str]) -> Iterator[Expr]:
+    """Inside a sum or product (names then include its variable): a difference of two names, as
+    when the running variable counts back from the top, z[t - k]."""
+    if len(names) < 2:
+        return
+    for first in names:
+        for second in names:
+            if first != second:
+                candidate = Binary("-", Name(first), Name(second))
+                if candidate != index:
+                    yield candidate
+
+
+def shifted(expr: Expr, delta: int) -> Expr:
+    """`expr + delta`, folded into a trailing constant: i - 1 shifted by +1 is i."""
+    if isinstance(expr, Number):
+        return Number(expr.value + delta)
+    if isinstance(expr, Binary) and expr.op in "+-" and isinstance(expr.right, Number):
+        constant = (expr.right.value if expr.op == "+" else -expr.right.value) + delta
+        if constant == 0:
+            return expr.left
+        return Binary("+" if constant > 0 else "-", expr.left, Number(abs(constant)))
+    return Binary("+" if delta > 0 else "-", expr, Number(float(abs(delta))))
+
+
+def _bound_repairs(
+    tree: Expr, path: tuple[int, ...], node: Reduce, inserted: frozenset[int]
+) -> Iterator[Repair]:
+    """A sum's or product's first or last term off by one (bounds read inclusive, as written)."""
+    last = _quote(shifted(node.stop, -1))
+    description = (
+        f"Check the bounds of the {REDUCTION_WORDS[node.kind]} over {node.variable}: "
+        f"it runs from {_quote(node.start)} to {last}"
+    )
+    if id(node.start) not in inserted:
+        for delta in (+1, -1):
+            start = shifted(node.start, delta)
+            changed = replace(node, start=start)
+            yield Repair(
+                description,
+                f"{node.variable} from {_quote(start)} to {last}",
+                Diagnosis.INDEX,
+                _replace_at(tree, path, changed),
+                path,
+                start,
+                False,
+            )
+    if id(node.stop) not in inserted:
+        for delta in (-1, +1):
+            stop = shifted(node.stop, delta)
+            changed = replace(node, stop=stop)
+            yield Repair(
+                description,
+                f"{node.variable} from {_quote(node.start)} to {_quote(shifted(stop, -1))}",
+                Diagnosis.INDEX,
+                _replace_at(tree, path, changed),
+                path,
+                stop,
+                False,
+            )
+
+
+def _product_repairs(
+    tree: Expr,
+    path: tuple[int, ...],
+    node: Binary,
+    scope: tuple[str, ...],
+    shapes: _Shapes,
+    config: ExpressionConfig,
+) -> Iterator[Repair]:
+    """An elementwise product where a dot or matrix product is due, or the other way round."""
+    left, right = shapes.of(node.left, scope), shapes.of(node.right, scope)
+    if left is None or right is None or not left or not right:
+        return  # a scalar factor scales: nothing to repair
+    written = _quote(node)
+    if node.op == "*":
+        changed = Binary("@", node.left, node.right)
+        if len(left) == 1 and left == right:
+            dot = (
+                f"dot({_quote(node.left)}, {_quote(node.right)})"
+                if "dot" in config.functions
+                else _quote(changed)
+            )
+            yield Repair(
+                f"Wrong shape: {written} is an elementwise product of two vectors of {left[0]}",
+                f"their dot product {dot}",
+                Diagnosis.SHAPE,
+                _replace_at(tree, path, changed),
+                path,
+                changed,
+                True,
+            )
+        elif _matmul_shape(left, right) is not None:
+            yield Repair(
+                f"Wrong shape: {written} is an elementwise product",
+                f"the matrix product {_quote(changed)}",
+                Diagnosis.SHAPE,
+                _replace_at(tree, path, changed),
+                path,
+                changed,
+                _matmul_shape(left, right) != shapes.of(node, scope),
+            )
+    elif left == right:
+        changed = Binary("*", node.left, node.right)
+        yield Repair(
+            f"Wrong shape: {written} is a matrix product",
+            f"the elementwise product {_quote(changed)}",
+            Diagnosis.SHAPE,
+            _replace_at(tree, path, changed),
+            path,
+            changed,
+            True,
+        )
+
+
+def _transpose_repairs(
+    tree: Expr, path: tuple[int, ...], node: Expr, scope: tuple[str, ...], shapes: _Shapes
+) -> Iterator[Repair]:
+    """A matrix written transposed, or not transposed, where the other is due."""
+    if isinstance(node, Call) and node.function == "transpose":
+        shape = shapes.of(node.args[0], scope)
+        if shape is not None and len(shape) == 2:
+            changed: Expr = node.args[0]
+            yield Repair(
+                f"Check the transpose in {_quote(node)}",
+                _quote(changed),
+                Diagnosis.TRANSPOSE,
+                _replace_at(tree, path, changed),
+                path,
+                changed,
+                shape[0] != shape[1],
+            )
+    elif isinstance(node, (Name, Indexed)):
+        shape = shapes.of(node, scope)
+        if shape is not None and len(shape) == 2:
+            changed = Call("transpose", (node,))
+            yield Repair(
+                f"Check the transpose of {_quote(node)}",
+                _quote(changed),
+                Diagnosis.TRANSPOSE,
+                _replace_at(tree, path, changed),
+                path,
+                changed,
+                shape[0] != shape[1],
+            )
+
+
+def _sign_repairs(tree: Expr, path: tuple[int, ...], node: Expr) -> Iterator[Repair]:
+    """One term's sign: `a - b` for `a + b`, `-a + b` for `a + b`, `a` for `-a`."""
+    if isinstance(node, Binary) and node.op in ("+", "-"):
+        swapped = Binary("-" if node.op == "+" else "+", node.left, node.right)
+        flipped = node.left.operand if isinstance(node.left, Negate) else Negate(node.left)
+        negated = Binary(node.op, flipped, node.right)
+        for term, changed in ((node.right, swapped), (node.left, negated)):
+            yield Repair(
+                _sign_description(node, term),
+                _quote_term(changed, changed.right if term is node.right else changed.left),
+                Diagnosis.SIGN,
+                _replace_at(tree, path, changed),
+                path,
+                changed,
+                False,
+            )
+    elif isinstance(node, Negate) and path:  # the whole's sign is checked on its value
+        yield Repair(
+            f"Check the sign of {_quote(node)}",
+            _quote(node.operand),
+            Diagnosis.SIGN,
+            _replace_at(tree, path, node.operand),
+            path,
+            node.operand,
+            False,
+        )
+
+
+# --- static shapes, for choosing the repairs of products and transposes -------------------------
+
+
+def _matmul_shape(left: tuple[int, ...], right: tuple[int, ...]) -> tuple[int, ...] | None:
+    if not left or not right or len(left) > 2 or len(right) > 2 or left[-1] != right[0]:
+        return None
+    return left[:-1] + right[1:]
+
+
+class _Shapes:
+    """Each node's value shape from the declarations (None where it cannot be told or clashes)."""
+
+    def __init__(self, config: ExpressionConfig) -> None:
+        self.config = config
+        self.free = {index.name for index in config.indices}
+        self._known: dict[tuple[int, tuple[str, ...]], tuple[int, ...] | None] = {}
+
+    def of(self, expr: Expr, scope: tuple[str, ...]) -> tuple[int, ...] | None:
+        key = (id(expr), scope)  # the nodes outlive the search step that asks
+        if key not in self._known:
+            self._known[key] = self._of(expr, scope)
+        return self._known[key]
+
+    def _of(self, expr: Expr, scope: tuple[str, ...]) -> tuple[int, ...] | None:
+        if isinstance(expr, Number):
+            return ()
+        if isinstance(expr, Name):
+            symbol = self.config.symbol(expr.name)
+            if symbol is not None:
+                return tuple(symbol.shape)
+            return () if expr.name in self.free or expr.name in scope else None
+        if isinstance(expr, Indexed):
+            symbol = self.config.symbol(expr.name)
+            if symbol is None:
+                return None
+            components = len(expr.indices) - int(symbol.sequence)
+            return tuple(symbol.shape[max(components, 0) :])
+        if isinstance(expr, Negate):
+            return self.of(expr.operand, scope)
+        if isinstance(expr, Reduce):
+            return self.of(expr.body, (*scope, expr.variable))
+        if isinstance(expr, Call):
+            return self._call(expr, scope)
+        left, right = self.of(expr.left, scope), self.of(expr.right, scope)
+        if left is None or right is None:
+            return None
+        if expr.op == "@":
+            return _matmul_shape(left, right)
+        if not left or not right or left == right:
+            return left or right
+        return None
+
+    def _call(self, expr: Call, scope: tuple[str, ...]) -> tuple[int, ...] | None:
+        if expr.function in ("dot", "sum", "prod"):
+            return ()
+        shape = self.of(expr.args[0], scope)
+        if expr.function == "transpose" and shape is not None:
+            return shape[::-1]
+        return shape
+
+
+# --- trees -------------------------------------------------------------------------------------
 
 
 def _replace_at(expr: Expr, path: tuple[int, ...], new: Expr) -> Expr:
@@ -170,47 +705,7 @@ def _rename(expr: Expr, old: str, new: str) -> Expr:
     return expr  # an index expression holds no sums
 
 
-def _index_candidates(index: Expr, names: list[str]) -> Iterator[Expr]:
-    used = {node.name for node in _names_in(index)}
-    for old in sorted(used):
-        for new in names:
-            if new != old:
-                yield _rename(index, old, new)
-    yield Binary("-", index, Number(1.0))
-    yield Binary("+", index, Number(1.0))
-
-
 def _names_in(expr: Expr) -> list[Name]:
     if isinstance(expr, Name):
         return [expr]
     return [name for child in children(expr) for name in _names_in(child)]
-
-
-MAX_INDEX_TRIALS = 40
-
-
-def _index_fix(expr: Expr, batch: PointBatch, config: ExpressionConfig, limits: Limits) -> str | None:
-    """If changing one written index makes the answer right, say which: `h[t - 1]` → `h[i - 1]`."""
-    names = list(config.index_names)
-    budget = StepBudget(limits.max_diagnosis_steps)
-    trials = 0
-    for path, index, symbol in _index_sites(expr):
-        for candidate in _index_candidates(index, names):
-            trials += 1
-            if trials > MAX_INDEX_TRIALS:
-                return None
-            changed = _replace_at(expr, path, candidate)
-            try:
-                evaluation = evaluate(changed, batch, config, limits, budget)
-            except LimitExceeded:
-                return None
-            except ExpressionError:
-                continue
-            if value_shape(evaluation.value) != value_shape(batch.expected):
-                continue
-            if close_at_points(evaluation.value, batch.expected, evaluation, config).all():
-                return (
-                    f"Check the index of {symbol}: {symbol}[{to_text(index)}] does not fit here "
-                    f"(with {symbol}[{to_text(candidate)}] the answer would be right)."
-                )
-    return None

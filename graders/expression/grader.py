@@ -169,9 +169,14 @@ class ExpressionGrader(Grader[ExpressionConfig, ExpressionAnswer]):
         if verdict.correct:
             fraction, feedback = 1.0, "Correct."
         else:
-            fraction = config.partial_credit.get(verdict.diagnosis, 0.0) if verdict.diagnosis else 0.0
+            fraction = verdict.credit(config.partial_credit)
             feedback = verdict.feedback
             details["diagnosis"] = verdict.diagnosis.value if verdict.diagnosis else None
+            if verdict.mistakes:
+                details["mistakes"] = [
+                    {"diagnosis": mistake.diagnosis.value, "message": mistake.note}
+                    for mistake in verdict.mistakes
+                ]
         if len(reading.sides) > 1 or config.derivation.graded:
             derivation = check_derivation(reading.sides, batch, config, DEFAULT_LIMITS)
             details["steps"] = derivation.details()

@@ -17,7 +17,10 @@ class Limits:
     max_nodes: int = 400
     max_range: int = 64  # terms in one sum or product
     max_steps: int = 2_000  # node evaluations (each over all points) for one evaluation
-    max_diagnosis_steps: int = 20_000  # across the extra evaluations that look for a named mistake
+    # The search for named mistakes (diagnose._search): node evaluations and candidate repairs
+    # tried, in all; sized so that an answer no repair explains costs < 25 ms more.
+    max_diagnosis_steps: int = 1_500
+    max_diagnosis_evaluations: int = 60
     max_exponent: float = 64.0  # |exponent| of **
     max_bound_variables: int = 8  # distinct names bound by the sums and products of one answer
     max_sides: int = 12  # sides of a derivation `a = b = c`, the answer included

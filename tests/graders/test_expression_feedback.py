@@ -14,7 +14,7 @@ from graders.expression.limits import DEFAULT_LIMITS
 from tests.graders.hw5_expressions import GRADER, hw5
 
 # Wrong, and no named mistake fits: the feedback falls back to the first point where it differs.
-UNNAMED_MISTAKE = "dot(w_yh, g_o[t]) * w_hh**(t-i) * prod(dpsi(z[k]) for k in range(i, t+1))"
+UNNAMED_MISTAKE = "dot(w_yh, g_o[t]) * w_hh**(t-i) * prod(tanh(z[k]) for k in range(i+1, t+1))"
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e[+-]?\d+)?")
 
 

@@ -65,7 +65,7 @@ def test_the_handin_is_graded_with_feedback_that_names_the_mistake() -> None:
         ("q2_3", "sum(g_h[i] * dpsi(z[i]) * h[i] for i in range(1, t+1))", "index", "index of h"),
         (
             "q2_2",
-            "dot(w_yh, g_o[t]) * w_hh**(t-i) * prod(dpsi(z[k]) for k in range(i, t+1))",
+            "dot(w_yh, g_o[t]) * w_hh**(t-i) * prod(tanh(z[k]) for k in range(i+1, t+1))",
             None,
             "At t = ",
         ),
