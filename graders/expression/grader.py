@@ -15,6 +15,7 @@ from graders.expression.evaluate import PointBatch, check_names
 from graders.expression.latex_parser import parse_latex
 from graders.expression.limits import DEFAULT_LIMITS, Limits
 from graders.expression.points import draw_points
+from graders.expression.shapes import resolve_products
 from graders.expression.syntax import Expr, node_count, to_text
 from graders.expression.text_parser import parse_derivation
 
@@ -63,6 +64,10 @@ class ExpressionGrader(Grader[ExpressionConfig, ExpressionAnswer]):
             if node_count(expr) > limits.max_nodes:
                 raise LimitExceeded(f"The answer has more than {limits.max_nodes} parts.")
             check_names(expr, config)
+            if chosen != "latex":
+                # LaTeX products are resolved (and their shapes checked) by parse_latex; text keeps
+                # * elementwise and @ the matrix product, and gets the same named mismatches here.
+                expr = resolve_products(expr, config, latex=False)
         except ExpressionError as error:
             return Reading(None, None, error.message, error.position, chosen)
         return Reading(expr, to_text(expr), format=chosen)

@@ -20,10 +20,23 @@ from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedInput
 
 from graders.expression.config import ExpressionConfig, SymbolDeclaration
-from graders.expression.errors import ExpressionError, ExpressionSyntaxError
-from graders.expression.evaluate import UndeclaredName
+from graders.expression.errors import ExpressionError, ExpressionSyntaxError, LimitExceeded
+from graders.expression.evaluate import UndeclaredName, check_names
 from graders.expression.limits import DEFAULT_LIMITS, Limits, check_source, derivation_sides
-from graders.expression.syntax import Binary, Call, Expr, Indexed, Name, Negate, Number, Reduce
+from graders.expression.shapes import resolve_products
+from graders.expression.syntax import (
+    CDOT,
+    SIDE_BY_SIDE,
+    Binary,
+    Call,
+    Expr,
+    Indexed,
+    Name,
+    Negate,
+    Number,
+    Reduce,
+    node_count,
+)
 from graders.expression.text_parser import describe_unexpected, parse_text
 
 # LaTeX commands that name functions, and the functions their derivatives (') name.
@@ -37,6 +50,9 @@ FUNCTION_COMMANDS = {
 }
 DERIVATIVES = {"psi": "dpsi"}
 TRANSPOSE_MARKS = {r"\top", r"\intercal", "T"}
+# The grammar's product rules and the operator each leaves in the tree: \times * \odot \circ are
+# elementwise ("*"); side by side and \cdot are left for the shape pass to resolve.
+_PRODUCT_OPERATORS = {"juxtapose": SIDE_BY_SIDE, "cdot": CDOT, "mul": "*"}
 
 _SPACING = re.compile(r"\\[,;:! ]|\\q?quad(?![A-Za-z])|~")
 _SIZING = re.compile(r"\\(left|right|big|Big|bigg|Bigg)(?![A-Za-z])\.?")
@@ -136,7 +152,7 @@ class _Resolver:
             raise ExpressionSyntaxError(f"Unexpected {str(node)!r}.")
         kind = node.data
         children = node.children
-        if kind in ("juxtapose", "mul"):
+        if kind in _PRODUCT_OPERATORS:
             return self.chain(node)
         if kind == "add":
             return Binary("+", self.expr(children[0]), self.expr(children[1]))
@@ -169,11 +185,14 @@ class _Resolver:
         raise ExpressionSyntaxError(f"Cannot read {kind}.")
 
     def chain(self, node: Tree[Token]) -> Expr:
-        items: list[_Item] = []
-        self._flatten(node, items)
+        links: list[tuple[str, _Item]] = []
+        self._flatten(node, links, SIDE_BY_SIDE)
         result: Expr | None = None
         pending: list[str] = []  # functions waiting for their argument, innermost last
-        for item in items:
+        operator = SIDE_BY_SIDE  # how the next value joins the product so far
+        for link, item in links:
+            if not pending:
+                operator = link
             if isinstance(item, _FunctionAtom):
                 pending.append(item.name)
                 continue
@@ -185,25 +204,22 @@ class _Resolver:
                 value = item
             while pending:
                 value = Call(pending.pop(), (value,))
-            if result is None:
-                result = value
-            elif isinstance(result, Call) and result.function == "transpose":
-                # `w^\top g` is a matrix product (for two vectors: their dot product).
-                result = Binary("@", result, value)
-            else:
-                result = Binary("*", result, value)
+            # Side by side and \cdot stay open here: shapes.py makes each a matrix product or a
+            # scaling from the declared shapes.
+            result = value if result is None else Binary(operator, result, value)
         if pending:
             raise ExpressionError(f"The function {pending[-1]} needs an argument.")
         assert result is not None
         return result
 
-    def _flatten(self, node: Tree[Token] | Token, items: list[_Item]) -> None:
-        if isinstance(node, Tree) and node.data in ("juxtapose", "mul"):
+    def _flatten(self, node: Tree[Token] | Token, links: list[tuple[str, _Item]], link: str) -> None:
+        """The factors of a product, each with the operator that joins it to the ones before."""
+        if isinstance(node, Tree) and node.data in _PRODUCT_OPERATORS:
             operands = [child for child in node.children if not isinstance(child, Token)]
-            for operand in operands:
-                self._flatten(operand, items)
+            self._flatten(operands[0], links, link)
+            self._flatten(operands[1], links, _PRODUCT_OPERATORS[node.data])
         else:
-            items.append(self.item(node))
+            links.append((link, self.item(node)))
 
     def power(self, base_node: Tree[Token] | Token, exponent_node: Tree[Token] | Token) -> Expr:
         if isinstance(exponent_node, Tree) and exponent_node.data in ("word", "command"):
@@ -254,7 +270,7 @@ class _Resolver:
                     factors = [self.resolve(letter, None) for letter in head] + [tail_value]
                     product = factors[0]
                     for factor in factors[1:]:
-                        product = Binary("*", product, factor)
+                        product = Binary(SIDE_BY_SIDE, product, factor)
                     return product
         if subscript is None and base in self.bases:
             raise UndeclaredName(f"{base} needs a subscript, e.g. {base}_{{t}}. {self._allowed()}")
@@ -303,15 +319,21 @@ def _plus_one(expr: Expr) -> Expr:
 
 
 def parse_latex(source: str, config: ExpressionConfig, limits: Limits = DEFAULT_LIMITS) -> Expr:
-    """Parse a LaTeX answer into the shared syntax tree; raises ExpressionError subclasses only."""
+    """Parse a LaTeX answer into the shared syntax tree, its products resolved from the declared
+    shapes (shapes.py); raises ExpressionError subclasses only."""
     check_source(source, limits)
     sides = derivation_sides(normalise(source))
     # A derivation `a = b = c` is graded on c; the earlier steps need only be well-formed LaTeX.
     trees = [_parse_side(side, last=index == len(sides) - 1) for index, side in enumerate(sides)]
     try:
-        return _Resolver(config, limits).expr(trees[-1])
+        expr = _Resolver(config, limits).expr(trees[-1])
     except RecursionError:
         raise ExpressionSyntaxError("The answer is nested too deeply.") from None
+    if node_count(expr) > limits.max_nodes:
+        raise LimitExceeded(f"The answer has more than {limits.max_nodes} parts.")
+    # Side by side and \cdot become "@" or "*" from the declared shapes: no open product leaves here.
+    check_names(expr, config)
+    return resolve_products(expr, config)
 
 
 def _parse_side(text: str, last: bool) -> Any:
