@@ -52,21 +52,19 @@ class ExpressionGrader(Grader[ExpressionConfig, ExpressionAnswer]):
         self._lock = threading.Lock()
 
     def read(self, config: ExpressionConfig, expression: str, answer_format: str | None = None) -> Reading:
-        """Parse and check names; never evaluates anything."""
+        """Parse, check names and shapes (resolving LaTeX products); never evaluates anything."""
         chosen = detect_format(expression, answer_format)
         limits = Limits(max_length=config.max_length)
         try:
-            expr = (
-                parse_latex(expression, config, limits)
-                if chosen == "latex"
-                else parse_derivation(expression, limits)
-            )
-            if node_count(expr) > limits.max_nodes:
-                raise LimitExceeded(f"The answer has more than {limits.max_nodes} parts.")
-            check_names(expr, config)
-            if chosen != "latex":
-                # LaTeX products are resolved (and their shapes checked) by parse_latex; text keeps
-                # * elementwise and @ the matrix product, and gets the same named mismatches here.
+            if chosen == "latex":
+                # Names are checked and products resolved from the declared shapes inside.
+                expr = parse_latex(expression, config, limits)
+            else:
+                expr = parse_derivation(expression, limits)
+                if node_count(expr) > limits.max_nodes:
+                    raise LimitExceeded(f"The answer has more than {limits.max_nodes} parts.")
+                check_names(expr, config)
+                # Text keeps * elementwise and @ the matrix product; the pass names mismatched shapes.
                 expr = resolve_products(expr, config, latex=False)
         except ExpressionError as error:
             return Reading(None, None, error.message, error.position, chosen)

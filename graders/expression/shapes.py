@@ -85,12 +85,13 @@ class _ShapePass:
     def __init__(self, config: ExpressionConfig, latex: bool) -> None:
         self.config = config
         self.latex = latex
+        self.symbols = {symbol.name: symbol for symbol in config.symbols}
 
     def visit(self, expr: Expr, bound: frozenset[str]) -> _Typed:
         if isinstance(expr, Number):
             return _Typed(expr, ())
         if isinstance(expr, Name):
-            symbol = self.config.symbol(expr.name)
+            symbol = self.symbols.get(expr.name)
             if expr.name in bound or symbol is None:
                 return _Typed(expr, ())  # an index, free or bound by a sum
             return _Typed(expr, tuple(symbol.shape))
@@ -107,12 +108,12 @@ class _ShapePass:
         return self.reduce(expr, bound)
 
     def indexed(self, expr: Indexed, bound: frozenset[str]) -> _Typed:
-        symbol = self.config.symbol(expr.name)
+        symbol = self.symbols.get(expr.name)
         assert symbol is not None  # names are checked first
         indices = tuple(self.scalar(index, bound, f"The index of {expr.name}") for index in expr.indices)
         # The time index of a sequence picks a step; each further index consumes an axis.
         components = len(expr.indices) - int(symbol.sequence)
-        rebuilt = expr if indices == expr.indices else Indexed(expr.name, indices)
+        rebuilt = expr if _same(indices, expr.indices) else Indexed(expr.name, indices)
         return _Typed(rebuilt, tuple(symbol.shape[components:]))
 
     def reduce(self, expr: Reduce, bound: frozenset[str]) -> _Typed:
@@ -121,7 +122,7 @@ class _ShapePass:
         body = self.visit(expr.body, bound | {expr.variable})
         rebuilt = (
             expr
-            if (start, stop, body.expr) == (expr.start, expr.stop, expr.body)
+            if _same((start, stop, body.expr), (expr.start, expr.stop, expr.body))
             else Reduce(expr.kind, expr.variable, start, stop, body.expr)
         )
         return _Typed(rebuilt, body.shape, body.row)
@@ -141,7 +142,7 @@ class _ShapePass:
         except ShapeError as error:
             raise ShapeMismatch(f"The shapes do not fit in {self.shown(expr)}: {error}.") from None
         rebuilt_args = tuple(arg.expr for arg in args)
-        rebuilt = expr if rebuilt_args == expr.args else Call(expr.function, rebuilt_args)
+        rebuilt = expr if _same(rebuilt_args, expr.args) else Call(expr.function, rebuilt_args)
         row = expr.function == "transpose" and len(shape) == 1 and not args[0].row
         return _Typed(rebuilt, shape, row)
 
@@ -150,7 +151,7 @@ class _ShapePass:
         op = self.product_operator(expr.op, left, right) if expr.op in UNRESOLVED_PRODUCTS else expr.op
         rebuilt = (
             expr
-            if (op, left.expr, right.expr) == (expr.op, expr.left, expr.right)
+            if op == expr.op and _same((left.expr, right.expr), (expr.left, expr.right))
             else Binary(op, left.expr, right.expr)
         )
         if op == "@":
@@ -249,12 +250,17 @@ class _ShapePass:
             if expr.function == "transpose":
                 return f"{self.shown(expr.args[0])}^\\top"
             return to_text(expr)
-        symbol = self.config.symbol(expr.name)
+        symbol = self.symbols.get(expr.name)
         spelling = symbol.latex[0] if symbol is not None and symbol.latex else expr.name
         if isinstance(expr, Name):
             return expr.name if "#" in spelling else spelling
         written = ",".join(to_text(index) for index in expr.indices)
         return spelling.replace("#", written, 1) if "#" in spelling else f"{spelling}_{{{written}}}"
+
+
+def _same(new: tuple[Expr, ...], old: tuple[Expr, ...]) -> bool:
+    """Identity, not equality: comparing trees for equality would walk them again at every node."""
+    return all(a is b for a, b in zip(new, old, strict=True))
 
 
 def _sentence(text: str) -> str:
