@@ -40,6 +40,7 @@ class ShapeMismatch(ExpressionError):
     """Factors, terms or arguments whose declared shapes do not fit together."""
 
 
+_LONGEST_SHOWN = 60  # characters of a factor quoted in a message
 _ELEMENTWISE_VERBS = {
     "+": "added",
     "-": "subtracted",
@@ -204,7 +205,10 @@ class _ShapePass:
         inner_left = left.shape[-1]
         inner_right = right.shape[0] if len(right.shape) == 1 else right.shape[-2]
         message = f"{factors} do not fit {how}: a matrix product needs {inner_left} = {inner_right}"
-        return _sentence(message + self.transpose_hint(left, right, _fits_matmul))
+        hint = self.transpose_hint(left, right, _fits_matmul)
+        if not hint and (1, 1) in (left.shape, right.shape):
+            hint = " (a 1 x 1 matrix is a matrix here, not a scalar)"
+        return _sentence(message + hint)
 
     def elementwise_mismatch(self, op: str, left: _Typed, right: _Typed) -> str:
         a, b = self.shown(left.expr), self.shown(right.expr)
@@ -232,24 +236,49 @@ class _ShapePass:
 
     def transposed(self, expr: Expr) -> str:
         if isinstance(expr, Call) and expr.function == "transpose":
-            return self.shown(expr.args[0])
+            return f"{self.shown(expr.args[0])} instead of {self.shown(expr)}"
         return f"{self.shown(expr)}^\\top" if self.latex else f"{self.shown(expr)}.T"
 
     def shown(self, expr: Expr) -> str:
-        """A factor as the student would write it: declared LaTeX spellings, compounds in brackets."""
-        if isinstance(expr, Number | Name | Indexed | Call):
-            return self.spelled(expr) if self.latex else to_text(expr)
-        if self.latex and isinstance(expr, Binary) and expr.op in "+-":
-            return f"({self.shown(expr.left)} {expr.op} {self.shown(expr.right)})"
-        return f"({to_text(expr)})"
+        """A factor as the student would write it (declared LaTeX spellings), bracketed if compound."""
+        written = self.written(expr)
+        if len(written) > _LONGEST_SHOWN:
+            written = written[: _LONGEST_SHOWN - 3] + "..."
+        return written if isinstance(expr, Number | Name | Indexed | Call) else f"({written})"
 
-    def spelled(self, expr: Number | Name | Indexed | Call) -> str:
+    def written(self, expr: Expr) -> str:
+        """An expression in the answer's notation; LaTeX shows `@` side by side and `*` as \\times."""
+        if not self.latex or isinstance(expr, Reduce):
+            return to_text(expr)
         if isinstance(expr, Number):
             return format_number(expr.value)
+        if isinstance(expr, Name | Indexed):
+            return self.spelled(expr)
         if isinstance(expr, Call):
             if expr.function == "transpose":
                 return f"{self.shown(expr.args[0])}^\\top"
             return to_text(expr)
+        if isinstance(expr, Negate):
+            return f"-{self.factor(expr.operand)}"
+        if expr.op in ("+", "-"):
+            right = self.written(expr.right)
+            bracketed = isinstance(expr.right, Binary) and expr.right.op in ("+", "-")
+            return f"{self.written(expr.left)} {expr.op} {f'({right})' if bracketed else right}"
+        if expr.op == "/":
+            return f"\\frac{{{self.written(expr.left)}}}{{{self.written(expr.right)}}}"
+        if expr.op == "**":
+            return f"{self.shown(expr.left)}^{{{self.written(expr.right)}}}"
+        scaling = _constant(expr.left) or _constant(expr.right)
+        joiner = " " if expr.op == "@" or scaling else " \\times "
+        return f"{self.factor(expr.left)}{joiner}{self.factor(expr.right)}"
+
+    def factor(self, expr: Expr) -> str:
+        """Inside a product: only sums and negations need brackets."""
+        if isinstance(expr, Negate) or (isinstance(expr, Binary) and expr.op in ("+", "-")):
+            return f"({self.written(expr)})"
+        return self.written(expr)
+
+    def spelled(self, expr: Name | Indexed) -> str:
         symbol = self.symbols.get(expr.name)
         spelling = symbol.latex[0] if symbol is not None and symbol.latex else expr.name
         if isinstance(expr, Name):
@@ -273,6 +302,14 @@ def _fits_matmul(left: Shape, right: Shape) -> bool:
     except ShapeError:
         return False
     return True
+
+
+def _constant(expr: Expr) -> bool:
+    if isinstance(expr, Number):
+        return True
+    if isinstance(expr, Negate):
+        return _constant(expr.operand)
+    return isinstance(expr, Binary) and _constant(expr.left) and _constant(expr.right)
 
 
 def _untransposed(expr: Expr) -> Expr:

@@ -182,6 +182,13 @@ def test_a_shape_mismatch_names_the_factors_and_the_fix_when_the_answer_is_read(
         "W (2 x 3) and (y - t) (2 x 1) do not fit with \\cdot: a matrix product needs 3 = 2; "
         "did you mean W^\\top?"
     )
+    untransposed = grade("linear_dx", r"W^\top x")
+    assert untransposed.feedback.endswith("a matrix product needs 2 = 3; did you mean W instead of W^\\top?")
+    one_by_one = grade("linear_dw", r"(x^\top x) W")
+    assert one_by_one.feedback == (
+        "(x^\\top x) (1 x 1) and W (2 x 3) do not fit side by side: a matrix product needs 1 = 2 "
+        "(a 1 x 1 matrix is a matrix here, not a scalar)."
+    )
     text = grade("linear_dw", "(y - t) @ x", "text")
     assert text.verdict is Verdict.INVALID
     assert text.feedback.startswith("(y - t) (2 x 1) and x (3 x 1) do not fit in a matrix product (@)")
@@ -195,7 +202,7 @@ def test_a_shape_mismatch_names_the_factors_and_the_fix_when_the_answer_is_read(
         (
             r"y + t^\top",
             "y (2 x 1) and t^\\top (1 x 2) cannot be added: that needs equal shapes (or a scalar); "
-            "did you mean t?",
+            "did you mean t instead of t^\\top?",
         ),
         (r"W \odot x", "W (2 x 3) and x (3 x 1) cannot be multiplied elementwise"),
     ],
