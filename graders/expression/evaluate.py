@@ -182,7 +182,9 @@ def _binary(op: str, left: Array, right: Array) -> Array:
         return np.asarray(left * right)
     if op == "/":
         return np.asarray(left / right)
-    return np.asarray(np.power(left, right))
+    if op == "**":
+        return np.asarray(np.power(left, right))
+    raise ValueError(f"operator {op!r} reached evaluation unresolved")  # a bug, never a student's doing
 
 
 def _as_index(values: Array, low: int, high: int, what: str, state: _State) -> np.ndarray:

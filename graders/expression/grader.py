@@ -8,15 +8,16 @@ from typing import Any, ClassVar
 from graders._context import GradingContext
 from graders._grader import Grader, GraderKind
 from graders._result import GradeResult, JSONValue
-from graders.expression.config import ExpressionAnswer, ExpressionConfig
+from graders.expression.config import Diagnosis, ExpressionAnswer, ExpressionConfig
 from graders.expression.derivation import check_derivation
 from graders.expression.diagnose import Verdict, compare
 from graders.expression.errors import ExpressionError, ExpressionSyntaxError, LimitExceeded
-from graders.expression.evaluate import PointBatch, check_names
+from graders.expression.evaluate import PointBatch
 from graders.expression.latex_parser import parse_latex_sides
 from graders.expression.limits import DEFAULT_LIMITS, Limits
 from graders.expression.points import draw_points
-from graders.expression.syntax import Expr, Side, node_count, to_text
+from graders.expression.shapes import ShapeMismatch, settle
+from graders.expression.syntax import Expr, Side, to_text
 from graders.expression.text_parser import in_side, parse_text_sides
 
 
@@ -33,6 +34,8 @@ class Reading:
     note: str | None = None
     # A derivation `a = b = c` has a side per formula, the answer last; a plain answer has one.
     sides: tuple[Side, ...] = ()
+    # The answer was read but its declared shapes do not fit: a wrong answer, graded as such.
+    shape_mismatch: bool = False
 
 
 # Text never has these; every declared LaTeX spelling with a brace or a command contains one.
@@ -46,21 +49,20 @@ def detect_format(expression: str, declared: str | None) -> str:
     return "latex" if any(mark in expression for mark in LATEX_MARKS) else "text"
 
 
-def _checked(side: Side, number: int, count: int, config: ExpressionConfig, limits: Limits) -> Side:
-    """A side's size bounded and its names checked; an earlier side's unknown names are kept as
-    its error (it may name the quantity derived), the last side's raise."""
+def _settled_text_side(side: Side, number: int, count: int, config: ExpressionConfig, limits: Limits) -> Side:
+    """A text side bounded, its names checked and its shapes too (LaTeX sides are settled by the
+    parser); an earlier side's unknown names are kept as its error (it may name the quantity
+    derived), the last side's raise."""
     if side.expr is None:
         return side
     try:
-        if node_count(side.expr) > limits.max_nodes:
-            raise LimitExceeded(f"The answer has more than {limits.max_nodes} parts.")
-        check_names(side.expr, config, limits)
+        # Text keeps * elementwise and @ the matrix product; the pass names mismatched shapes.
+        return Side(side.start, settle(side.expr, config, limits, latex=False))
     except ExpressionError as error:
         located = in_side(error, number, side.start, count)
         if number == count or isinstance(error, LimitExceeded):
             raise located from None
         return Side(side.start, None, located)
-    return side
 
 
 class ExpressionGrader(Grader[ExpressionConfig, ExpressionAnswer]):
@@ -110,11 +112,17 @@ class ExpressionGrader(Grader[ExpressionConfig, ExpressionAnswer]):
                 if chosen == "latex"
                 else parse_text_sides(expression, limits)
             )
-            sides = tuple(
-                _checked(side, number, len(parsed), config, limits) for number, side in enumerate(parsed, 1)
+            sides = (
+                tuple(parsed)
+                if chosen == "latex"
+                else tuple(
+                    _settled_text_side(side, number, len(parsed), config, limits)
+                    for number, side in enumerate(parsed, 1)
+                )
             )
         except ExpressionError as error:
-            return Reading(None, None, error.message, error.position, chosen), error
+            mismatch = isinstance(error, ShapeMismatch)
+            return Reading(None, None, error.message, error.position, chosen, shape_mismatch=mismatch), error
         expr = sides[-1].expr
         assert expr is not None  # the last side is read or raises
         return Reading(expr, to_text(expr), format=chosen, sides=sides), None
@@ -149,6 +157,18 @@ class ExpressionGrader(Grader[ExpressionConfig, ExpressionAnswer]):
         self, config: ExpressionConfig, answer: ExpressionAnswer, context: GradingContext
     ) -> GradeResult:
         reading = self.read(config, answer.expression, answer.format)
+        if reading.expr is None and reading.shape_mismatch:
+            # Shapes that cannot fit are a mistake in the mathematics, named when the answer is read.
+            message = reading.error or "The shapes do not fit."
+            return GradeResult.from_fraction(
+                config.partial_credit.get(Diagnosis.SHAPE, 0.0),
+                message,
+                {
+                    "format": reading.format,
+                    "diagnosis": Diagnosis.SHAPE.value,
+                    "mistakes": [{"diagnosis": Diagnosis.SHAPE.value, "message": message}],
+                },
+            )
         if reading.expr is None:
             where = f" (at position {reading.position + 1})" if reading.position is not None else ""
             return GradeResult.invalid(f"{reading.error}{where}", {"format": reading.format})

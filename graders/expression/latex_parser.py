@@ -21,10 +21,24 @@ from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedInput
 
 from graders.expression.config import ExpressionConfig, SymbolDeclaration
-from graders.expression.errors import ExpressionError, ExpressionSyntaxError
+from graders.expression.errors import ExpressionError, ExpressionSyntaxError, LimitExceeded
 from graders.expression.evaluate import UndeclaredName
 from graders.expression.limits import DEFAULT_LIMITS, Limits, check_source, derivation_sides
-from graders.expression.syntax import Binary, Call, Expr, Indexed, Name, Negate, Number, Reduce, Side, to_text
+from graders.expression.shapes import settle
+from graders.expression.syntax import (
+    CDOT,
+    SIDE_BY_SIDE,
+    Binary,
+    Call,
+    Expr,
+    Indexed,
+    Name,
+    Negate,
+    Number,
+    Reduce,
+    Side,
+    to_text,
+)
 from graders.expression.text_parser import describe_unexpected, in_side, parse_text
 
 # LaTeX commands that name functions, and the functions their derivatives (') name.
@@ -45,6 +59,9 @@ _GREEK_LETTERS = (
     "rho tau upsilon phi varphi chi omega"
 )
 GREEK_VARIABLES = {f"\\{name}": name for name in _GREEK_LETTERS.split(" ")}
+# The grammar's product rules and the operator each leaves in the tree: \times * \odot \circ are
+# elementwise ("*"); side by side and \cdot are left for the shape pass to resolve.
+_PRODUCT_OPERATORS = {"juxtapose": SIDE_BY_SIDE, "cdot": CDOT, "mul": "*"}
 
 _SPACING = re.compile(r"\\[,;:! ]|\\q?quad(?![A-Za-z])|~")
 # Commands that change only how the formula is typeset, deleted in one pass: sizing (`\left(`),
@@ -187,7 +204,7 @@ class _Resolver:
             raise ExpressionSyntaxError(f"Unexpected {str(node)!r}.")
         kind = node.data
         children = node.children
-        if kind in ("juxtapose", "mul"):
+        if kind in _PRODUCT_OPERATORS:
             return self.chain(node)
         if kind == "add":
             return Binary("+", self.expr(children[0]), self.expr(children[1]))
@@ -221,12 +238,17 @@ class _Resolver:
 
     def chain(self, node: Tree[Token]) -> Expr:
         items: list[_Item] = []
-        links: list[str] = []  # links[j]: "juxtapose" or "mul", how items[j] joins the one before
-        self._flatten(node, items, links, "")
+        # links[j]: the grammar rule ("juxtapose", "cdot", "mul") joining items[j] to the one before
+        links: list[str] = []
+        self._flatten(node, items, links, "juxtapose")
         result: Expr | None = None
         pending: list[_FunctionAtom] = []  # functions waiting for their argument, innermost last
         numerator: Expr | None = None
+        operator = SIDE_BY_SIDE  # how the next value joins the product so far
         for position, entry in enumerate(items):
+            if not pending:
+                # A function's value joins by the link before the function, not its argument's.
+                operator = _PRODUCT_OPERATORS[links[position]]
             item = entry
             if isinstance(entry, _Quotient):
                 numerator, item = entry.numerator, entry.denominator
@@ -245,23 +267,20 @@ class _Resolver:
                 if position + 1 < len(items) and links[position + 1] == "juxtapose":
                     raise ExpressionError(_ambiguous_quotient(numerator, value))
                 value, numerator = Binary("/", numerator, value), None
-            if result is None:
-                result = value
-            elif isinstance(result, Call) and result.function == "transpose":
-                # `w^\top g` is a matrix product (for two vectors: their dot product).
-                result = Binary("@", result, value)
-            else:
-                result = Binary("*", result, value)
+            # Side by side and \cdot stay open here: shapes.py makes each a matrix product or a
+            # scaling from the declared shapes.
+            result = value if result is None else Binary(operator, result, value)
         if pending:
             raise ExpressionError(f"The function {pending[-1].name} needs an argument.")
         assert result is not None
         return result
 
     def _flatten(self, node: Tree[Token] | Token, items: list[_Item], links: list[str], link: str) -> None:
-        if isinstance(node, Tree) and node.data in ("juxtapose", "mul"):
+        """The factors of a product, each with the rule that joins it to the ones before."""
+        if isinstance(node, Tree) and node.data in _PRODUCT_OPERATORS:
             left, right = node.children[0], node.children[-1]  # a `mul` has its operator between
             self._flatten(left, items, links, link)
-            if isinstance(right, Tree) and right.data in ("juxtapose", "mul"):
+            if isinstance(right, Tree) and right.data in _PRODUCT_OPERATORS:
                 # Only braces make a product a right operand: `\tanh{a b}` applies to the group.
                 items.append(self.chain(right))
                 links.append(node.data)
@@ -395,7 +414,7 @@ class _Resolver:
                     factors = [self.resolve(letter, None) for letter in head] + [tail_value]
                     product = factors[0]
                     for factor in factors[1:]:
-                        product = Binary("*", product, factor)
+                        product = Binary(SIDE_BY_SIDE, product, factor)
                     return product
         if subscript is None and base in self.bases:
             raise UndeclaredName(f"{base} needs a subscript, e.g. {base}_{{t}}. {self._allowed()}")
@@ -464,7 +483,8 @@ def _ambiguous_quotient(numerator: Expr, denominator: Expr) -> str:
 
 
 def parse_latex(source: str, config: ExpressionConfig, limits: Limits = DEFAULT_LIMITS) -> Expr:
-    """Parse a LaTeX answer into the shared syntax tree; raises ExpressionError subclasses only.
+    """Parse a LaTeX answer into the shared syntax tree, its products resolved from the declared
+    shapes (shapes.py); raises ExpressionError subclasses only.
 
     A derivation `a = b = c` gives its last side; the earlier ones need only be well-formed.
     """
@@ -506,12 +526,13 @@ def parse_latex_sides(source: str, config: ExpressionConfig, limits: Limits = DE
     sides = []
     for number, ((start, _text), tree) in enumerate(zip(spans, trees, strict=True), 1):
         try:
-            sides.append(Side(start, resolver.expr(tree)))
+            # Side by side and \cdot become "@" or "*" here: no open product leaves this function.
+            sides.append(Side(start, settle(resolver.expr(tree), config, limits)))
         except RecursionError:
             raise ExpressionSyntaxError("The answer is nested too deeply.") from None
         except ExpressionError as error:
             located = in_side(error, number, start, count)
-            if number == count:
+            if number == count or isinstance(error, LimitExceeded):
                 raise located from None
             sides.append(Side(start, None, located))
     return sides

@@ -34,9 +34,16 @@ class Call:
     args: tuple[Expr, ...]
 
 
+# Products the LaTeX grammar leaves open: two factors side by side, or with \cdot between them.
+# The shape pass (shapes.py) turns each into "@" or "*" before anything else sees the tree.
+SIDE_BY_SIDE = "side by side"
+CDOT = "cdot"
+UNRESOLVED_PRODUCTS = frozenset({SIDE_BY_SIDE, CDOT})
+
+
 @dataclass(frozen=True, slots=True)
 class Binary:
-    op: str  # + - * / @ **
+    op: str  # + - * / @ **, or (only inside the LaTeX reader) one of UNRESOLVED_PRODUCTS
     left: Expr
     right: Expr
 

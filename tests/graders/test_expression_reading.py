@@ -134,7 +134,18 @@ def test_text_round_trips_through_the_tree(tree: Expr) -> None:
 
 ALPHABET = st.sampled_from([*"tikxyh_[](),+-*/@.0123456789 ", "sum(", " for ", " in ", "range(", "**"])
 LATEX_ALPHABET = st.sampled_from(
-    [*"tikyhxz_^{}()[],+-*/'0123456789 ", r"\sum", r"\prod", r"\hat", r"\frac", r"\psi", r"\times", "="]
+    [
+        *"tikyhxz_^{}()[],+-*/'0123456789 ",
+        r"\sum",
+        r"\prod",
+        r"\hat",
+        r"\frac",
+        r"\psi",
+        r"\times",
+        r"\cdot",
+        r"\odot",
+        "=",
+    ]
 )
 
 

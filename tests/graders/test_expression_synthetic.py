@@ -59,10 +59,13 @@ def test_a_transposed_matrix_is_named() -> None:
 
 def test_matrix_products_and_their_shapes() -> None:
     assert grade("product", "W @ x")[0] is Verdict.CORRECT
-    assert grade("product", r"W \cdot x")[0] is Verdict.INCORRECT  # elementwise: the shapes clash
+    assert grade("product", r"W \cdot x")[0] is Verdict.CORRECT  # \cdot of two non-scalars: W @ x
     verdict, feedback = grade("product", "x @ W")
-    assert verdict is Verdict.INCORRECT
-    assert "@ cannot multiply shapes (3,) and (2, 3)" in feedback
+    assert verdict is Verdict.INCORRECT  # named when read: the declared shapes cannot fit
+    assert feedback == (
+        "x (vector of 3) and W (2 x 3) do not fit in a matrix product (@): a matrix product needs 3 = 2; "
+        "did you mean W.T?"
+    )
     assert "a matrix of shape 2 x 3" in grade("product", "W")[1]
 
 
