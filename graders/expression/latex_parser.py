@@ -86,12 +86,16 @@ def _spellings(config: ExpressionConfig) -> list[_Spelling]:
             sub = sub.strip()
             if sub.startswith("{") and sub.endswith("}"):
                 sub = sub[1:-1]
-            subs = [sub] if sub else []
             if symbol.sequence and "#" not in sub:
-                # A sequence is indexed by time, and a vector-valued one also by component.
-                subs = [s + "#" if s else "#" for s in (subs or [""])]
-                subs += [s + ",#" for s in list(subs)] if symbol.shape else []
-            if not subs:
+                sub += "#"  # a sequence is indexed by time
+            declared = [sub] if sub else []
+            subs = list(declared)
+            # A vector or matrix is also indexed by component, after the declared subscript:
+            # `g_{o,#}` gives `g_{o,t,i}`, `w_{yh}` gives `w_{yh,i}`.
+            most = int(symbol.sequence) + len(symbol.shape)
+            for components in range(1, most - sub.count("#") + 1):
+                subs.append(",".join(declared + ["#"] * components))
+            if not sub:
                 out.append(_Spelling(symbol, base.strip(), None, spelling))
             for pattern in subs:
                 parts = [re.escape(part) for part in pattern.replace(" ", "").split("#")]
