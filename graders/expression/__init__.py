@@ -10,6 +10,7 @@ from graders.expression.config import (
 from graders.expression.errors import ExpressionError, ExpressionSyntaxError, LimitExceeded
 from graders.expression.grader import ExpressionGrader, Reading
 from graders.expression.latex_parser import parse_latex
+from graders.expression.latex_writer import to_latex
 from graders.expression.syntax import Expr, to_text
 from graders.expression.text_parser import parse_text
 
@@ -27,5 +28,6 @@ __all__ = [
     "SymbolDeclaration",
     "parse_latex",
     "parse_text",
+    "to_latex",
     "to_text",
 ]

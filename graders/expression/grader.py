@@ -13,6 +13,7 @@ from graders.expression.diagnose import compare
 from graders.expression.errors import ExpressionError, LimitExceeded
 from graders.expression.evaluate import PointBatch, check_names
 from graders.expression.latex_parser import parse_latex
+from graders.expression.latex_writer import to_latex
 from graders.expression.limits import DEFAULT_LIMITS, Limits
 from graders.expression.points import draw_points
 from graders.expression.syntax import Expr, node_count, to_text
@@ -74,6 +75,7 @@ class ExpressionGrader(Grader[ExpressionConfig, ExpressionAnswer]):
             "format": reading.format,
             "ok": reading.expr is not None,
             "read_as": reading.canonical,
+            "read_as_latex": None if reading.expr is None else to_latex(reading.expr, config),
             "error": reading.error,
             "position": reading.position,
         }
@@ -102,6 +104,7 @@ class ExpressionGrader(Grader[ExpressionConfig, ExpressionAnswer]):
         batch = self.points_for(config, context)
         details: dict[str, JSONValue] = {
             "read_as": reading.canonical,
+            "read_as_latex": to_latex(reading.expr, config),
             "format": reading.format,
             "points": batch.size,
         }
