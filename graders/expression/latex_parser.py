@@ -20,7 +20,7 @@ from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedInput
 
 from graders.expression.config import ExpressionConfig, SymbolDeclaration
-from graders.expression.errors import ExpressionError, ExpressionSyntaxError
+from graders.expression.errors import ExpressionError, ExpressionSyntaxError, LimitExceeded
 from graders.expression.evaluate import UndeclaredName
 from graders.expression.limits import DEFAULT_LIMITS, Limits, check_source, derivation_sides
 from graders.expression.syntax import Binary, Call, Expr, Indexed, Name, Negate, Number, Reduce
@@ -39,6 +39,8 @@ DERIVATIVES = {"psi": "dpsi"}
 TRANSPOSE_MARKS = {r"\top", r"\intercal", "T"}
 
 _SPACING = re.compile(r"\\[,;:! ]|\\q?quad(?![A-Za-z])|~")
+# `\left| x \right|` is an absolute value; a bare `|` could open or close one, so it is not read.
+_ABSOLUTE_BARS = (re.compile(r"\\left\s*\|"), re.compile(r"\\right\s*\|"))
 _SIZING = re.compile(r"\\(left|right|big|Big|bigg|Bigg)(?![A-Za-z])\.?")
 _NAMED_OPERATOR = re.compile(r"\\(operatorname|mathrm|text|textrm|mathit)\s*\{\s*([A-Za-z]+)\s*\}")
 # A script without braces takes one character, or one command: `_t`, `^2`, `^\top`.
@@ -60,6 +62,8 @@ def normalise(source: str) -> str:
                 position,
             )
     text = source.replace("$", " ")
+    text = _ABSOLUTE_BARS[0].sub(r" \\lvert ", text)
+    text = _ABSOLUTE_BARS[1].sub(r" \\rvert ", text)
     text = _SIZING.sub(" ", text)
     text = _SPACING.sub(" ", text)
     text = _NAMED_OPERATOR.sub(lambda m: f" {m.group(2)} ", text)
@@ -154,6 +158,8 @@ class _Resolver:
             return Binary("/", self.expr(children[1]), self.expr(children[2]))
         if kind == "sqrt":
             return Call("sqrt", (self.expr(children[1]),))
+        if kind == "abs":
+            return Call("abs", (self.expr(children[1]),))
         if kind == "number":
             return Number(float(str(children[0])))
         if kind == "group":
@@ -309,7 +315,11 @@ def _plus_one(expr: Expr) -> Expr:
 def parse_latex(source: str, config: ExpressionConfig, limits: Limits = DEFAULT_LIMITS) -> Expr:
     """Parse a LaTeX answer into the shared syntax tree; raises ExpressionError subclasses only."""
     check_source(source, limits)
-    sides = derivation_sides(normalise(source))
+    normalised = normalise(source)
+    # Bars hold no bracket, so the nesting bound does not see them: they get a bound of their own.
+    if normalised.count(r"\lvert") > limits.max_nesting:
+        raise LimitExceeded(f"An answer may hold at most {limits.max_nesting} absolute values.")
+    sides = derivation_sides(normalised)
     # A derivation `a = b = c` is graded on c; the earlier steps need only be well-formed LaTeX.
     trees = [_parse_side(side, last=index == len(sides) - 1) for index, side in enumerate(sides)]
     try:

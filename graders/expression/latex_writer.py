@@ -188,6 +188,8 @@ class _Writer:
             return _Written(self.power_base(expr.args[0], args[0]) + r"^\top", _POWER)
         if expr.function == "sqrt" and len(args) == 1:
             return _Written(rf"\sqrt{{{args[0].text}}}", _ATOM)
+        if expr.function == "abs" and len(args) == 1:
+            return _Written(rf"\lvert {args[0].text} \rvert", _ATOM)
         listed = ", ".join(arg.text for arg in args)
         return _Written(rf"{self.function_head(expr.function)}\left({listed}\right)", _ATOM)
 

@@ -45,7 +45,8 @@ def assert_reads_back(tree: Expr, question: str = "q2_2") -> str:
         ("exp(log(z[t]))", r"\exp\left(\log\left(z_{t}\right)\right)"),
         ("softmax(o[t])", r"\operatorname{softmax}\left(o_{t}\right)"),
         ("dot(w_yh, g_o[t])", r"\operatorname{dot}\left(w_{yh}, g_{o,t}\right)"),
-        ("sqrt(abs(z[t]))", r"\sqrt{\operatorname{abs}\left(z_{t}\right)}"),
+        ("sqrt(abs(z[t]))", r"\sqrt{\lvert z_{t} \rvert}"),
+        ("abs(abs(z[t]) - 1) ** 2", r"\left(\lvert \lvert z_{t} \rvert - 1 \rvert\right)^{2}"),
         ("sum(h[k] for k in range(1, t + 1))", r"\sum_{k=1}^{t} h_{k}"),
         ("prod(h[k] for k in range(0, t - i))", r"\prod_{k=0}^{t - i - 1} h_{k}"),
         ("sum(h[k] for k in range(1, 4))", r"\sum_{k=1}^{3} h_{k}"),
@@ -126,6 +127,23 @@ CANONICAL = [
 @pytest.mark.parametrize("text", CANONICAL)
 def test_canonical_forms_of_the_other_tests_read_back(text: str) -> None:
     assert_reads_back(read(text, "text"))
+
+
+@pytest.mark.parametrize(
+    "latex", [r"\lvert z_t - 1 \rvert", r"\left| z_t - 1 \right|", r"\left\lvert z_t - 1 \right\rvert"]
+)
+def test_an_absolute_value_is_read_between_bars(latex: str) -> None:
+    assert parse_latex(latex, config()) == read("abs(z[t] - 1)", "text")
+
+
+def test_absolute_values_are_bounded_and_unreadable_bars_are_explained() -> None:
+    nested = r"\lvert " * 41 + "z_t" + r" \rvert" * 41
+    started = time.perf_counter()
+    reading = GRADER.read(config(), nested)
+    assert time.perf_counter() - started < 0.05
+    assert reading.error == "An answer may hold at most 40 absolute values."
+    assert GRADER.read(config(), r"\lvert z_t").error is not None
+    assert GRADER.read(config(), r"| z_t |", "latex").error is not None
 
 
 def test_components_of_declared_spellings_are_read() -> None:
