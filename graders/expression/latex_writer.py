@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from graders.expression.config import ExpressionConfig
 from graders.expression.latex_parser import (
@@ -37,10 +37,8 @@ from graders.expression.syntax import (
     Negate,
     Number,
     Reduce,
-    children,
     format_number,
     to_text,
-    walk,
 )
 
 # How tightly a written piece binds, as the LaTeX grammar groups it: a piece goes inside another
@@ -61,8 +59,7 @@ _COMMAND_OF = {function: command for command, function in reversed(FUNCTION_COMM
 _PRIMED = {derivative: function for function, derivative in DERIVATIVES.items()}
 
 
-@dataclass(frozen=True, slots=True)
-class _Written:
+class _Written(NamedTuple):  # a tuple: made once per node, and cheaper than a frozen dataclass
     text: str
     binding: int
     # Ends in a \sum or \prod: a factor written right after it would join its body.
@@ -90,6 +87,19 @@ def _writer(config: ExpressionConfig) -> _Writer:
     return writer
 
 
+def _operands(expr: Expr) -> tuple[Expr, ...]:
+    """The children whose written form a node is made of (an index is written as subscript text)."""
+    if isinstance(expr, Binary):
+        return (expr.left, expr.right)
+    if isinstance(expr, Call):
+        return expr.args
+    if isinstance(expr, Negate):
+        return (expr.operand,)
+    if isinstance(expr, Reduce):
+        return (expr.start, expr.stop, expr.body)
+    return ()
+
+
 def _parenthesised(piece: _Written) -> _Written:
     return _Written(rf"\left({piece.text}\right)", _ATOM)
 
@@ -108,7 +118,8 @@ def _number(value: float) -> _Written:
     positional = format(Decimal(repr(value)), "f")
     if len(positional) <= _LONGEST_NUMBER:
         return _Written(positional, _ATOM)
-    mantissa, _, exponent = f"{value:.15g}".partition("e")
+    mantissa, _, exponent = f"{value:.15e}".partition("e")
+    mantissa = mantissa.rstrip("0").rstrip(".")
     return _parenthesised(_Written(rf"{mantissa} \times 10^{{{int(exponent)}}}", _PRODUCT))
 
 
@@ -120,59 +131,64 @@ def _additive(left: _Written, op: str, right: _Written) -> _Written:
 class _Writer:
     def __init__(self, config: ExpressionConfig) -> None:
         self.config = config
-        self.spellings = _spellings(config)
-        self.bases = {spelling.base for spelling in self.spellings}
+        spellings = _spellings(config)
+        self.bases = {spelling.base for spelling in spellings}
+        # Per symbol, in declared order: (base, subscript template with a `#` per index, or None).
+        self.spellings: dict[str, list[tuple[str, str | None]]] = {}
+        for spelling in spellings:
+            # `shown` is base_{template}; the base holds no underscore.
+            template = spelling.shown.partition("_")[2][1:-1].replace(" ", "") if spelling.pattern else None
+            self.spellings.setdefault(spelling.symbol.name, []).append((spelling.base, template))
 
     def write(self, expr: Expr) -> str:
+        # Parents before their operands, then written in reverse: no recursion on the tree's depth.
+        order: list[Expr] = []
+        stack: list[Expr] = [expr]
+        while stack:
+            node = stack.pop()
+            order.append(node)
+            stack.extend(_operands(node))
         written: dict[int, _Written] = {}
-        # Children before parents (walk lists parents first), so no recursion on the tree's depth.
-        for node in reversed(walk(expr)):
-            if id(node) not in written:
-                written[id(node)] = self.node(node, written)
+        for node in reversed(order):
+            written[id(node)] = self.node(node, written)
         return written[id(expr)].text
 
     def node(self, expr: Expr, written: dict[int, _Written]) -> _Written:
-        parts = [written[id(child)] for child in children(expr)]
-        if isinstance(expr, Number):
-            return _number(expr.value)
-        if isinstance(expr, Name):
-            return _Written(self.symbol(expr.name, ()), _ATOM)
+        if isinstance(expr, Binary):
+            return self.binary(expr, written[id(expr.left)], written[id(expr.right)])
         if isinstance(expr, Indexed):
             return _Written(self.symbol(expr.name, expr.indices), _ATOM)
+        if isinstance(expr, Name):
+            return _Written(self.symbol(expr.name, ()), _ATOM)
+        if isinstance(expr, Number):
+            return _number(expr.value)
         if isinstance(expr, Call):
-            return self.call(expr, parts)
+            return self.call(expr, [written[id(arg)] for arg in expr.args])
         if isinstance(expr, Negate):
-            (operand,) = parts
+            operand = written[id(expr.operand)]
             return _Written("-" + _at_least(operand, _PRODUCT), _NEGATED, operand.open_end)
-        if isinstance(expr, Binary):
-            return self.binary(expr, parts[0], parts[1])
-        return self.reduce(expr, parts, written)
+        return self.reduce(expr, written)
 
     # --- symbols -------------------------------------------------------------------------------
 
     def symbol(self, name: str, indices: tuple[Expr, ...]) -> str:
         """The first declared spelling with a `#` for each index, the indices written in."""
+        declared = self.spellings.get(name)
+        if declared is None:  # an index or a bound variable
+            return name
         filled = [self.subscript_index(index) for index in indices]
-        fallback: str | None = None
-        for spelling in self.spellings:
-            if spelling.symbol.name != name:
-                continue
-            fallback = fallback or spelling.base
-            if spelling.pattern is None:
+        for base, template in declared:
+            if template is None:
                 if not indices:
-                    return spelling.base
+                    return base
                 continue
-            # `shown` is base_{template}; the base holds no underscore.
-            template = spelling.shown.partition("_")[2][1:-1].replace(" ", "")
             if template.count("#") != len(indices):
                 continue
             for index in filled:
                 template = template.replace("#", index, 1)
-            return f"{spelling.base}_{{{template}}}"
-        if fallback is None:  # an index or a bound variable
-            return name
+            return f"{base}_{{{template}}}"
         # Used in a way no spelling declares (check_names refuses it): shown, not readable.
-        return fallback + (f"_{{{','.join(filled)}}}" if filled else "")
+        return declared[0][0] + (f"_{{{','.join(filled)}}}" if filled else "")
 
     def subscript_index(self, index: Expr) -> str:
         # The reader takes a subscript's characters as a text-form index (`h_{t-1}`).
@@ -237,8 +253,8 @@ class _Writer:
             joined = rf"{left_text} \times {right_text}"
         return _Written(joined, _PRODUCT, right.open_end and right_text == right.text)
 
-    def reduce(self, expr: Reduce, parts: list[_Written], written: dict[int, _Written]) -> _Written:
-        start, stop, body = parts
+    def reduce(self, expr: Reduce, written: dict[int, _Written]) -> _Written:
+        start, stop, body = (written[id(part)] for part in (expr.start, expr.stop, expr.body))
         last = self.inclusive_bound(expr.stop, stop, written)
         # The body is the product that follows: a sum or a negation in it needs parentheses.
         command = r"\sum" if expr.kind == "sum" else r"\prod"

@@ -308,3 +308,33 @@ def test_the_preview_and_the_graded_details_carry_the_reading_in_latex() -> None
     assert result.details["read_as"] == "sum(g_h[i] * dpsi(z[i]) * h[i - 1] for i in range(1, t + 1))"
     unreadable = GRADER.preview(configs["q2_3"], {"expression": "g_h[i] * * h[i]"})
     assert unreadable["read_as_latex"] is None
+
+
+ANY_NAMES = st.sampled_from(["t", "k", "w_hh", "h", "y", "g_o", "unknown", "a_1"])
+
+
+def any_trees() -> st.SearchStrategy[Expr]:
+    """Trees the grader would refuse too: unknown names and functions, wrong arities, odd numbers."""
+    numbers = st.floats(allow_nan=True, allow_infinity=True).map(Number)
+    leaves = st.one_of(numbers, ANY_NAMES.map(Name))
+
+    def extend(children: st.SearchStrategy[Expr]) -> st.SearchStrategy[Expr]:
+        return st.one_of(
+            st.builds(Binary, st.sampled_from(["+", "-", "*", "/", "@", "**"]), children, children),
+            st.builds(Negate, children),
+            st.builds(
+                Call,
+                st.sampled_from(["transpose", "sqrt", "abs", "dpsi", "f"]),
+                st.lists(children, max_size=3).map(tuple),
+            ),
+            st.builds(Indexed, ANY_NAMES, st.lists(children, min_size=1, max_size=3).map(tuple)),
+            st.builds(Reduce, st.sampled_from(["sum", "prod"]), ANY_NAMES, children, children, children),
+        )
+
+    return st.recursive(leaves, extend, max_leaves=25)
+
+
+@settings(max_examples=300, deadline=None)
+@given(any_trees())
+def test_any_tree_is_written_without_an_error(tree: Expr) -> None:
+    assert to_latex(tree, config())
