@@ -109,7 +109,9 @@ def _at_least(piece: _Written, binding: int) -> str:
 
 
 def _number(value: float) -> _Written:
-    if not math.isfinite(value):
+    if math.isnan(value):
+        return _Written(r"\mathrm{NaN}", _ATOM)
+    if math.isinf(value):
         return _Written(r"\infty" if value > 0 else r"\left(-\infty\right)", _ATOM)
     if value < 0:
         return _parenthesised(_Written("-" + _number(-value).text, _NEGATED))
