@@ -378,6 +378,21 @@ def test_formula_answers_of_the_wrong_form_are_refused(api: Api) -> None:
         assert "q2_1" in response.json()["error"]["details"]
 
 
+def test_preview_shows_a_text_answer_as_latex_to_typeset(api: Api) -> None:
+    path = "/api/v1/courses/demo/assignments/hw5/questions/q2_2/preview"
+    answer = {
+        "expression": "transpose(w_yh) @ g_o[t] * w_hh**(t-i) * prod(dpsi(z[k]) for k in range(i+1, t+1))"
+    }
+    read = api.client.post(path, json=answer, headers=api.accounts.header("student"))
+    assert read.status_code == 200, read.text
+    assert read.json()["format"] == "text"
+    assert read.json()["read_as_latex"] == (
+        r"w_{yh}^\top g_{o,t} \times w_{hh}^{t - i} \times \prod_{k=i + 1}^{t} \psi'\left(z_{k}\right)"
+    )
+    described = api.client.get("/openapi.json").json()["components"]["schemas"]["PreviewView"]
+    assert "LaTeX" in described["properties"]["read_as_latex"]["description"]
+
+
 def test_preview_reads_without_grading(api: Api) -> None:
     path = "/api/v1/courses/demo/assignments/hw5/questions/q2_3/preview"
     headers = api.accounts.header("student")
@@ -387,6 +402,7 @@ def test_preview_reads_without_grading(api: Api) -> None:
         "format": "latex",
         "ok": True,
         "read_as": "sum(g_h[i] * dpsi(z[i]) * h[t - 1] for i in range(1, t + 1))",
+        "read_as_latex": r"\sum_{i=1}^{t} g_{h,i} \times \psi'\left(z_{i}\right) \times h_{t-1}",
         "error": None,
         "position": None,
         "note": None,
@@ -400,6 +416,7 @@ def test_preview_reads_without_grading(api: Api) -> None:
     )
     assert broken.status_code == 200
     assert broken.json()["ok"] is False
+    assert broken.json()["read_as_latex"] is None
     assert "ends too early" in broken.json()["error"]
     assert (
         api.client.post(path, json={"expression": "x"}, headers=api.accounts.header("outsider")).status_code

@@ -11,6 +11,7 @@ from graders.expression.config import (
 from graders.expression.errors import ExpressionError, ExpressionSyntaxError, LimitExceeded
 from graders.expression.grader import ExpressionGrader, Reading
 from graders.expression.latex_parser import parse_latex, parse_latex_steps
+from graders.expression.latex_writer import to_latex
 from graders.expression.syntax import Expr, to_text
 from graders.expression.text_parser import parse_text, parse_text_steps
 
@@ -31,5 +32,6 @@ __all__ = [
     "parse_latex_steps",
     "parse_text",
     "parse_text_steps",
+    "to_latex",
     "to_text",
 ]

@@ -14,6 +14,7 @@ from graders.expression.diagnose import Verdict, compare
 from graders.expression.errors import ExpressionError, ExpressionSyntaxError, LimitExceeded
 from graders.expression.evaluate import PointBatch
 from graders.expression.latex_parser import parse_latex_sides
+from graders.expression.latex_writer import to_latex
 from graders.expression.limits import DEFAULT_LIMITS, Limits
 from graders.expression.points import draw_points
 from graders.expression.shapes import ShapeMismatch, settle
@@ -134,6 +135,7 @@ class ExpressionGrader(Grader[ExpressionConfig, ExpressionAnswer]):
             "format": reading.format,
             "ok": reading.expr is not None,
             "read_as": reading.canonical,
+            "read_as_latex": None if reading.expr is None else to_latex(reading.expr, config),
             "error": reading.error,
             "position": reading.position,
             "note": reading.note,
@@ -175,6 +177,7 @@ class ExpressionGrader(Grader[ExpressionConfig, ExpressionAnswer]):
         batch = self.points_for(config, context)
         details: dict[str, JSONValue] = {
             "read_as": reading.canonical,
+            "read_as_latex": to_latex(reading.expr, config),
             "format": reading.format,
             "points": batch.size,
         }

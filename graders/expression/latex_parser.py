@@ -77,6 +77,9 @@ _TYPESET_ONLY = re.compile(
 # A script without braces takes one character, or one command: `_t`, `^2`, `^\top`, `^'`; so
 # does an accent: `\hat y` is `\hat{y}`.
 _BARE_SCRIPT = re.compile(r"([_^]|\\(?:wide)?hat(?![A-Za-z]))\s*(\\[A-Za-z]+|[A-Za-z0-9'])")
+# `\left| x \right|` is an absolute value; a bare `|` could open or close one, so it is not read.
+_ABSOLUTE_BAR = re.compile(r"\\(left|right)\s*\|")
+_BAR_COMMANDS = {"left": r" \lvert ", "right": r" \rvert "}
 
 
 @lru_cache(maxsize=1)
@@ -94,6 +97,8 @@ def normalise(source: str) -> str:
                 position,
             )
     text = source.replace("$", " ")
+    # Before the typeset-only commands go: `\left|` is an absolute value's bar, not sizing.
+    text = _ABSOLUTE_BAR.sub(lambda m: _BAR_COMMANDS[m.group(1)], text)
     text = _TYPESET_ONLY.sub(" ", text)
     text = _SPACING.sub(" ", text)
     return _BARE_SCRIPT.sub(lambda m: f"{m.group(1)}{{{m.group(2)}}}", text)
@@ -119,12 +124,16 @@ def _spellings(config: ExpressionConfig) -> list[_Spelling]:
             sub = sub.strip()
             if sub.startswith("{") and sub.endswith("}"):
                 sub = sub[1:-1]
-            subs = [sub] if sub else []
             if symbol.sequence and "#" not in sub:
-                # A sequence is indexed by time, and a vector-valued one also by component.
-                subs = [s + "#" if s else "#" for s in (subs or [""])]
-                subs += [s + ",#" for s in list(subs)] if symbol.shape else []
-            if not subs:
+                sub += "#"  # a sequence is indexed by time
+            declared = [sub] if sub else []
+            subs = list(declared)
+            # A vector or matrix is also indexed by component, after the declared subscript:
+            # `g_{o,#}` gives `g_{o,t,i}`, `w_{yh}` gives `w_{yh,i}`.
+            most = int(symbol.sequence) + len(symbol.shape)
+            for components in range(1, most - sub.count("#") + 1):
+                subs.append(",".join(declared + ["#"] * components))
+            if not sub:
                 out.append(_Spelling(symbol, base.strip(), None, spelling))
             for pattern in subs:
                 parts = [re.escape(part) for part in pattern.replace(" ", "").split("#")]
@@ -218,6 +227,8 @@ class _Resolver:
             return Binary("/", self.expr(children[1]), self.expr(children[2]))
         if kind == "sqrt":
             return Call("sqrt", (self.expr(children[1]),))
+        if kind == "abs":
+            return Call("abs", (self.expr(children[1]),))
         if kind == "number":
             return Number(float(str(children[0])))
         if kind == "group":
@@ -517,9 +528,15 @@ def parse_latex_sides(source: str, config: ExpressionConfig, limits: Limits = DE
     spans = derivation_sides(source, limits)
     count = len(spans)
     trees = []
+    bars = 0
     for number, (start, text) in enumerate(spans, 1):
         try:
-            trees.append(_parse_side(normalise(" " * start + text), last=number == count))
+            normalised = normalise(" " * start + text)
+            # Bars hold no bracket, so the nesting bound does not see them: they get a bound of their own.
+            bars += normalised.count(r"\lvert")
+            if bars > limits.max_nesting:
+                raise LimitExceeded(f"An answer may hold at most {limits.max_nesting} absolute values.")
+            trees.append(_parse_side(normalised, last=number == count))
         except ExpressionError as error:
             raise in_side(error, number, start, count) from None
     resolver = _Resolver(config, limits)

@@ -44,7 +44,8 @@ async def get_variant(course: str, assignment: str, question: str, scope: Scope)
 async def preview_answer(
     course: str, assignment: str, question: str, body: PreviewRequest, scope: Scope
 ) -> PreviewView:
-    """How a formula answer would be read (its canonical text form), or where it fails to parse.
+    """How a formula answer would be read (its canonical text form, and the same as LaTeX to typeset),
+    or where it fails to parse.
     Grades nothing and costs no attempt. At most 500 characters, and
     `AUTOGRADE_RATE_LIMIT_PREVIEWS` per window per user (429 with `Retry-After` beyond)."""
     raw_answer = body.model_dump(exclude_none=True)

@@ -53,6 +53,12 @@ class PreviewView(BaseModel):
     ok: bool
     # The canonical text form of the answer as it was read, e.g. `yhat[t] - y[t]`.
     read_as: str | None
+    read_as_latex: str | None = Field(
+        description=(
+            "The answer as it was read, written as LaTeX in the question's declared spellings "
+            "(e.g. `\\hat{y}_{t} - y_{t}`), for showing it typeset; null when it cannot be read."
+        )
+    )
     error: str | None
     # 0-based character offset of the error, where known.
     position: int | None

@@ -87,12 +87,14 @@ def test_preview_shows_the_reading_or_the_error_position() -> None:
         "format": "latex",
         "ok": True,
         "read_as": "sum(g_h[i] * dpsi(z[i]) * h[t - 1] for i in range(1, t + 1))",
+        "read_as_latex": r"\sum_{i=1}^{t} g_{h,i} \times \psi'\left(z_{i}\right) \times h_{t-1}",
         "error": None,
         "position": None,
         "note": None,
     }
     failed = GRADER.preview(config("q2_3"), {"expression": "g_h[i] * * h[i]", "format": "text"})
     assert failed["ok"] is False
+    assert failed["read_as_latex"] is None
     assert failed["position"] == 9
     assert "Unexpected '*' at position 10" in str(failed["error"])
     undeclared = GRADER.preview(config("q2_3"), {"expression": "foo[t]"})
