@@ -66,6 +66,13 @@ def _settled_text_side(side: Side, number: int, count: int, config: ExpressionCo
         return Side(side.start, None, located)
 
 
+def _progress(error: ExpressionError) -> int:
+    """How far a reading got before it failed: parsed, then names resolved, then only shapes wrong."""
+    if isinstance(error, ExpressionSyntaxError):
+        return 0
+    return 2 if isinstance(error, ShapeMismatch) else 1
+
+
 class ExpressionGrader(Grader[ExpressionConfig, ExpressionAnswer]):
     """Formulas, typed as text or LaTeX, checked numerically against a torch.autograd reference."""
 
@@ -92,10 +99,10 @@ class ExpressionGrader(Grader[ExpressionConfig, ExpressionAnswer]):
             return reading  # a limit holds in either format: no second parse
         other = "text" if chosen == "latex" else "latex"
         fallback, other_failure = self._read_as(config, expression, other)
-        if other_failure is not None:
-            # Both fail: the error of the format that at least parsed says more.
-            unparsed = isinstance(failure, ExpressionSyntaxError)
-            return fallback if unparsed and not isinstance(other_failure, ExpressionSyntaxError) else reading
+        if other_failure is not None and _progress(other_failure) <= _progress(failure):
+            return reading  # both fail: the error of the format that got further says more
+        if other_failure is not None and not isinstance(other_failure, ShapeMismatch):
+            return fallback
         note = (
             f"Read as {FORMAT_NAMES[other]}: as {FORMAT_NAMES[chosen]} it fails ({reading.error}). "
             f"Set the format to {other} to say so."

@@ -11,7 +11,7 @@ guessed. The result is the same syntax tree the text grammar produces.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -51,6 +51,13 @@ FUNCTION_COMMANDS = {
     r"\ln": "log",
 }
 DERIVATIVES = {"psi": "dpsi"}
+# Derivatives with no function of their own, written out from the function: \tanh'(z) is
+# 1 - tanh(z)^2 and \sigma'(z) is sigma(z) (1 - sigma(z)), so they need only tanh or sigmoid.
+_DERIVED_BY_FORMULA = {"tanh": "tanh'", "sigmoid": "sigmoid'"}
+_DERIVATIVE_FORMULAS: dict[str, Callable[[Expr], Expr]] = {
+    "tanh'": lambda z: Binary("-", Number(1.0), Binary("**", Call("tanh", (z,)), Number(2.0))),
+    "sigmoid'": lambda z: Binary("*", Call("sigmoid", (z,)), Binary("-", Number(1.0), Call("sigmoid", (z,)))),
+}
 TRANSPOSE_MARKS = {r"\top", r"\intercal", "T"}
 # Greek letters a sum or product may bind, by their canonical (text) names: `\sum_{\tau=1}^{t}`
 # binds tau. \pi (a constant) and the function letters \psi, \sigma are not among them.
@@ -77,6 +84,8 @@ _TYPESET_ONLY = re.compile(
 # A script without braces takes one character, or one command: `_t`, `^2`, `^\top`, `^'`; so
 # does an accent: `\hat y` is `\hat{y}`.
 _BARE_SCRIPT = re.compile(r"([_^]|\\(?:wide)?hat(?![A-Za-z]))\s*(\\[A-Za-z]+|[A-Za-z0-9'])")
+# Math-mode delimiters around a pasted formula: `$...$`, `\(...\)`, `\[...\]`.
+_MATH_DELIMITERS = re.compile(r"\$|\\[()\[\]]")
 # `\left| x \right|` is an absolute value; a bare `|` could open or close one, so it is not read.
 _ABSOLUTE_BAR = re.compile(r"\\(left|right)\s*\|")
 _BAR_COMMANDS = {"left": r" \lvert ", "right": r" \rvert "}
@@ -96,7 +105,7 @@ def normalise(source: str) -> str:
                 "allowed; write LaTeX commands in plain ASCII (e.g. \\hat{y}, \\times).",
                 position,
             )
-    text = source.replace("$", " ")
+    text = _MATH_DELIMITERS.sub(" ", source)
     # Before the typeset-only commands go: `\left|` is an absolute value's bar, not sizing.
     text = _ABSOLUTE_BAR.sub(lambda m: _BAR_COMMANDS[m.group(1)], text)
     text = _TYPESET_ONLY.sub(" ", text)
@@ -225,6 +234,9 @@ class _Resolver:
             return Binary("/", self.expr(children[0]), self.expr(children[1]))
         if kind == "frac":
             return Binary("/", self.expr(children[1]), self.expr(children[2]))
+        if kind == "inner":
+            left, right = (child for child in children if not isinstance(child, Token))
+            return Call("dot", (self.expr(left), self.expr(right)))
         if kind == "sqrt":
             return Call("sqrt", (self.expr(children[1]),))
         if kind == "abs":
@@ -306,7 +318,11 @@ class _Resolver:
         links.append(link)
 
     def apply(self, function: _FunctionAtom, args: tuple[Expr, ...]) -> Expr:
-        call = Call(function.name, args)
+        formula = _DERIVATIVE_FORMULAS.get(function.name)
+        if formula is not None and len(args) == 1:
+            call: Expr = formula(args[0])
+        else:
+            call = Call(function.name, args)
         return call if function.power is None else Binary("**", call, function.power)
 
     def derivative(self, inner: _Item, order: int) -> _FunctionAtom:
@@ -318,6 +334,8 @@ class _Resolver:
                 )
             if inner.name in DERIVATIVES:
                 return _FunctionAtom(DERIVATIVES[inner.name], inner.written + "'")
+            if inner.name in _DERIVED_BY_FORMULA:
+                return _FunctionAtom(_DERIVED_BY_FORMULA[inner.name], inner.written + "'")
         raise ExpressionError("A prime (') is understood only on \\psi: \\psi'(z) is psi's derivative.")
 
     def power(self, base_node: Tree[Token] | Token, exponent_node: Tree[Token] | Token) -> _Item:
@@ -333,9 +351,10 @@ class _Resolver:
         if isinstance(base, _ArgumentList):
             return _ArgumentList(base.args, exponent, transposed)
         value = self.value(base)
-        if exponent is None:
-            return Call("transpose", (value,))
-        return Binary("**", value, exponent)
+        if _is_letter_run(base_node) and isinstance(value, Binary) and value.op == SIDE_BY_SIDE:
+            # `GV^\top` is G V^\top: a script binds to the letter before it, as `xh_t` is x h_t.
+            return Binary(SIDE_BY_SIDE, value.left, _raised(value.right, exponent))
+        return _raised(value, exponent)
 
     def function_power(self, function: _FunctionAtom, exponent: Expr | None) -> _FunctionAtom:
         """`\\tanh^2(z)` is (tanh z)^2; `\\tanh^{-1}` would be the inverse function."""
@@ -461,6 +480,15 @@ class _Resolver:
         return f"Allowed symbols: {', '.join(shown)}; indices: {', '.join(self.config.index_names)}."
 
 
+def _raised(value: Expr, exponent: Expr | None) -> Expr:
+    """A power, or a transpose where the exponent is a transpose mark (None)."""
+    return Call("transpose", (value,)) if exponent is None else Binary("**", value, exponent)
+
+
+def _is_letter_run(node: Tree[Token] | Token) -> bool:
+    return isinstance(node, Tree) and node.data == "word" and len(str(node.children[0])) > 1
+
+
 def _plus_one(expr: Expr) -> Expr:
     """`b + 1`, folded where the bound ends in a constant: 3 → 4, t - i - 1 → t - i."""
     if isinstance(expr, Number):
@@ -532,10 +560,13 @@ def parse_latex_sides(source: str, config: ExpressionConfig, limits: Limits = DE
     for number, (start, text) in enumerate(spans, 1):
         try:
             normalised = normalise(" " * start + text)
-            # Bars hold no bracket, so the nesting bound does not see them: they get a bound of their own.
-            bars += normalised.count(r"\lvert")
+            # Bars and angle brackets hold no bracket, so the nesting bound does not see them: they
+            # get a bound of their own.
+            bars += normalised.count(r"\lvert") + normalised.count(r"\langle")
             if bars > limits.max_nesting:
-                raise LimitExceeded(f"An answer may hold at most {limits.max_nesting} absolute values.")
+                raise LimitExceeded(
+                    f"An answer may hold at most {limits.max_nesting} absolute values and inner products."
+                )
             trees.append(_parse_side(normalised, last=number == count))
         except ExpressionError as error:
             raise in_side(error, number, start, count) from None

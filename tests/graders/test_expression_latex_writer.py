@@ -141,7 +141,7 @@ def test_absolute_values_are_bounded_and_unreadable_bars_are_explained() -> None
     started = time.perf_counter()
     reading = GRADER.read(config(), nested)
     assert time.perf_counter() - started < 0.05
-    assert reading.error == "An answer may hold at most 40 absolute values."
+    assert reading.error == "An answer may hold at most 40 absolute values and inner products."
     assert GRADER.read(config(), r"\lvert z_t").error is not None
     assert GRADER.read(config(), r"| z_t |", "latex").error is not None
 

@@ -82,6 +82,13 @@ def grade(question: str, expression: str, answer_format: str | None = None):  # 
         # Braces group: a braced product or quotient is one factor.
         (r"\tanh{x_t h_t}", "tanh(x[t] * h[t])"),
         (r"z_t {x_t / \tanh(z_t)}", "z[t] * (x[t] / tanh(z[t]))"),
+        # Derivatives written out from their function; Bishop's inner product; pasted delimiters.
+        (r"\tanh'(z_k)", "1 - tanh(z[k]) ** 2"),
+        (r"\sigma'(z_k)", "sigmoid(z[k]) * (1 - sigmoid(z[k]))"),
+        (r"\langle w_{yh}, g_{o,t} \rangle", "dot(w_yh, g_o[t])"),
+        (r"\left\langle w_{yh}, g_{o,t} \right\rangle", "dot(w_yh, g_o[t])"),
+        (r"\(\hat{y}_t - y_t\)", "yhat[t] - y[t]"),
+        (r"\[\hat{y}_t - y_t\]", "yhat[t] - y[t]"),
     ],
 )
 def test_standard_latex_spellings_are_read(latex: str, text: str) -> None:
@@ -103,6 +110,9 @@ def test_standard_latex_spellings_are_read(latex: str, text: str) -> None:
         (r"\sum_{jj=1}^{3} z_t", "one letter"),
         (r"\sum_{j=1}^{3} z_j + z_j", "Unknown symbol 'j'"),  # j is bound in the body only
         (r"\tau + 1", r"Unknown LaTeX command \tau"),
+        (r"\exp'(z_k)", "A prime"),
+        (r"\langle w_{yh} \rangle", "Unexpected"),
+        ("\\langle z_t, " * 41 + "z_t" + " \\rangle" * 41, "at most 40 absolute values and inner products"),
         # Truly ambiguous: both readings named, never a guess.
         (r"\tanh z_t^2", r"tanh(z[t] ** 2) or tanh(z[t]) ** 2"),
         (r"x_t / h_t z_t", "ambiguous"),

@@ -3,7 +3,8 @@
 One test per entry, so a run lists every wrong verdict at once; each failure's message is one
 line: the entry, how it was read, the verdict, the feedback. A correct entry must score 1.0. A
 wrong entry must be graded (incorrect or partial, never invalid or correct) and each of its listed
-mistakes named: a Diagnosis value among the result's diagnoses, any other string in its feedback.
+mistakes named: a Diagnosis value among the result's diagnoses (details.diagnosis and
+details.mistakes), any other string in its feedback.
 """
 
 from __future__ import annotations
@@ -41,9 +42,9 @@ def grade(entry: Written) -> GradeResult:
 
 
 def named_diagnoses(result: GradeResult) -> set[str]:
-    """The diagnoses a result names: `diagnosis` (one, or a list) and `diagnoses` (every mistake)."""
+    """The diagnoses a result names: `diagnosis` (the first) and `mistakes` (every one named)."""
     named: set[str] = set()
-    for key in ("diagnosis", "diagnoses"):
+    for key in ("diagnosis", "mistakes"):
         value = result.details.get(key)
         items = value if isinstance(value, list) else [value]
         for item in items:
