@@ -18,10 +18,12 @@ from typing import Any
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedInput
+from lark.lexer import ContextualLexer
 
 from graders.expression.config import ExpressionConfig, SymbolDeclaration
 from graders.expression.errors import ExpressionError, ExpressionSyntaxError
 from graders.expression.evaluate import UndeclaredName
+from graders.expression.lexing import FastContextualLexer
 from graders.expression.limits import DEFAULT_LIMITS, Limits, check_source, derivation_sides
 from graders.expression.syntax import Binary, Call, Expr, Indexed, Name, Negate, Number, Reduce
 from graders.expression.text_parser import describe_unexpected, parse_text
@@ -45,10 +47,15 @@ _NAMED_OPERATOR = re.compile(r"\\(operatorname|mathrm|text|textrm|mathit)\s*\{\s
 _BARE_SCRIPT = re.compile(r"([_^])\s*(\\[A-Za-z]+|[A-Za-z0-9])")
 
 
+def make_parser(lexer: type[ContextualLexer] = FastContextualLexer) -> Lark:
+    """The LaTeX grammar's parser; `lexer` is replaceable so a test can compare with lark's own."""
+    grammar = (Path(__file__).parent / "latex_grammar.lark").read_text(encoding="utf-8")
+    return Lark(grammar, parser="lalr", lexer="contextual", _plugins={"ContextualLexer": lexer})
+
+
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
-    grammar = (Path(__file__).parent / "latex_grammar.lark").read_text(encoding="utf-8")
-    return Lark(grammar, parser="lalr", lexer="contextual")
+    return make_parser()
 
 
 def normalise(source: str) -> str:
