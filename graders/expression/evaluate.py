@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from graders.expression.config import ExpressionConfig
+from graders.expression.config import ExpressionConfig, SymbolDeclaration
 from graders.expression.errors import ExpressionError, LimitExceeded
 from graders.expression.functions import FUNCTIONS, Array, ShapeError, matmul, value_shape
 from graders.expression.limits import Limits, StepBudget
@@ -35,21 +35,21 @@ class UndeclaredName(ExpressionError):
 
 def check_names(expr: Expr, config: ExpressionConfig) -> None:
     """Every name must be declared, used the way it is declared; raises UndeclaredName."""
-    allowed = sorted([s.name for s in config.symbols] + list(config.index_names))
     functions = set(config.functions)
+    symbols = {symbol.name: symbol for symbol in config.symbols}
     for node in walk(expr):
         if isinstance(node, Name):
-            symbol = config.symbol(node.name)
+            symbol = symbols.get(node.name)
             if symbol is not None and symbol.sequence:
                 raise UndeclaredName(f"{node.name} needs an index, e.g. {node.name}[t].")
             if symbol is None and node.name not in config.index_names:
                 if node.name in functions:
                     raise UndeclaredName(f"{node.name} is a function: call it, e.g. {node.name}(...).")
-                raise UndeclaredName(_unknown(node.name, allowed, functions))
+                raise UndeclaredName(_unknown(node.name, config, functions))
         elif isinstance(node, Indexed):
-            symbol = config.symbol(node.name)
+            symbol = symbols.get(node.name)
             if symbol is None:
-                raise UndeclaredName(_unknown(node.name, allowed, functions))
+                raise UndeclaredName(_unknown(node.name, config, functions))
             most = int(symbol.sequence) + len(symbol.shape)
             if len(node.indices) > most:
                 raise UndeclaredName(f"{node.name} takes at most {most} index(es), got {len(node.indices)}.")
@@ -67,7 +67,8 @@ def check_names(expr: Expr, config: ExpressionConfig) -> None:
             )
 
 
-def _unknown(name: str, allowed: list[str], functions: set[str]) -> str:
+def _unknown(name: str, config: ExpressionConfig, functions: set[str]) -> str:
+    allowed = sorted([symbol.name for symbol in config.symbols] + list(config.index_names))
     return (
         f"Unknown symbol {name!r}. Allowed symbols: {', '.join(allowed)}; "
         f"functions: {', '.join(sorted(functions))}."
@@ -89,6 +90,8 @@ class _State:
     config: ExpressionConfig
     limits: Limits
     budget: StepBudget
+    declarations: dict[str, SymbolDeclaration] = field(default_factory=dict)
+    points: np.ndarray | None = None  # 0..P-1, for gathering one element per point
     bound: dict[str, Array] = field(default_factory=dict)
     active: np.ndarray | None = None
     undefined: np.ndarray | None = None
@@ -99,6 +102,8 @@ def evaluate(
     expr: Expr, batch: PointBatch, config: ExpressionConfig, limits: Limits, budget: StepBudget | None = None
 ) -> Evaluation:
     state = _State(batch, config, limits, budget or StepBudget(limits.max_steps))
+    state.declarations = {symbol.name: symbol for symbol in config.symbols}
+    state.points = np.arange(batch.size)
     state.active = np.ones(batch.size, dtype=bool)
     state.undefined = np.zeros(batch.size, dtype=bool)
     with np.errstate(all="ignore"):
@@ -157,18 +162,17 @@ def _binary(op: str, left: Array, right: Array) -> Array:
     return np.asarray(np.power(left, right))
 
 
-def _as_index(values: Array, low: int, high: int, what: str, state: _State) -> np.ndarray:
+def _as_index(values: Array, low: int, high: int, indexed: Indexed, state: _State) -> np.ndarray:
     """Per-point integer indices in [low, high]; points where they are not are marked undefined."""
     if values.ndim != 1:
-        raise ExpressionError(f"The index of {what} must be a number, not a vector.")
+        raise ExpressionError(f"The index of the index in {to_text(indexed)} must be a number, not a vector.")
     whole = values.astype(np.intp)
     # The common case, checked with three reductions: every index whole and in range.
-    if whole.min() >= low and whole.max() <= high and np.array_equal(whole, values):
+    if whole.min() >= low and whole.max() <= high and (whole == values).all():
         return whole
     # NaN and inf fail the comparison, so non-finite values count as not whole.
     integral = np.floor(values) == values
-    safe = np.where(integral, values, low)
-    inside = integral & (safe >= low) & (safe <= high)
+    inside = integral & (values >= low) & (values <= high)
     assert state.active is not None
     assert state.undefined is not None
     bad = ~inside & state.active
@@ -179,17 +183,19 @@ def _as_index(values: Array, low: int, high: int, what: str, state: _State) -> n
             at = ", ".join(f"{name} = {int(v[point])}" for name, v in state.batch.indices.items())
             shown = format(float(values[point]), "g")
             where = f" at {at}" if at else ""
+            what = f"the index in {to_text(indexed)}"
             state.reason = f"{what} is out of range ({shown} is not in {low}..{high}){where}"
-    return np.clip(safe, low, high).astype(np.intp)
+    # Not whole: the lowest index; whole but outside: the nearest end (the point is undefined anyway).
+    return np.clip(np.where(integral, whole, low), low, high)
 
 
 def _gather(expr: Indexed, state: _State) -> Array:
-    symbol = state.config.symbol(expr.name)
-    assert symbol is not None
+    symbol = state.declarations[expr.name]
     data = state.batch.symbols[expr.name]
-    points = np.arange(state.batch.size)
+    points = state.points
+    assert points is not None
     indices = list(expr.indices)
-    shown = f"the index in {to_text(expr)}"
+    shown = expr
     if symbol.sequence:
         last = data.shape[0] - 1
         time = _as_index(_eval(indices.pop(0), state), symbol.first_index, last, shown, state)

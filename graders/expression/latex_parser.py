@@ -284,7 +284,7 @@ class _Resolver:
             if match is None:
                 continue
             try:
-                indices = tuple(parse_text(group, self.limits) for group in match.groups())
+                indices = tuple(_parse_subscript(group, self.limits) for group in match.groups())
             except ExpressionError:
                 continue
             if not indices:
@@ -295,6 +295,14 @@ class _Resolver:
     def _allowed(self) -> str:
         shown = sorted({spelling.shown for spelling in self.spellings})
         return f"Allowed symbols: {', '.join(shown)}; indices: {', '.join(self.config.index_names)}."
+
+
+@lru_cache(maxsize=1024)
+def _parse_subscript(text: str, limits: Limits) -> Expr:
+    """An index inside a subscript (`i-1` of h_{i-1}): a handful of short texts come back in every
+    answer, and each was a full parse. Trees are immutable, so sharing one is safe; an error is
+    raised again each time (lru_cache keeps only results)."""
+    return parse_text(text, limits)
 
 
 def _plus_one(expr: Expr) -> Expr:
