@@ -23,7 +23,7 @@ from lark.lexer import ContextualLexer
 from graders.expression.config import ExpressionConfig, SymbolDeclaration
 from graders.expression.errors import ExpressionError, ExpressionSyntaxError
 from graders.expression.evaluate import UndeclaredName
-from graders.expression.lexing import FastContextualLexer
+from graders.expression.lexing import FastContextualLexer, share_rule_names
 from graders.expression.limits import DEFAULT_LIMITS, Limits, check_source, derivation_sides
 from graders.expression.syntax import Binary, Call, Expr, Indexed, Name, Negate, Number, Reduce
 from graders.expression.text_parser import describe_unexpected, parse_text
@@ -47,10 +47,12 @@ _NAMED_OPERATOR = re.compile(r"\\(operatorname|mathrm|text|textrm|mathit)\s*\{\s
 _BARE_SCRIPT = re.compile(r"([_^])\s*(\\[A-Za-z]+|[A-Za-z0-9])")
 
 
-def make_parser(lexer: type[ContextualLexer] = FastContextualLexer) -> Lark:
-    """The LaTeX grammar's parser; `lexer` is replaceable so a test can compare with lark's own."""
+def make_parser(fast: bool = True) -> Lark:
+    """The LaTeX grammar's parser; `fast=False` is lark as shipped, for tests to compare with."""
     grammar = (Path(__file__).parent / "latex_grammar.lark").read_text(encoding="utf-8")
-    return Lark(grammar, parser="lalr", lexer="contextual", _plugins={"ContextualLexer": lexer})
+    lexer = FastContextualLexer if fast else ContextualLexer
+    parser = Lark(grammar, parser="lalr", lexer="contextual", _plugins={"ContextualLexer": lexer})
+    return share_rule_names(parser) if fast else parser
 
 
 @lru_cache(maxsize=1)

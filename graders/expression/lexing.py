@@ -19,8 +19,9 @@ from collections.abc import Callable, Collection, Iterator
 from re import Match
 from typing import Any
 
-from lark import Token
+from lark import Lark, Token
 from lark.lexer import BasicLexer, ContextualLexer, LexerState
+from lark.parsers.lalr_analysis import Shift
 
 # Token() goes through a deprecation shim on every call; _future_new is what it forwards to.
 _new_token: Callable[..., Token] = getattr(Token, "_future_new", Token)
@@ -109,3 +110,23 @@ class FastContextualLexer(ContextualLexer):
             lexer_state.last_token = last_token
         if pos < end:
             yield from super().lex(lexer_state, parser_state)
+
+
+def share_rule_names(parser: Lark) -> Lark:
+    """Key the LALR table by the very name objects its rules carry.
+
+    After each reduction lark looks the rule's name up in the state's table; the two are equal
+    strings but, for most rules, distinct Token objects, so every look-up ran Token.__eq__ in
+    Python (about a tenth of a parse). Same keys, same values: only the objects are shared. If
+    lark's internals differ from what this expects, the table is left as it is.
+    """
+    try:
+        states = parser.parser.parser.parser.parse_table.states
+        rules = [arg for state in states.values() for action, arg in state.values() if action is not Shift]
+        shared = {str(rule.origin.name): rule.origin.name for rule in rules}
+        for actions in states.values():
+            for key in [key for key in actions if str(key) in shared and shared[str(key)] is not key]:
+                actions[shared[str(key)]] = actions.pop(key)
+    except AttributeError:
+        pass
+    return parser

@@ -13,7 +13,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from lark.lexer import ContextualLexer
 
 from graders.expression.errors import ExpressionError, ExpressionSyntaxError
-from graders.expression.lexing import FastContextualLexer
+from graders.expression.lexing import FastContextualLexer, share_rule_names
 from graders.expression.limits import DEFAULT_LIMITS, Limits, check_source, derivation_sides
 from graders.expression.syntax import Binary, Call, Expr, Indexed, Name, Negate, Number, Reduce
 
@@ -104,17 +104,18 @@ class _ToSyntax(Transformer[Token, Expr]):
         return Call("transpose", (operand,))
 
 
-def make_parser(lexer: type[ContextualLexer] = FastContextualLexer) -> Lark:
-    """The text grammar's parser; `lexer` is replaceable so a test can compare with lark's own."""
+def make_parser(fast: bool = True) -> Lark:
+    """The text grammar's parser; `fast=False` is lark as shipped, for tests to compare with."""
     # The transformer runs inside the LALR parser: the syntax tree is built in one pass.
-    return Lark(
+    parser = Lark(
         GRAMMAR,
         parser="lalr",
         lexer="contextual",
         maybe_placeholders=True,
         transformer=_ToSyntax(),
-        _plugins={"ContextualLexer": lexer},
+        _plugins={"ContextualLexer": FastContextualLexer if fast else ContextualLexer},
     )
+    return share_rule_names(parser) if fast else parser
 
 
 @lru_cache(maxsize=1)
