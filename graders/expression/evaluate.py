@@ -111,10 +111,23 @@ def evaluate(
             value = _eval(expr, state)
         except ShapeError as error:
             raise ExpressionError(f"The shapes do not fit: {error}.") from None
-    non_finite = ~np.isfinite(value.reshape(-1, batch.size)).all(axis=0)
+    non_finite = ~_every(np.isfinite(value.reshape(-1, batch.size)), axis=0)
     undefined = state.undefined | non_finite
-    reason = state.reason or ("the answer is not finite there" if non_finite.any() else None)
+    reason = state.reason or ("the answer is not finite there" if _some(non_finite) else None)
     return Evaluation(value, undefined, reason)
+
+
+# The ufuncs' reductions, called directly: ndarray.all()/.min() and np.nanmax go through Python-level
+# wrappers that cost more than the reduction itself on arrays of a few dozen points.
+_every = np.logical_and.reduce
+_some = np.logical_or.reduce
+_lowest = np.minimum.reduce
+_highest = np.maximum.reduce
+
+
+def _largest_ignoring_nan(values: Array) -> float:
+    """np.nanmax(values, initial=0.0): fmax skips NaN."""
+    return float(np.fmax.reduce(values, axis=None, initial=0.0))
 
 
 def _eval(expr: Expr, state: _State) -> Array:
@@ -136,7 +149,7 @@ def _eval(expr: Expr, state: _State) -> Array:
         return np.asarray(-_eval(expr.operand, state))
     if isinstance(expr, Binary):
         left, right = _eval(expr.left, state), _eval(expr.right, state)
-        if expr.op == "**" and np.nanmax(np.abs(right), initial=0.0) > state.limits.max_exponent:
+        if expr.op == "**" and _largest_ignoring_nan(np.abs(right)) > state.limits.max_exponent:
             raise LimitExceeded(f"An exponent is larger than {state.limits.max_exponent:g}.")
         return _binary(expr.op, left, right)
     if isinstance(expr, Call):
@@ -168,7 +181,7 @@ def _as_index(values: Array, low: int, high: int, indexed: Indexed, state: _Stat
         raise ExpressionError(f"The index of the index in {to_text(indexed)} must be a number, not a vector.")
     whole = values.astype(np.intp)
     # The common case, checked with three reductions: every index whole and in range.
-    if whole.min() >= low and whole.max() <= high and (whole == values).all():
+    if _lowest(whole) >= low and _highest(whole) <= high and _every(whole == values):
         return whole
     # NaN and inf fail the comparison, so non-finite values count as not whole.
     integral = np.floor(values) == values
@@ -234,7 +247,7 @@ def _reduce(expr: Reduce, state: _State) -> Array:
     outer_bound = state.bound.get(expr.variable)
     for k in range(low, high):
         in_range = active & (start <= k) & (k < stop)
-        if not in_range.any():
+        if not _some(in_range):
             continue
         state.bound[expr.variable] = np.full(state.batch.size, float(k))
         state.active = in_range
