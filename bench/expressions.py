@@ -1,6 +1,7 @@
 """P2: grading gradient formulas, this grader against SymPy equivalence, in one run.
 
     .venv/bin/python bench/expressions.py [--repeats 15] [--rows]
+    py-spy record -r 250 --format speedscope -o grade.json -- .venv/bin/python bench/expressions.py --loop 20
 
 Grades the same answers (the SPEC's reference formulas, the hand-in, typical mistakes; text and
 LaTeX) with the expression grader, and the text forms with `sympify(reference).equals(sympify(answer))`
@@ -161,13 +162,19 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--rows", action="store_true", help="print every corpus entry's row")
+    parser.add_argument(
+        "--loop", type=float, metavar="SECONDS", help="only grade the SPEC's answers in a loop (for py-spy)"
+    )
     arguments = parser.parse_args()
     grader = ExpressionGrader()
+    if arguments.loop:
+        grade_in_a_loop(grader, arguments.loop)
+        return
     bench_answers(grader, arguments.repeats)
     bench_corpus(grader, arguments.repeats, arguments.rows)
 
 
-def bench_answers(grader: ExpressionGrader, repeats: int) -> None:
+def hw5_questions(grader: ExpressionGrader) -> tuple[dict[str, ExpressionConfig], GradingContext]:
     loaded = read_material(ROOT / "reference" / "hw5")
     configs = {
         q.id: ExpressionConfig.model_validate(q.config)
@@ -177,6 +184,24 @@ def bench_answers(grader: ExpressionGrader, repeats: int) -> None:
     context = GradingContext(0, load_reference_functions(loaded.reference_source, loaded.content_hash))
     for config in configs.values():
         grader.points_for(config, context)  # drawn once per process, before timing
+    return configs, context
+
+
+def grade_in_a_loop(grader: ExpressionGrader, seconds: float) -> None:
+    """The SPEC's answers graded over and over: what py-spy samples for docs/performance.md."""
+    configs, context = hw5_questions(grader)
+    payloads = [(configs[q], {"expression": a, "format": f}) for q, _label, f, a in ANSWERS]
+    graded = 0
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        for config, payload in payloads:
+            grader.grade_raw_answer(config, payload, context)
+        graded += len(payloads)
+    print(f"{graded} grades, {seconds / graded * 1000:.3f} ms each on average")
+
+
+def bench_answers(grader: ExpressionGrader, repeats: int) -> None:
+    configs, context = hw5_questions(grader)
 
     rows = []
     for question, label, answer_format, answer in ANSWERS:
