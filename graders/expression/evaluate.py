@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from graders.expression.config import ExpressionConfig
+from graders.expression.config import ExpressionConfig, SymbolDeclaration
 from graders.expression.errors import ExpressionError, LimitExceeded
 from graders.expression.functions import FUNCTIONS, Array, ShapeError, matmul, value_shape
 from graders.expression.limits import DEFAULT_LIMITS, Limits, StepBudget
@@ -47,25 +47,25 @@ class UndeclaredName(ExpressionError):
 def check_names(expr: Expr, config: ExpressionConfig, limits: Limits = DEFAULT_LIMITS) -> None:
     """Every name must be declared, or bound by a sum or product around it, and used the way it is
     declared; raises UndeclaredName (LimitExceeded for too many bound variables)."""
-    allowed = sorted([s.name for s in config.symbols] + list(config.index_names))
     functions = set(config.functions)
+    symbols = {symbol.name: symbol for symbol in config.symbols}
     bound_anywhere: set[str] = set()
     # (node, the variables bound around it): a bound name is visible only in its body.
     stack: list[tuple[Expr, frozenset[str]]] = [(expr, frozenset())]
     while stack:
         node, bound = stack.pop()
         if isinstance(node, Name):
-            symbol = config.symbol(node.name)
+            symbol = symbols.get(node.name)
             if symbol is not None and symbol.sequence:
                 raise UndeclaredName(f"{node.name} needs an index, e.g. {node.name}[t].")
             if symbol is None and node.name not in bound and node.name not in config.index_names:
                 if node.name in functions:
                     raise UndeclaredName(f"{node.name} is a function: call it, e.g. {node.name}(...).")
-                raise UndeclaredName(_unknown(node.name, allowed, functions))
+                raise UndeclaredName(_unknown(node.name, config, functions))
         elif isinstance(node, Indexed):
-            symbol = config.symbol(node.name)
+            symbol = symbols.get(node.name)
             if symbol is None:
-                raise UndeclaredName(_unknown(node.name, allowed, functions))
+                raise UndeclaredName(_unknown(node.name, config, functions))
             most = int(symbol.sequence) + len(symbol.shape)
             if len(node.indices) > most:
                 raise UndeclaredName(f"{node.name} takes at most {most} index(es), got {len(node.indices)}.")
@@ -95,7 +95,8 @@ def check_names(expr: Expr, config: ExpressionConfig, limits: Limits = DEFAULT_L
         stack.extend((child, bound) for child in reversed(children(node)))
 
 
-def _unknown(name: str, allowed: list[str], functions: set[str]) -> str:
+def _unknown(name: str, config: ExpressionConfig, functions: set[str]) -> str:
+    allowed = sorted([symbol.name for symbol in config.symbols] + list(config.index_names))
     return (
         f"Unknown symbol {name!r}. Allowed symbols: {', '.join(allowed)}; "
         f"functions: {', '.join(sorted(functions))}."
@@ -117,6 +118,8 @@ class _State:
     config: ExpressionConfig
     limits: Limits
     budget: StepBudget
+    declarations: dict[str, SymbolDeclaration] = field(default_factory=dict)
+    points: np.ndarray | None = None  # 0..P-1, for gathering one element per point
     bound: dict[str, Array] = field(default_factory=dict)
     active: np.ndarray | None = None
     undefined: np.ndarray | None = None
@@ -127,6 +130,8 @@ def evaluate(
     expr: Expr, batch: PointBatch, config: ExpressionConfig, limits: Limits, budget: StepBudget | None = None
 ) -> Evaluation:
     state = _State(batch, config, limits, budget or StepBudget(limits.max_steps))
+    state.declarations = {symbol.name: symbol for symbol in config.symbols}
+    state.points = np.arange(batch.size)
     state.active = np.ones(batch.size, dtype=bool)
     state.undefined = np.zeros(batch.size, dtype=bool)
     with np.errstate(all="ignore"):
@@ -134,10 +139,23 @@ def evaluate(
             value = _eval(expr, state)
         except ShapeError as error:
             raise ExpressionError(f"The shapes do not fit: {error}.") from None
-    non_finite = ~np.isfinite(value.reshape(-1, batch.size)).all(axis=0)
+    non_finite = ~_every(np.isfinite(value.reshape(-1, batch.size)), axis=0)
     undefined = state.undefined | non_finite
-    reason = state.reason or ("the answer is not finite there" if non_finite.any() else None)
+    reason = state.reason or ("the answer is not finite there" if _some(non_finite) else None)
     return Evaluation(value, undefined, reason)
+
+
+# The ufuncs' reductions, called directly: ndarray.all()/.min() and np.nanmax go through Python-level
+# wrappers that cost more than the reduction itself on arrays of a few dozen points.
+_every = np.logical_and.reduce
+_some = np.logical_or.reduce
+_lowest = np.minimum.reduce
+_highest = np.maximum.reduce
+
+
+def _largest_ignoring_nan(values: Array) -> float:
+    """np.nanmax(values, initial=0.0): fmax skips NaN."""
+    return float(np.fmax.reduce(values, axis=None, initial=0.0))
 
 
 def _eval(expr: Expr, state: _State) -> Array:
@@ -159,7 +177,7 @@ def _eval(expr: Expr, state: _State) -> Array:
         return np.asarray(-_eval(expr.operand, state))
     if isinstance(expr, Binary):
         left, right = _eval(expr.left, state), _eval(expr.right, state)
-        if expr.op == "**" and np.nanmax(np.abs(right), initial=0.0) > state.limits.max_exponent:
+        if expr.op == "**" and _largest_ignoring_nan(np.abs(right)) > state.limits.max_exponent:
             raise LimitExceeded(f"An exponent is larger than {state.limits.max_exponent:g}.")
         return _binary(expr.op, left, right)
     if isinstance(expr, Call):
@@ -187,18 +205,17 @@ def _binary(op: str, left: Array, right: Array) -> Array:
     raise ValueError(f"operator {op!r} reached evaluation unresolved")  # a bug, never a student's doing
 
 
-def _as_index(values: Array, low: int, high: int, what: str, state: _State) -> np.ndarray:
+def _as_index(values: Array, low: int, high: int, indexed: Indexed, state: _State) -> np.ndarray:
     """Per-point integer indices in [low, high]; points where they are not are marked undefined."""
     if values.ndim != 1:
-        raise ExpressionError(f"The index of {what} must be a number, not a vector.")
+        raise ExpressionError(f"The index of the index in {to_text(indexed)} must be a number, not a vector.")
     whole = values.astype(np.intp)
     # The common case, checked with three reductions: every index whole and in range.
-    if whole.min() >= low and whole.max() <= high and np.array_equal(whole, values):
+    if _lowest(whole) >= low and _highest(whole) <= high and _every(whole == values):
         return whole
     # NaN and inf fail the comparison, so non-finite values count as not whole.
     integral = np.floor(values) == values
-    safe = np.where(integral, values, low)
-    inside = integral & (safe >= low) & (safe <= high)
+    inside = integral & (values >= low) & (values <= high)
     assert state.active is not None
     assert state.undefined is not None
     bad = ~inside & state.active
@@ -209,17 +226,19 @@ def _as_index(values: Array, low: int, high: int, what: str, state: _State) -> n
             at = ", ".join(f"{name} = {int(v[point])}" for name, v in state.batch.indices.items())
             shown = format(float(values[point]), "g")
             where = f" at {at}" if at else ""
+            what = f"the index in {to_text(indexed)}"
             state.reason = f"{what} is out of range ({shown} is not in {low}..{high}){where}"
-    return np.clip(safe, low, high).astype(np.intp)
+    # Not whole: the lowest index; whole but outside: the nearest end (the point is undefined anyway).
+    return np.clip(np.where(integral, whole, low), low, high)
 
 
 def _gather(expr: Indexed, state: _State) -> Array:
-    symbol = state.config.symbol(expr.name)
-    assert symbol is not None
+    symbol = state.declarations[expr.name]
     data = state.batch.symbols[expr.name]
-    points = np.arange(state.batch.size)
+    points = state.points
+    assert points is not None
     indices = list(expr.indices)
-    shown = f"the index in {to_text(expr)}"
+    shown = expr
     if symbol.sequence:
         last = data.shape[0] - 1
         time = _as_index(_eval(indices.pop(0), state), symbol.first_index, last, shown, state)
@@ -258,7 +277,7 @@ def _reduce(expr: Reduce, state: _State) -> Array:
     outer_bound = state.bound.get(expr.variable)
     for k in range(low, high):
         in_range = active & (start <= k) & (k < stop)
-        if not in_range.any():
+        if not _some(in_range):
             continue
         state.bound[expr.variable] = np.full(state.batch.size, float(k))
         state.active = in_range

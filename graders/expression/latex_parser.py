@@ -19,10 +19,12 @@ from typing import Any
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedInput
+from lark.lexer import ContextualLexer
 
 from graders.expression.config import ExpressionConfig, SymbolDeclaration
 from graders.expression.errors import ExpressionError, ExpressionSyntaxError, LimitExceeded
 from graders.expression.evaluate import UndeclaredName
+from graders.expression.lexing import FastContextualLexer, share_rule_names
 from graders.expression.limits import DEFAULT_LIMITS, Limits, check_source, derivation_sides
 from graders.expression.shapes import settle
 from graders.expression.syntax import (
@@ -91,10 +93,17 @@ _ABSOLUTE_BAR = re.compile(r"\\(left|right)\s*\|")
 _BAR_COMMANDS = {"left": r" \lvert ", "right": r" \rvert "}
 
 
+def make_parser(fast: bool = True) -> Lark:
+    """The LaTeX grammar's parser; `fast=False` is lark as shipped, for tests to compare with."""
+    grammar = (Path(__file__).parent / "latex_grammar.lark").read_text(encoding="utf-8")
+    lexer = FastContextualLexer if fast else ContextualLexer
+    parser = Lark(grammar, parser="lalr", lexer="contextual", _plugins={"ContextualLexer": lexer})
+    return share_rule_names(parser) if fast else parser
+
+
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
-    grammar = (Path(__file__).parent / "latex_grammar.lark").read_text(encoding="utf-8")
-    return Lark(grammar, parser="lalr", lexer="contextual")
+    return make_parser()
 
 
 def normalise(source: str) -> str:
@@ -467,7 +476,7 @@ class _Resolver:
             if match is None:
                 continue
             try:
-                indices = tuple(parse_text(group, self.limits) for group in match.groups())
+                indices = tuple(_parse_subscript(group, self.limits) for group in match.groups())
             except ExpressionError:
                 continue
             if not indices:
@@ -487,6 +496,12 @@ def _raised(value: Expr, exponent: Expr | None) -> Expr:
 
 def _is_letter_run(node: Tree[Token] | Token) -> bool:
     return isinstance(node, Tree) and node.data == "word" and len(str(node.children[0])) > 1
+@lru_cache(maxsize=1024)
+def _parse_subscript(text: str, limits: Limits) -> Expr:
+    """An index inside a subscript (`i-1` of h_{i-1}): a handful of short texts come back in every
+    answer, and each was a full parse. Trees are immutable, so sharing one is safe; an error is
+    raised again each time (lru_cache keeps only results)."""
+    return parse_text(text, limits)
 
 
 def _plus_one(expr: Expr) -> Expr:

@@ -11,8 +11,10 @@ from functools import lru_cache
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.lexer import ContextualLexer
 
 from graders.expression.errors import ExpressionError, ExpressionSyntaxError
+from graders.expression.lexing import FastContextualLexer, share_rule_names
 from graders.expression.limits import DEFAULT_LIMITS, Limits, check_source, derivation_sides
 from graders.expression.syntax import Binary, Call, Expr, Indexed, Name, Negate, Number, Reduce, Side
 
@@ -104,10 +106,23 @@ class _ToSyntax(Transformer[Token, Expr]):
         return Call("transpose", (operand,))
 
 
+def make_parser(fast: bool = True) -> Lark:
+    """The text grammar's parser; `fast=False` is lark as shipped, for tests to compare with."""
+    # The transformer runs inside the LALR parser: the syntax tree is built in one pass.
+    parser = Lark(
+        GRAMMAR,
+        parser="lalr",
+        lexer="contextual",
+        maybe_placeholders=True,
+        transformer=_ToSyntax(),
+        _plugins={"ContextualLexer": FastContextualLexer if fast else ContextualLexer},
+    )
+    return share_rule_names(parser) if fast else parser
+
+
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
-    # The transformer runs inside the LALR parser: the syntax tree is built in one pass.
-    return Lark(GRAMMAR, parser="lalr", maybe_placeholders=True, transformer=_ToSyntax())
+    return make_parser()
 
 
 def describe_unexpected(error: UnexpectedInput, text: str) -> ExpressionSyntaxError:
