@@ -13,10 +13,10 @@ does on its first answer), so the figures are the per-answer cost.
 Then the notation corpus (tests/graders/notation_corpus.py, issue 10), when it is there: every entry
 graded as a student submits it (format auto-detected unless the entry fixes one), medians per
 format as the grader read it. SymPy gets the hw5 entries it can compare: our parsed tree translated
-as above (SymPy gets the benefit of our parsing; `sympify` runs before the clock), and only
-`reference.equals(answer)` is timed. Entries that do not parse, and the matrix questions of the
-layers material (SymPy would need matrices of symbols), are left out of the SymPy column and
-counted.
+as above (SymPy gets the benefit of our parsing of LaTeX), and, as in the first table, SymPy's
+reading of that text (`sympify`) and `equals` are timed, as our reading and checking are. Entries
+that do not parse, and the matrix questions of the layers material (SymPy would need matrices of
+symbols), are left out of the SymPy column and counted.
 """
 
 from __future__ import annotations
@@ -136,15 +136,24 @@ class NotComparable(Exception):
     """An answer SymPy is not given: it does not parse, or it uses what the translation lacks."""
 
 
-def sympy_pair(config: ExpressionConfig, reference: str, expr: Expr) -> tuple[Any, Any]:
-    """Our tree of an answer, and the reference's, as SymPy expressions (not timed)."""
+def sympy_pair(config: ExpressionConfig, reference: str, expr: Expr) -> tuple[str, str]:
+    """The reference's and our tree of an answer as text SymPy reads (checked here, not timed)."""
     try:
         translated = to_sympy_text(expr)
     except (KeyError, AssertionError, IndexError) as error:
         raise NotComparable(f"no SymPy translation: {error!r}") from None
-    left = sympy.sympify(to_sympy_text(parse_text(reference)), locals=SYMPY_LOCALS)
-    right = sympy.sympify(translated, locals=SYMPY_LOCALS)
-    return left, right
+    try:
+        sympy.sympify(translated, locals=SYMPY_LOCALS)
+    except (TypeError, ValueError, sympy.SympifyError) as error:
+        # e.g. a component of a vector the translation keeps as one symbol (w_yh[j])
+        raise NotComparable(f"SymPy cannot read the translation: {error!r}") from None
+    return to_sympy_text(parse_text(reference)), translated
+
+
+def sympy_equals(reference: str, answer: str) -> bool | None:
+    """SymPy's reading and equivalence of two translated forms: what the SPEC table times too."""
+    result = sympy.sympify(reference, locals=SYMPY_LOCALS).equals(sympy.sympify(answer, locals=SYMPY_LOCALS))
+    return None if result is None else bool(result)
 
 
 def median_ms(function: Any, repeats: int) -> float:
@@ -276,11 +285,9 @@ def bench_corpus(grader: ExpressionGrader, repeats: int, show_rows: bool) -> Non
             except NotComparable:
                 left_out["no SymPy translation"] = left_out.get("no SymPy translation", 0) + 1
             else:
-                equal = reference.equals(answer)
-                verdict_sympy = {True: "equal", False: "differ", None: "unknown"}[
-                    None if equal is None else bool(equal)
-                ]
-                theirs = median_ms(partial(reference.equals, answer), max(1, repeats // 5))
+                equal = sympy_equals(reference, answer)
+                verdict_sympy = {True: "equal", False: "differ", None: "unknown"}[equal]
+                theirs = median_ms(partial(sympy_equals, reference, answer), max(1, repeats // 5))
         rows.append((written, reading.format, result.verdict.value, as_expected, ours, verdict_sympy, theirs))
 
     print()
