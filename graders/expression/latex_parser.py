@@ -496,6 +496,8 @@ def _raised(value: Expr, exponent: Expr | None) -> Expr:
 
 def _is_letter_run(node: Tree[Token] | Token) -> bool:
     return isinstance(node, Tree) and node.data == "word" and len(str(node.children[0])) > 1
+
+
 @lru_cache(maxsize=1024)
 def _parse_subscript(text: str, limits: Limits) -> Expr:
     """An index inside a subscript (`i-1` of h_{i-1}): a handful of short texts come back in every
