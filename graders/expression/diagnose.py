@@ -19,8 +19,9 @@ import numpy as np
 from graders.expression.config import Diagnosis, ExpressionConfig
 from graders.expression.errors import ExpressionError, LimitExceeded
 from graders.expression.evaluate import Evaluation, PointBatch, evaluate
-from graders.expression.functions import Array, value_shape
+from graders.expression.functions import Array, Shape, ShapeError, matmul_shape, value_shape
 from graders.expression.limits import Limits, StepBudget
+from graders.expression.shapes import shape_of
 from graders.expression.syntax import (
     Binary,
     Call,
@@ -309,11 +310,11 @@ def _repairs(
     free = [index.name for index in config.indices]
     sites = list(_sites(tree))
     if shape_only:
-        for path, node, scope, value_position in sites:
+        for path, node, _scope, value_position in sites:
             if isinstance(node, Binary) and node.op in ("*", "@") and value_position:
-                yield from _product_repairs(tree, path, node, scope, shapes, config)
+                yield from _product_repairs(tree, path, node, shapes, config)
             elif value_position:
-                yield from _transpose_repairs(tree, path, node, scope, shapes)
+                yield from _transpose_repairs(tree, path, node, shapes)
         return
     for differences in (False, True):  # the renames and shifts of every index before differences
         for path, node, scope, _value_position in sites:
@@ -322,12 +323,12 @@ def _repairs(
     for path, node, _scope, _value_position in sites:
         if isinstance(node, Reduce):
             yield from _bound_repairs(tree, path, node, inserted)
-    for path, node, scope, value_position in sites:
+    for path, node, _scope, value_position in sites:
         if isinstance(node, Binary) and node.op in ("*", "@") and value_position:
-            yield from _product_repairs(tree, path, node, scope, shapes, config)
-    for path, node, scope, value_position in sites:
+            yield from _product_repairs(tree, path, node, shapes, config)
+    for path, node, _scope, value_position in sites:
         if value_position:
-            yield from _transpose_repairs(tree, path, node, scope, shapes)
+            yield from _transpose_repairs(tree, path, node, shapes)
     for path, node, _scope, value_position in sites:
         if value_position:
             yield from _sign_repairs(tree, path, node)
@@ -490,12 +491,11 @@ def _product_repairs(
     tree: Expr,
     path: tuple[int, ...],
     node: Binary,
-    scope: tuple[str, ...],
     shapes: _Shapes,
     config: ExpressionConfig,
 ) -> Iterator[Repair]:
     """An elementwise product where a dot or matrix product is due, or the other way round."""
-    left, right = shapes.of(node.left, scope), shapes.of(node.right, scope)
+    left, right = shapes.of(node.left), shapes.of(node.right)
     if left is None or right is None or not left or not right:
         return  # a scalar factor scales: nothing to repair
     written = _quote(node)
@@ -524,7 +524,7 @@ def _product_repairs(
                 _replace_at(tree, path, changed),
                 path,
                 changed,
-                _matmul_shape(left, right) != shapes.of(node, scope),
+                _matmul_shape(left, right) != shapes.of(node),
             )
     elif left == right:
         changed = Binary("*", node.left, node.right)
@@ -539,12 +539,10 @@ def _product_repairs(
         )
 
 
-def _transpose_repairs(
-    tree: Expr, path: tuple[int, ...], node: Expr, scope: tuple[str, ...], shapes: _Shapes
-) -> Iterator[Repair]:
+def _transpose_repairs(tree: Expr, path: tuple[int, ...], node: Expr, shapes: _Shapes) -> Iterator[Repair]:
     """A matrix written transposed, or not transposed, where the other is due."""
     if isinstance(node, Call) and node.function == "transpose":
-        shape = shapes.of(node.args[0], scope)
+        shape = shapes.of(node.args[0])
         if shape is not None and len(shape) == 2:
             changed: Expr = node.args[0]
             yield Repair(
@@ -557,7 +555,7 @@ def _transpose_repairs(
                 shape[0] != shape[1],
             )
     elif isinstance(node, (Name, Indexed)):
-        shape = shapes.of(node, scope)
+        shape = shapes.of(node)
         if shape is not None and len(shape) == 2:
             changed = Call("transpose", (node,))
             yield Repair(
@@ -602,61 +600,30 @@ def _sign_repairs(tree: Expr, path: tuple[int, ...], node: Expr) -> Iterator[Rep
 # --- static shapes, for choosing the repairs of products and transposes -------------------------
 
 
-def _matmul_shape(left: tuple[int, ...], right: tuple[int, ...]) -> tuple[int, ...] | None:
-    if not left or not right or len(left) > 2 or len(right) > 2 or left[-1] != right[0]:
+def _matmul_shape(left: Shape, right: Shape) -> Shape | None:
+    try:
+        return matmul_shape(left, right)
+    except ShapeError:
         return None
-    return left[:-1] + right[1:]
 
 
 class _Shapes:
-    """Each node's value shape from the declarations (None where it cannot be told or clashes)."""
+    """Each node's value shape (shapes.shape_of, the reader's own pass), None where shapes clash;
+    memoised by node, as the search asks about the same subtrees again and again."""
 
     def __init__(self, config: ExpressionConfig) -> None:
         self.config = config
-        self.free = {index.name for index in config.indices}
-        self._known: dict[tuple[int, tuple[str, ...]], tuple[int, ...] | None] = {}
+        self._known: dict[int, tuple[Expr, Shape | None]] = {}
 
-    def of(self, expr: Expr, scope: tuple[str, ...]) -> tuple[int, ...] | None:
-        key = (id(expr), scope)  # the nodes outlive the search step that asks
-        if key not in self._known:
-            self._known[key] = self._of(expr, scope)
-        return self._known[key]
-
-    def _of(self, expr: Expr, scope: tuple[str, ...]) -> tuple[int, ...] | None:
-        if isinstance(expr, Number):
-            return ()
-        if isinstance(expr, Name):
-            symbol = self.config.symbol(expr.name)
-            if symbol is not None:
-                return tuple(symbol.shape)
-            return () if expr.name in self.free or expr.name in scope else None
-        if isinstance(expr, Indexed):
-            symbol = self.config.symbol(expr.name)
-            if symbol is None:
-                return None
-            components = len(expr.indices) - int(symbol.sequence)
-            return tuple(symbol.shape[max(components, 0) :])
-        if isinstance(expr, Negate):
-            return self.of(expr.operand, scope)
-        if isinstance(expr, Reduce):
-            return self.of(expr.body, (*scope, expr.variable))
-        if isinstance(expr, Call):
-            return self._call(expr, scope)
-        left, right = self.of(expr.left, scope), self.of(expr.right, scope)
-        if left is None or right is None:
-            return None
-        if expr.op == "@":
-            return _matmul_shape(left, right)
-        if not left or not right or left == right:
-            return left or right
-        return None
-
-    def _call(self, expr: Call, scope: tuple[str, ...]) -> tuple[int, ...] | None:
-        if expr.function in ("dot", "sum", "prod"):
-            return ()
-        shape = self.of(expr.args[0], scope)
-        if expr.function == "transpose" and shape is not None:
-            return shape[::-1]
+    def of(self, expr: Expr) -> Shape | None:
+        known = self._known.get(id(expr))
+        if known is not None and known[0] is expr:  # the node is kept, so its id is not reused
+            return known[1]
+        try:
+            shape: Shape | None = shape_of(expr, self.config)
+        except ExpressionError:
+            shape = None
+        self._known[id(expr)] = (expr, shape)
         return shape
 
 

@@ -282,9 +282,9 @@ def test_hostile_chains_are_invalid_and_quick(expression: str) -> None:
     GRADER.points_for(config("q2_1"), context)
     timings = []
     for _ in range(3):
-        started = time.perf_counter()
+        started = time.process_time()
         result = grade("q2_1", expression)
-        timings.append(time.perf_counter() - started)
+        timings.append(time.process_time() - started)
         assert result.verdict is Verdict.INVALID, (expression[:60], result.feedback)
         assert result.feedback
     assert min(timings) < 0.05, f"{min(timings) * 1000:.1f} ms"
@@ -302,9 +302,9 @@ def test_costly_sides_spend_one_budget_and_stay_quick() -> None:
     answer = " + 0 = ".join([heavy] * 11) + " = yhat[t] - y[t]"
     timings = []
     for _ in range(3):
-        started = time.perf_counter()
+        started = time.process_time()
         result = grade("q2_1", answer, "text")
-        timings.append(time.perf_counter() - started)
+        timings.append(time.process_time() - started)
     assert result.verdict is Verdict.CORRECT  # the answer itself is read and graded
     assert "was not checked. The derivation takes too much work to check." in result.feedback
     assert min(timings) < 0.05, f"{min(timings) * 1000:.1f} ms"

@@ -138,9 +138,9 @@ def test_an_absolute_value_is_read_between_bars(latex: str) -> None:
 
 def test_absolute_values_are_bounded_and_unreadable_bars_are_explained() -> None:
     nested = r"\lvert " * 41 + "z_t" + r" \rvert" * 41
-    started = time.perf_counter()
+    started = time.process_time()
     reading = GRADER.read(config(), nested)
-    assert time.perf_counter() - started < 0.05
+    assert time.process_time() - started < 0.05
     assert reading.error == "An answer may hold at most 40 absolute values and inner products."
     assert GRADER.read(config(), r"\lvert z_t").error is not None
     assert GRADER.read(config(), r"| z_t |", "latex").error is not None
@@ -263,9 +263,9 @@ def test_the_deepest_trees_the_parsers_accept_are_written_fast_without_recursion
     sums = read(" + ".join(["w_{hh}"] * 200), "latex")
     for tree in (negations, powers, sums):
         assert node_count(tree) >= 199
-        started = time.perf_counter()
+        started = time.process_time()
         written = to_latex(tree, config())
-        assert time.perf_counter() - started < 0.05
+        assert time.process_time() - started < 0.05
         assert len(written) <= MOST_CHARACTERS_PER_NODE * node_count(tree)
     # Far deeper than any answer may be: still no RecursionError.
     deep: Expr = Name("w_hh")

@@ -225,10 +225,10 @@ def test_an_explicit_format_never_falls_back() -> None:
     ],
 )
 def test_hostile_notation_stays_cheap(hostile: str) -> None:
-    started = time.perf_counter()
+    started = time.process_time()
     reading = GRADER.read(config("q2_2"), hostile)
     preview = GRADER.preview(config("q2_2"), {"expression": hostile})
-    assert time.perf_counter() - started < 0.05 * 2
+    assert time.process_time() - started < 0.05 * 2
     assert reading.expr is None or preview["ok"] is True
 
 

@@ -288,9 +288,9 @@ def test_matmul_agrees_with_numpy_at_every_point(left: tuple[int, ...], right: t
 def _fastest_read(config: ExpressionConfig, expression: str) -> tuple[float, str | None]:
     timings, error = [], None
     for _ in range(3):
-        started = time.perf_counter()
+        started = time.process_time()
         error = GRADER.read(config, expression, "latex").error
-        timings.append(time.perf_counter() - started)
+        timings.append(time.process_time() - started)
     return min(timings), error
 
 
