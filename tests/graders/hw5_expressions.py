@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 from graders import GradingContext, get_grader
 from graders.expression import ExpressionConfig, ExpressionGrader
@@ -35,9 +36,9 @@ HANDIN_LATEX = {
 }
 
 
-@lru_cache(maxsize=1)
-def hw5() -> tuple[dict[str, ExpressionConfig], GradingContext]:
-    loaded = read_material(HW5_FOLDER)
+def expression_questions(folder: Path) -> tuple[dict[str, ExpressionConfig], GradingContext]:
+    """A material folder's expression questions and the context that grades them."""
+    loaded = read_material(folder)
     configs = {
         question.id: ExpressionConfig.model_validate(question.config)
         for question in loaded.material.questions
@@ -45,3 +46,8 @@ def hw5() -> tuple[dict[str, ExpressionConfig], GradingContext]:
     }
     reference = load_reference_functions(loaded.reference_source, loaded.content_hash)
     return configs, GradingContext(0, reference)
+
+
+@lru_cache(maxsize=1)
+def hw5() -> tuple[dict[str, ExpressionConfig], GradingContext]:
+    return expression_questions(HW5_FOLDER)

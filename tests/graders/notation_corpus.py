@@ -19,9 +19,7 @@ from pathlib import Path
 
 from graders import GradingContext
 from graders.expression import ExpressionConfig
-from service.assignments.material import read_material
-from service.assignments.references import load_reference_functions
-from tests.graders.hw5_expressions import HANDIN_LATEX, hw5
+from tests.graders.hw5_expressions import HANDIN_LATEX, expression_questions, hw5
 
 LAYERS_FOLDER = Path(__file__).parent / "material" / "layers"
 HW5_QUESTIONS = ("q2_1", "q2_2", "q2_3", "q2_4")
@@ -55,14 +53,7 @@ def material_name(question: str) -> str:
 
 @lru_cache(maxsize=1)
 def _layers() -> tuple[dict[str, ExpressionConfig], GradingContext]:
-    loaded = read_material(LAYERS_FOLDER)
-    configs = {
-        question.id: ExpressionConfig.model_validate(question.config)
-        for question in loaded.material.questions
-        if question.kind == "expression"
-    }
-    reference = load_reference_functions(loaded.reference_source, loaded.content_hash)
-    return configs, GradingContext(0, reference)
+    return expression_questions(LAYERS_FOLDER)
 
 
 # Where a notation comes from. A textbook named here typesets the expression this way (its symbols
