@@ -541,32 +541,23 @@ def _product_repairs(
 
 def _transpose_repairs(tree: Expr, path: tuple[int, ...], node: Expr, shapes: _Shapes) -> Iterator[Repair]:
     """A matrix written transposed, or not transposed, where the other is due."""
+    changed: Expr
     if isinstance(node, Call) and node.function == "transpose":
-        shape = shapes.of(node.args[0])
-        if shape is not None and len(shape) == 2:
-            changed: Expr = node.args[0]
-            yield Repair(
-                f"Check the transpose in {_quote(node)}",
-                _quote(changed),
-                Diagnosis.TRANSPOSE,
-                _replace_at(tree, path, changed),
-                path,
-                changed,
-                shape[0] != shape[1],
-            )
+        shape, changed, description = shapes.of(node.args[0]), node.args[0], "Check the transpose in"
     elif isinstance(node, (Name, Indexed)):
-        shape = shapes.of(node)
-        if shape is not None and len(shape) == 2:
-            changed = Call("transpose", (node,))
-            yield Repair(
-                f"Check the transpose of {_quote(node)}",
-                _quote(changed),
-                Diagnosis.TRANSPOSE,
-                _replace_at(tree, path, changed),
-                path,
-                changed,
-                shape[0] != shape[1],
-            )
+        shape, changed, description = shapes.of(node), Call("transpose", (node,)), "Check the transpose of"
+    else:
+        return
+    if shape is not None and len(shape) == 2:
+        yield Repair(
+            f"{description} {_quote(node)}",
+            _quote(changed),
+            Diagnosis.TRANSPOSE,
+            _replace_at(tree, path, changed),
+            path,
+            changed,
+            shape[0] != shape[1],
+        )
 
 
 def _sign_repairs(tree: Expr, path: tuple[int, ...], node: Expr) -> Iterator[Repair]:
