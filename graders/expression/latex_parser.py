@@ -24,6 +24,7 @@ from lark.lexer import ContextualLexer
 from graders.expression.config import ExpressionConfig, SymbolDeclaration
 from graders.expression.errors import ExpressionError, ExpressionSyntaxError, LimitExceeded
 from graders.expression.evaluate import UndeclaredName
+from graders.expression.lalr import FastLALR
 from graders.expression.lexing import FastContextualLexer, share_rule_names
 from graders.expression.limits import DEFAULT_LIMITS, Limits, check_source, derivation_sides
 from graders.expression.shapes import settle
@@ -102,8 +103,8 @@ def make_parser(fast: bool = True) -> Lark:
 
 
 @lru_cache(maxsize=1)
-def _parser() -> Lark:
-    return make_parser()
+def _parser() -> FastLALR:
+    return FastLALR(make_parser())
 
 
 def normalise(source: str) -> str:
@@ -160,6 +161,24 @@ def _spellings(config: ExpressionConfig) -> list[_Spelling]:
     return out
 
 
+# Keyed by the config object, as configs are immutable and reused per question: listing the
+# spellings (and compiling their patterns) cost more than resolving a typical answer.
+_SPELLINGS: dict[int, tuple[ExpressionConfig, tuple[_Spelling, ...], frozenset[str]]] = {}
+
+
+def _declared_spellings(config: ExpressionConfig) -> tuple[tuple[_Spelling, ...], frozenset[str]]:
+    """The question's spellings and their bases, listed once per config."""
+    entry = _SPELLINGS.get(id(config))
+    if entry is not None and entry[0] is config:
+        return entry[1], entry[2]
+    spellings = tuple(_spellings(config))
+    bases = frozenset(spelling.base for spelling in spellings)
+    if len(_SPELLINGS) > 256:
+        _SPELLINGS.clear()
+    _SPELLINGS[id(config)] = (config, spellings, bases)
+    return spellings, bases
+
+
 @dataclass(frozen=True, slots=True)
 class _FunctionAtom:
     """A function waiting for its argument; `\\tanh^2` carries the power of its value."""
@@ -205,8 +224,7 @@ class _Resolver:
     def __init__(self, config: ExpressionConfig, limits: Limits) -> None:
         self.config = config
         self.limits = limits
-        self.spellings = _spellings(config)
-        self.bases = {spelling.base for spelling in self.spellings}
+        self.spellings, self.bases = _declared_spellings(config)
         self.functions = set(config.functions)
         self.bound: list[str] = []  # variables bound by the sums and products around this point
 

@@ -7,13 +7,16 @@ Generator expressions exist only as the argument of sum(...) or prod(...) over r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
+from typing import Any
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 from lark.lexer import ContextualLexer
 
 from graders.expression.errors import ExpressionError, ExpressionSyntaxError
+from graders.expression.lalr import FastLALR
 from graders.expression.lexing import FastContextualLexer, share_rule_names
 from graders.expression.limits import DEFAULT_LIMITS, Limits, check_source, derivation_sides
 from graders.expression.syntax import Binary, Call, Expr, Indexed, Name, Negate, Number, Reduce, Side
@@ -56,54 +59,41 @@ NUMBER: /(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?/
 KEYWORDS = frozenset({"for", "in", "range"})
 
 
-@v_args(inline=True)
+def _reduce(children: list[Any]) -> Expr:
+    kind, body, variable, first, second = children
+    start, stop = (Number(0.0), first) if second is None else (first, second)
+    return Reduce(str(kind), str(variable), start, stop, body)
+
+
+def _binary(op: str) -> Callable[[list[Any]], Expr]:
+    return lambda children: Binary(op, children[0], children[1])
+
+
+# What each aliased rule builds from its children (lark's, filtered: no anonymous tokens, None for
+# an absent optional part). Both the lark parser's transformer and the fast driver call these.
+BUILDERS: dict[str, Callable[[list[Any]], Any]] = {
+    "number": lambda children: Number(float(children[0])),
+    "name": lambda children: Name(str(children[0])),
+    "indexed": lambda children: Indexed(str(children[0]), tuple(e for group in children[1:] for e in group)),
+    "index": tuple,
+    "args": tuple,
+    "call": lambda children: Call(str(children[0]), children[1] or ()),
+    "reduce": _reduce,
+    "add": _binary("+"),
+    "sub": _binary("-"),
+    "mul": _binary("*"),
+    "div": _binary("/"),
+    "matmul": _binary("@"),
+    "pow": _binary("**"),
+    "neg": lambda children: Negate(children[0]),
+    "transpose": lambda children: Call("transpose", (children[0],)),
+}
+
+
 class _ToSyntax(Transformer[Token, Expr]):
-    def number(self, token: Token) -> Expr:
-        return Number(float(token))
-
-    def name(self, token: Token) -> Expr:
-        return Name(str(token))
-
-    def indexed(self, token: Token, *indices: tuple[Expr, ...]) -> Expr:
-        flat = tuple(expr for group in indices for expr in group)
-        return Indexed(str(token), flat)
-
-    def index(self, *exprs: Expr) -> tuple[Expr, ...]:
-        return exprs
-
-    def args(self, *exprs: Expr) -> tuple[Expr, ...]:
-        return exprs
-
-    def call(self, token: Token, args: tuple[Expr, ...] | None) -> Expr:
-        return Call(str(token), args or ())
-
-    def reduce(self, kind: Token, body: Expr, variable: Token, first: Expr, second: Expr | None) -> Expr:
-        start, stop = (Number(0.0), first) if second is None else (first, second)
-        return Reduce(str(kind), str(variable), start, stop, body)
-
-    def add(self, left: Expr, right: Expr) -> Expr:
-        return Binary("+", left, right)
-
-    def sub(self, left: Expr, right: Expr) -> Expr:
-        return Binary("-", left, right)
-
-    def mul(self, left: Expr, right: Expr) -> Expr:
-        return Binary("*", left, right)
-
-    def div(self, left: Expr, right: Expr) -> Expr:
-        return Binary("/", left, right)
-
-    def matmul(self, left: Expr, right: Expr) -> Expr:
-        return Binary("@", left, right)
-
-    def pow(self, left: Expr, right: Expr) -> Expr:
-        return Binary("**", left, right)
-
-    def neg(self, operand: Expr) -> Expr:
-        return Negate(operand)
-
-    def transpose(self, operand: Expr) -> Expr:
-        return Call("transpose", (operand,))
+    def __default__(self, data: str, children: list[Any], meta: Any) -> Any:
+        build = BUILDERS.get(data)
+        return Tree(data, children, meta) if build is None else build(children)  # as lark's default
 
 
 def make_parser(fast: bool = True) -> Lark:
@@ -121,8 +111,8 @@ def make_parser(fast: bool = True) -> Lark:
 
 
 @lru_cache(maxsize=1)
-def _parser() -> Lark:
-    return make_parser()
+def _parser() -> FastLALR:
+    return FastLALR(make_parser(), BUILDERS)
 
 
 def describe_unexpected(error: UnexpectedInput, text: str) -> ExpressionSyntaxError:
@@ -183,14 +173,16 @@ def parse_text(text: str, limits: Limits = DEFAULT_LIMITS) -> Expr:
     if not text.strip():
         raise ExpressionSyntaxError("The answer is empty.")
     try:
-        result: Expr = _parser().parse(text)  # type: ignore[assignment]
+        result: Expr
+        # A name spelled like a keyword is rare: the tree is walked only when the lexer saw one.
+        result, keyword_named = _parser().parse_noting(text, "NAME", KEYWORDS)
     except UnexpectedInput as error:
         raise describe_unexpected(error, text) from None
     except VisitError as error:
         raise ExpressionSyntaxError(f"Cannot read the answer: {error.orig_exc}") from None
     except RecursionError:
         raise ExpressionSyntaxError("The answer is nested too deeply.") from None
-    for node in _names(result):
+    for node in _names(result) if keyword_named else ():
         if node in KEYWORDS:
             raise ExpressionSyntaxError(f"{node!r} can only appear in sum(... for k in range(a, b)).")
     return result

@@ -133,7 +133,7 @@ def test_fast_lexer_gives_lark_token_stream(grammar: str, answer: str) -> None:
 
 def test_the_grammars_use_the_fast_lexer() -> None:
     for module in (text_parser, latex_parser):
-        parser: Any = module._parser()
+        parser: Any = module._parser().lark
         assert isinstance(parser.parser.lexer, FastContextualLexer)
 
 
