@@ -44,58 +44,126 @@ class UndeclaredName(ExpressionError):
     pass
 
 
-def check_names(expr: Expr, config: ExpressionConfig, limits: Limits = DEFAULT_LIMITS) -> None:
+def check_names(
+    expr: Expr, config: ExpressionConfig, limits: Limits = DEFAULT_LIMITS, max_nodes: int | None = None
+) -> None:
     """Every name must be declared, or bound by a sum or product around it, and used the way it is
-    declared; raises UndeclaredName (LimitExceeded for too many bound variables)."""
-    functions = set(config.functions)
-    symbols = {symbol.name: symbol for symbol in config.symbols}
+    declared; raises UndeclaredName (LimitExceeded for too many bound variables).
+
+    With `max_nodes`, a tree of more nodes raises LimitExceeded before any of those: the one walk
+    counts the nodes too, so the first error it meets is kept until the count is known.
+    """
+    symbols, functions = _declared(config)
     bound_anywhere: set[str] = set()
+    first: ExpressionError | None = None
+    count = 0
     # (node, the variables bound around it): a bound name is visible only in its body.
     stack: list[tuple[Expr, frozenset[str]]] = [(expr, frozenset())]
+    pop, push = stack.pop, stack.append
     while stack:
-        node, bound = stack.pop()
-        if isinstance(node, Name):
-            symbol = symbols.get(node.name)
-            if symbol is not None and symbol.sequence:
-                raise UndeclaredName(f"{node.name} needs an index, e.g. {node.name}[t].")
-            if symbol is None and node.name not in bound and node.name not in config.index_names:
-                if node.name in functions:
-                    raise UndeclaredName(f"{node.name} is a function: call it, e.g. {node.name}(...).")
-                raise UndeclaredName(_unknown(node.name, config, functions))
-        elif isinstance(node, Indexed):
-            symbol = symbols.get(node.name)
-            if symbol is None:
-                raise UndeclaredName(_unknown(node.name, config, functions))
-            most = int(symbol.sequence) + len(symbol.shape)
-            if len(node.indices) > most:
-                raise UndeclaredName(f"{node.name} takes at most {most} index(es), got {len(node.indices)}.")
-        elif isinstance(node, Call):
-            if node.function not in functions:
-                raise UndeclaredName(
-                    f"Unknown function {node.function!r}. Allowed functions: {', '.join(sorted(functions))}."
-                )
-            arity = FUNCTIONS[node.function].arity
-            if len(node.args) != arity:
-                raise UndeclaredName(f"{node.function} takes {arity} argument(s), got {len(node.args)}.")
-        elif isinstance(node, Reduce):
-            variable = node.variable
-            if config.symbol(variable) is not None or variable in functions:
-                what = "symbol" if config.symbol(variable) is not None else "function"
-                raise UndeclaredName(
-                    f"{variable!r} is a declared {what}; a {node.kind} cannot bind it. Use another letter, "
-                    "e.g. j."
-                )
-            bound_anywhere.add(variable)
-            if len(bound_anywhere) > limits.max_bound_variables:
-                raise LimitExceeded(
-                    f"The answer binds more than {limits.max_bound_variables} summation variables."
-                )
-            stack.extend([(node.body, bound | {variable}), (node.stop, bound), (node.start, bound)])
+        node, bound = pop()
+        count += 1
+        kind = type(node)  # the node classes are final: a type test is an isinstance test
+        if kind is Binary:
+            push((node.right, bound))  # type: ignore[union-attr]
+            push((node.left, bound))  # type: ignore[union-attr]
             continue
-        stack.extend((child, bound) for child in reversed(children(node)))
+        if kind is Negate:
+            push((node.operand, bound))  # type: ignore[union-attr]
+            continue
+        if kind is Number:
+            continue
+        if first is None:
+            first = _name_error(node, bound, config, limits, symbols, functions, bound_anywhere)
+            if first is not None and max_nodes is None:
+                break
+        if kind is Reduce:
+            assert isinstance(node, Reduce)
+            push((node.body, bound | {node.variable}))
+            push((node.stop, bound))
+            push((node.start, bound))
+        elif kind is Indexed or kind is Call:
+            for child in reversed(children(node)):
+                push((child, bound))
+    if max_nodes is not None and count > max_nodes:
+        raise LimitExceeded(f"The answer has more than {max_nodes} parts.")
+    if first is not None:
+        raise first
 
 
-def _unknown(name: str, config: ExpressionConfig, functions: set[str]) -> str:
+def _name_error(
+    node: Expr,
+    bound: frozenset[str],
+    config: ExpressionConfig,
+    limits: Limits,
+    symbols: Mapping[str, SymbolDeclaration],
+    functions: frozenset[str],
+    bound_anywhere: set[str],
+) -> ExpressionError | None:
+    """What is wrong with the names of one Name, Indexed, Call or Reduce node (a Reduce's variable
+    is added to `bound_anywhere`)."""
+    if isinstance(node, Name):
+        symbol = symbols.get(node.name)
+        if symbol is not None and symbol.sequence:
+            return UndeclaredName(f"{node.name} needs an index, e.g. {node.name}[t].")
+        if symbol is None and node.name not in bound and node.name not in config.index_names:
+            if node.name in functions:
+                return UndeclaredName(f"{node.name} is a function: call it, e.g. {node.name}(...).")
+            return UndeclaredName(_unknown(node.name, config, functions))
+    elif isinstance(node, Indexed):
+        symbol = symbols.get(node.name)
+        if symbol is None:
+            return UndeclaredName(_unknown(node.name, config, functions))
+        most = int(symbol.sequence) + len(symbol.shape)
+        if len(node.indices) > most:
+            return UndeclaredName(f"{node.name} takes at most {most} index(es), got {len(node.indices)}.")
+    elif isinstance(node, Call):
+        if node.function not in functions:
+            return UndeclaredName(
+                f"Unknown function {node.function!r}. Allowed functions: {', '.join(sorted(functions))}."
+            )
+        arity = FUNCTIONS[node.function].arity
+        if len(node.args) != arity:
+            return UndeclaredName(f"{node.function} takes {arity} argument(s), got {len(node.args)}.")
+    elif isinstance(node, Reduce):
+        variable = node.variable
+        if variable in symbols or variable in functions:
+            what = "symbol" if variable in symbols else "function"
+            return UndeclaredName(
+                f"{variable!r} is a declared {what}; a {node.kind} cannot bind it. Use another letter, "
+                "e.g. j."
+            )
+        bound_anywhere.add(variable)
+        if len(bound_anywhere) > limits.max_bound_variables:
+            return LimitExceeded(
+                f"The answer binds more than {limits.max_bound_variables} summation variables."
+            )
+    return None
+
+
+def declared_symbols(config: ExpressionConfig) -> Mapping[str, SymbolDeclaration]:
+    """The question's symbols by name (one table per config; not to be changed)."""
+    return _declared(config)[0]
+
+
+# Keyed by the config object, as configs are immutable and reused per question.
+_DECLARED: dict[int, tuple[ExpressionConfig, dict[str, SymbolDeclaration], frozenset[str]]] = {}
+
+
+def _declared(config: ExpressionConfig) -> tuple[dict[str, SymbolDeclaration], frozenset[str]]:
+    """The question's symbols by name and its functions, listed once per config."""
+    entry = _DECLARED.get(id(config))
+    if entry is not None and entry[0] is config:
+        return entry[1], entry[2]
+    symbols = {symbol.name: symbol for symbol in config.symbols}
+    functions = frozenset(config.functions)
+    if len(_DECLARED) > 256:
+        _DECLARED.clear()
+    _DECLARED[id(config)] = (config, symbols, functions)
+    return symbols, functions
+
+
+def _unknown(name: str, config: ExpressionConfig, functions: frozenset[str]) -> str:
     allowed = sorted([symbol.name for symbol in config.symbols] + list(config.index_names))
     return (
         f"Unknown symbol {name!r}. Allowed symbols: {', '.join(allowed)}; "
@@ -130,7 +198,7 @@ def evaluate(
     expr: Expr, batch: PointBatch, config: ExpressionConfig, limits: Limits, budget: StepBudget | None = None
 ) -> Evaluation:
     state = _State(batch, config, limits, budget or StepBudget(limits.max_steps))
-    state.declarations = {symbol.name: symbol for symbol in config.symbols}
+    state.declarations = _declared(config)[0]
     state.points = np.arange(batch.size)
     state.active = np.ones(batch.size, dtype=bool)
     state.undefined = np.zeros(batch.size, dtype=bool)
@@ -153,6 +221,13 @@ _lowest = np.minimum.reduce
 _highest = np.maximum.reduce
 
 
+def _filled(size: int, value: float) -> Array:
+    """np.full(size, value) without its Python-level wrapper (a float64 array either way)."""
+    array = np.empty(size)
+    array.fill(value)
+    return array
+
+
 def _largest_ignoring_nan(values: Array) -> float:
     """np.nanmax(values, initial=0.0): fmax skips NaN."""
     return float(np.fmax.reduce(values, axis=None, initial=0.0))
@@ -162,7 +237,7 @@ def _eval(expr: Expr, state: _State) -> Array:
     state.budget.spend()
     size = state.batch.size
     if isinstance(expr, Number):
-        return np.full(size, expr.value)
+        return _filled(size, expr.value)
     if isinstance(expr, Name):
         if expr.name in state.bound:
             return state.bound[expr.name]
@@ -254,7 +329,10 @@ def _take(data: Array, first_axis: np.ndarray, points: np.ndarray) -> Array:
     """data[first_axis[p], ..., p] for each point p, keeping the batch axis last."""
     if data.ndim == 2:
         return np.asarray(data[first_axis, points])
-    return np.asarray(np.moveaxis(data[first_axis, ..., points], 0, -1))
+    # The point axis comes first out of the fancy index; moved last as np.moveaxis would, without
+    # its Python-level wrapper.
+    taken = data[first_axis, ..., points]
+    return np.asarray(taken.transpose((*range(1, taken.ndim), 0)))
 
 
 def _reduce(expr: Reduce, state: _State) -> Array:
@@ -264,22 +342,23 @@ def _reduce(expr: Reduce, state: _State) -> Array:
     if start.ndim != 1 or stop.ndim != 1:
         raise ExpressionError("The bounds of a sum or product must be numbers.")
     for bound in (start, stop):
-        if not np.all(np.isfinite(bound) & (np.floor(bound) == bound)):
+        if not _every(np.isfinite(bound) & (np.floor(bound) == bound)):
             raise ExpressionError("The bounds of a sum or product must be whole numbers.")
     active = state.active
-    low = int(start[active].min()) if active.any() else 0
-    high = int(stop[active].max()) if active.any() else 0
+    any_active = bool(_some(active))
+    low = int(_lowest(start[active])) if any_active else 0
+    high = int(_highest(stop[active])) if any_active else 0
     if high - low > state.limits.max_range:
         raise LimitExceeded(
             f"A {expr.kind} runs over {high - low} terms; at most {state.limits.max_range} are allowed."
         )
-    total: Array = np.full(state.batch.size, 0.0 if expr.kind == "sum" else 1.0)
+    total: Array = _filled(state.batch.size, 0.0 if expr.kind == "sum" else 1.0)
     outer_bound = state.bound.get(expr.variable)
     for k in range(low, high):
         in_range = active & (start <= k) & (k < stop)
         if not _some(in_range):
             continue
-        state.bound[expr.variable] = np.full(state.batch.size, float(k))
+        state.bound[expr.variable] = _filled(state.batch.size, float(k))
         state.active = in_range
         term = _eval(expr.body, state)
         neutral = 0.0 if expr.kind == "sum" else 1.0

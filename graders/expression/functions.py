@@ -55,7 +55,8 @@ def _dot(args: list[Array]) -> Array:
         raise ShapeError(f"dot needs equal shapes, got {value_shape(a)} and {value_shape(b)}")
     if a.ndim == 1:
         return np.asarray(a * b)
-    return np.asarray((a * b).reshape(-1, a.shape[-1]).sum(axis=0))
+    # np.add.reduce is what ndarray.sum calls, without its Python-level wrapper.
+    return np.asarray(np.add.reduce((a * b).reshape(-1, a.shape[-1]), axis=0))
 
 
 def _transpose(args: list[Array]) -> Array:

@@ -36,6 +36,8 @@ def check_source(text: str, limits: Limits) -> None:
     """Refuse over-long or over-nested input before a parser sees it."""
     if len(text) > limits.max_length:
         raise LimitExceeded(f"The answer is {len(text)} characters long; the limit is {limits.max_length}.")
+    if sum(text.count(opener) for opener in OPENERS) <= limits.max_nesting:
+        return  # too few brackets to nest too deep: no need to walk the characters in Python
     depth = 0
     for position, character in enumerate(text):
         if character in OPENERS:
@@ -66,6 +68,8 @@ def derivation_sides(text: str, limits: Limits = DEFAULT_LIMITS) -> list[tuple[i
 
     Refuses more than `limits.max_sides` sides before any of them is parsed.
     """
+    if "=" not in text:
+        return [(0, text)]  # the common case, without walking the characters in Python
     sides: list[tuple[int, str]] = []
     depth = 0
     start = 0

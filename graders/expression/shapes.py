@@ -14,11 +14,11 @@ A row side by side with a vector is their dot product (`w^\\top g`); two plain v
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from graders.expression.config import ExpressionConfig
-from graders.expression.errors import ExpressionError, ExpressionSyntaxError, LimitExceeded
-from graders.expression.evaluate import check_names
+from graders.expression.errors import ExpressionError, ExpressionSyntaxError
+from graders.expression.evaluate import check_names, declared_symbols
 from graders.expression.functions import FUNCTIONS, Shape, ShapeError, matmul_shape
 from graders.expression.limits import Limits
 from graders.expression.syntax import (
@@ -34,7 +34,6 @@ from graders.expression.syntax import (
     Number,
     Reduce,
     format_number,
-    node_count,
     to_text,
 )
 
@@ -61,9 +60,8 @@ _ELEMENTWISE_VERBS = {
 def settle(expr: Expr, config: ExpressionConfig, limits: Limits, latex: bool = True) -> Expr:
     """A parsed side made ready to evaluate: bounded in size, its names checked, its products
     resolved; raises ExpressionError subclasses only."""
-    if node_count(expr) > limits.max_nodes:
-        raise LimitExceeded(f"The answer has more than {limits.max_nodes} parts.")
-    check_names(expr, config, limits)
+    # One walk: the size bound first, then the names (the first wrong one).
+    check_names(expr, config, limits, max_nodes=limits.max_nodes)
     return resolve_products(expr, config, latex)
 
 
@@ -92,8 +90,7 @@ def describe(shape: Shape) -> str:
     return " x ".join(str(n) for n in shape)
 
 
-@dataclass(frozen=True, slots=True)
-class _Typed:
+class _Typed(NamedTuple):  # a tuple: made once per node, and cheaper than a frozen dataclass
     expr: Expr
     shape: Shape
     row: bool = False  # a 1-D vector written transposed (`w^\top`), or scaled from one
@@ -103,7 +100,7 @@ class _ShapePass:
     def __init__(self, config: ExpressionConfig, latex: bool) -> None:
         self.config = config
         self.latex = latex
-        self.symbols = {symbol.name: symbol for symbol in config.symbols}
+        self.symbols = declared_symbols(config)
 
     def visit(self, expr: Expr, bound: frozenset[str]) -> _Typed:
         if isinstance(expr, Number):
