@@ -3,6 +3,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import cache
 from typing import Any, ClassVar
 
 from graders._context import GradingContext
@@ -66,6 +67,12 @@ def _settled_text_side(side: Side, number: int, count: int, config: ExpressionCo
         return Side(side.start, None, located)
 
 
+@cache
+def _limits(max_length: int) -> Limits:
+    """The bounds of a question (max_length is 1 to 2,000): one immutable object per length."""
+    return Limits(max_length=max_length)
+
+
 def _progress(error: ExpressionError) -> int:
     """How far a reading got before it failed: parsed, then names resolved, then only shapes wrong."""
     if isinstance(error, ExpressionSyntaxError):
@@ -113,7 +120,7 @@ class ExpressionGrader(Grader[ExpressionConfig, ExpressionAnswer]):
         self, config: ExpressionConfig, expression: str, chosen: str
     ) -> tuple[Reading, ExpressionError | None]:
         """The reading in one format, and the error that stopped it, if any."""
-        limits = Limits(max_length=config.max_length)
+        limits = _limits(config.max_length)
         try:
             parsed = (
                 parse_latex_sides(expression, config, limits)

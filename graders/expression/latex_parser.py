@@ -72,6 +72,7 @@ GREEK_VARIABLES = {f"\\{name}": name for name in _GREEK_LETTERS.split(" ")}
 # The grammar's product rules and the operator each leaves in the tree: \times * \odot \circ are
 # elementwise ("*"); side by side and \cdot are left for the shape pass to resolve.
 _PRODUCT_OPERATORS = {"juxtapose": SIDE_BY_SIDE, "cdot": CDOT, "mul": "*"}
+_ATOM_KINDS = frozenset({"word", "command", "hat", "subscripted"})
 
 _SPACING = re.compile(r"\\[,;:! ]|\\q?quad(?![A-Za-z])|~")
 # Commands that change only how the formula is typeset, deleted in one pass: sizing (`\left(`),
@@ -92,6 +93,8 @@ _MATH_DELIMITERS = re.compile(r"\$|\\[()\[\]]")
 # `\left| x \right|` is an absolute value; a bare `|` could open or close one, so it is not read.
 _ABSOLUTE_BAR = re.compile(r"\\(left|right)\s*\|")
 _BAR_COMMANDS = {"left": r" \lvert ", "right": r" \rvert "}
+# Anything but printable ASCII, tabs and line breaks: above 126 or a control character.
+_NOT_PLAIN_ASCII = re.compile(r"[^\t\r\n\x20-\x7e]")
 
 
 def make_parser(fast: bool = True) -> Lark:
@@ -108,13 +111,14 @@ def _parser() -> FastLALR:
 
 
 def normalise(source: str) -> str:
-    for position, character in enumerate(source):
-        if ord(character) > 126 or (ord(character) < 32 and character not in "\t\r\n"):
-            raise ExpressionSyntaxError(
-                f"Character {character!r} (U+{ord(character):04X}) at position {position + 1} is not "
-                "allowed; write LaTeX commands in plain ASCII (e.g. \\hat{y}, \\times).",
-                position,
-            )
+    refused = _NOT_PLAIN_ASCII.search(source)  # one regex search, not a Python loop per character
+    if refused is not None:
+        position, character = refused.start(), refused.group()
+        raise ExpressionSyntaxError(
+            f"Character {character!r} (U+{ord(character):04X}) at position {position + 1} is not "
+            "allowed; write LaTeX commands in plain ASCII (e.g. \\hat{y}, \\times).",
+            position,
+        )
     text = _MATH_DELIMITERS.sub(" ", source)
     # Before the typeset-only commands go: `\left|` is an absolute value's bar, not sizing.
     text = _ABSOLUTE_BAR.sub(lambda m: _BAR_COMMANDS[m.group(1)], text)
@@ -161,22 +165,33 @@ def _spellings(config: ExpressionConfig) -> list[_Spelling]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class _Declared:
+    """A question's spellings, in declared order, and the same grouped by their base."""
+
+    spellings: tuple[_Spelling, ...]
+    by_base: dict[str, tuple[_Spelling, ...]]
+
+
 # Keyed by the config object, as configs are immutable and reused per question: listing the
 # spellings (and compiling their patterns) cost more than resolving a typical answer.
-_SPELLINGS: dict[int, tuple[ExpressionConfig, tuple[_Spelling, ...], frozenset[str]]] = {}
+_SPELLINGS: dict[int, tuple[ExpressionConfig, _Declared]] = {}
 
 
-def _declared_spellings(config: ExpressionConfig) -> tuple[tuple[_Spelling, ...], frozenset[str]]:
-    """The question's spellings and their bases, listed once per config."""
+def _declared_spellings(config: ExpressionConfig) -> _Declared:
+    """The question's spellings, listed once per config."""
     entry = _SPELLINGS.get(id(config))
     if entry is not None and entry[0] is config:
-        return entry[1], entry[2]
+        return entry[1]
     spellings = tuple(_spellings(config))
-    bases = frozenset(spelling.base for spelling in spellings)
+    by_base: dict[str, list[_Spelling]] = {}
+    for spelling in spellings:
+        by_base.setdefault(spelling.base, []).append(spelling)
+    declared = _Declared(spellings, {base: tuple(group) for base, group in by_base.items()})
     if len(_SPELLINGS) > 256:
         _SPELLINGS.clear()
-    _SPELLINGS[id(config)] = (config, spellings, bases)
-    return spellings, bases
+    _SPELLINGS[id(config)] = (config, declared)
+    return declared
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +239,10 @@ class _Resolver:
     def __init__(self, config: ExpressionConfig, limits: Limits) -> None:
         self.config = config
         self.limits = limits
-        self.spellings, self.bases = _declared_spellings(config)
+        declared = _declared_spellings(config)
+        self.spellings = declared.spellings
+        self.by_base = declared.by_base
+        self.bases = declared.by_base.keys()
         self.functions = set(config.functions)
         self.bound: list[str] = []  # variables bound by the sums and products around this point
 
@@ -249,6 +267,11 @@ class _Resolver:
             raise ExpressionSyntaxError(f"Unexpected {str(node)!r}.")
         kind = node.data
         children = node.children
+        # The kinds are distinct: the most frequent ones (symbols, numbers, products) come first.
+        if kind in _ATOM_KINDS:
+            return self.atom(node)
+        if kind == "number":
+            return Number(float(str(children[0])))
         if kind in _PRODUCT_OPERATORS:
             return self.chain(node)
         if kind == "add":
@@ -268,8 +291,6 @@ class _Resolver:
             return Call("sqrt", (self.expr(children[1]),))
         if kind == "abs":
             return Call("abs", (self.expr(children[1]),))
-        if kind == "number":
-            return Number(float(str(children[0])))
         if kind == "group":
             return _ArgumentList(tuple(self.expr(child) for child in children))
         if kind == "pow":
@@ -282,8 +303,6 @@ class _Resolver:
             return self.derivative(self.item(children[0]), len(marks.children))
         if kind == "bigop":
             return self.bigop(children)
-        if kind in ("word", "command", "hat", "subscripted"):
-            return self.atom(node)
         raise ExpressionSyntaxError(f"Cannot read {kind}.")
 
     def chain(self, node: Tree[Token]) -> Expr:
@@ -481,9 +500,7 @@ class _Resolver:
     def _match(self, base: str, subscript: str | None) -> Expr | None:
         if subscript is None and (base in self.bound or base in self.config.index_names):
             return Name(base)
-        for spelling in self.spellings:
-            if spelling.base != base:
-                continue
+        for spelling in self.by_base.get(base, ()):  # in declared order, as all spellings were
             if spelling.pattern is None:
                 if subscript is None:
                     return Name(spelling.symbol.name)

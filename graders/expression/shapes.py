@@ -125,26 +125,28 @@ class _ShapePass:
     def indexed(self, expr: Indexed, bound: frozenset[str]) -> _Typed:
         symbol = self.symbols.get(expr.name)
         assert symbol is not None  # names are checked first
-        indices = tuple(self.scalar(index, bound, f"The index of {expr.name}") for index in expr.indices)
+        indices = tuple(self.scalar(index, bound, "The index of {}", expr.name) for index in expr.indices)
         # The time index of a sequence picks a step; each further index consumes an axis.
         components = len(expr.indices) - int(symbol.sequence)
         rebuilt = expr if _same(indices, expr.indices) else Indexed(expr.name, indices)
         return _Typed(rebuilt, tuple(symbol.shape[components:]))
 
     def reduce(self, expr: Reduce, bound: frozenset[str]) -> _Typed:
-        start = self.scalar(expr.start, bound, f"The bounds of a {expr.kind}")
-        stop = self.scalar(expr.stop, bound, f"The bounds of a {expr.kind}")
+        start = self.scalar(expr.start, bound, "The bounds of a {}", expr.kind)
+        stop = self.scalar(expr.stop, bound, "The bounds of a {}", expr.kind)
         body = self.visit(expr.body, bound | {expr.variable})
         rebuilt = (
             expr
-            if _same((start, stop, body.expr), (expr.start, expr.stop, expr.body))
+            if start is expr.start and stop is expr.stop and body.expr is expr.body
             else Reduce(expr.kind, expr.variable, start, stop, body.expr)
         )
         return _Typed(rebuilt, body.shape, body.row)
 
-    def scalar(self, expr: Expr, bound: frozenset[str], what: str) -> Expr:
+    def scalar(self, expr: Expr, bound: frozenset[str], template: str, word: str) -> Expr:
+        """A scalar's resolved tree; `template` with `word` names it in the error (formatted only then)."""
         typed = self.visit(expr, bound)
         if typed.shape:
+            what = template.format(word)
             raise ShapeMismatch(
                 f"{what} must be a number, not a {describe(typed.shape)} ({self.shown(expr)})."
             )
@@ -166,7 +168,7 @@ class _ShapePass:
         op = self.product_operator(expr.op, left, right) if expr.op in UNRESOLVED_PRODUCTS else expr.op
         rebuilt = (
             expr
-            if op == expr.op and _same((left.expr, right.expr), (expr.left, expr.right))
+            if op == expr.op and left.expr is expr.left and right.expr is expr.right
             else Binary(op, left.expr, right.expr)
         )
         if op == "@":

@@ -197,3 +197,17 @@ def test_hostile_inputs_are_invalid_and_quick(expression: str) -> None:
 
 def test_the_hostile_corpus_is_large() -> None:
     assert len(HOSTILE) >= 50
+
+
+def test_the_size_bound_wins_over_a_wrong_name_and_the_first_wrong_name_is_named() -> None:
+    # check_names counts the nodes in the walk that checks the names (no separate walk): a tree
+    # over the bound is refused for its size even when a wrong name comes first in it.
+    configs, context = hw5()
+    too_big = "nosuch[t] + yhat[t] - y[t]" + " + 0" * 400
+    result = GRADER.grade_raw_answer(configs["q2_1"], {"expression": too_big}, context)
+    assert result.verdict is Verdict.INVALID
+    assert "more than 400 parts" in result.feedback
+    # Within the bound, the first wrong name in reading order is the one named.
+    result = GRADER.grade_raw_answer(configs["q2_1"], {"expression": "first[t] + second(y[t])"}, context)
+    assert "'first'" in result.feedback
+    assert "second" not in result.feedback.split(".")[0]
