@@ -200,7 +200,8 @@ def evaluate(
     state = _State(batch, config, limits, budget or StepBudget(limits.max_steps))
     state.declarations = _declared(config)[0]
     state.points = np.arange(batch.size)
-    state.active = np.ones(batch.size, dtype=bool)
+    state.active = np.empty(batch.size, dtype=bool)
+    state.active.fill(True)  # np.ones without its Python-level wrapper
     state.undefined = np.zeros(batch.size, dtype=bool)
     with np.errstate(all="ignore"):
         try:
@@ -239,12 +240,14 @@ def _eval(expr: Expr, state: _State) -> Array:
     if isinstance(expr, Number):
         return _filled(size, expr.value)
     if isinstance(expr, Name):
-        if expr.name in state.bound:
-            return state.bound[expr.name]
-        if expr.name in state.batch.indices:
-            return state.batch.indices[expr.name]
-        if expr.name in state.batch.symbols:
-            return state.batch.symbols[expr.name]
+        # Bound variables first, then free indices, then symbols (the values are never None).
+        found = state.bound.get(expr.name)
+        if found is None:
+            found = state.batch.indices.get(expr.name)
+        if found is None:
+            found = state.batch.symbols.get(expr.name)
+        if found is not None:
+            return found
         raise ExpressionError(f"{expr.name} has no value here (is it an index outside its sum?).")
     if isinstance(expr, Indexed):
         return _gather(expr, state)
@@ -264,9 +267,9 @@ def _eval(expr: Expr, state: _State) -> Array:
 def _binary(op: str, left: Array, right: Array) -> Array:
     if op == "@":
         return matmul(left, right)
-    left_shape, right_shape = value_shape(left), value_shape(right)
-    if left_shape and right_shape and left_shape != right_shape:
-        raise ShapeError(f"{left_shape} {op} {right_shape}")
+    # value_shape is the shape less the point axis: non-empty exactly when ndim > 1.
+    if left.ndim > 1 and right.ndim > 1 and left.shape[:-1] != right.shape[:-1]:
+        raise ShapeError(f"{value_shape(left)} {op} {value_shape(right)}")
     if op == "+":
         return np.asarray(left + right)
     if op == "-":
@@ -312,17 +315,49 @@ def _gather(expr: Indexed, state: _State) -> Array:
     data = state.batch.symbols[expr.name]
     points = state.points
     assert points is not None
-    indices = list(expr.indices)
-    shown = expr
+    indices = expr.indices
     if symbol.sequence:
-        last = data.shape[0] - 1
-        time = _as_index(_eval(indices.pop(0), state), symbol.first_index, last, shown, state)
-        data = _take(data, time, points)
+        time = _eval(indices[0], state)
+        data = _pick(data, time, symbol.first_index, data.shape[0] - 1, 0, expr, state, points)
+        indices = indices[1:]
     for index in indices:  # components count from 1, as written in mathematics
-        size = data.shape[0]
-        component = _as_index(_eval(index, state), 1, size, shown, state) - 1
-        data = _take(data, component, points)
+        component = _eval(index, state)
+        data = _pick(data, component, 1, data.shape[0], 1, expr, state, points)
     return np.asarray(data)
+
+
+def _pick(
+    data: Array,
+    values: Array,
+    low: int,
+    high: int,
+    offset: int,
+    indexed: Indexed,
+    state: _State,
+    points: np.ndarray,
+) -> Array:
+    """data at each point's index (values in [low, high], less offset); _as_index marks the points
+    where an index is not whole or out of range."""
+    if values.ndim == 1:
+        lowest, highest = float(_lowest(values)), float(_highest(values))
+        if low <= lowest and highest <= high:
+            if lowest == highest and lowest.is_integer():
+                # The same index at every point, as `h[i-1]` inside a sum: a slice, not a gather.
+                return _same_index(data, int(lowest) - offset)
+            whole = values.astype(np.intp)
+            if _every(whole == values):
+                return _take(data, whole - offset if offset else whole, points)
+    return _take(data, _as_index(values, low, high, indexed, state) - offset, points)
+
+
+def _same_index(data: Array, index: int) -> Array:
+    """_take(data, [index] * P, points), laid out as _take lays out its result (a fresh array, point
+    axis first, then moved last), so that later reductions add in the same order, bit for bit."""
+    picked: Array = data[index]
+    if picked.ndim == 1:
+        return picked
+    fresh = picked.transpose((picked.ndim - 1, *range(picked.ndim - 1))).copy()
+    return np.asarray(fresh.transpose((*range(1, fresh.ndim), 0)))
 
 
 def _take(data: Array, first_axis: np.ndarray, points: np.ndarray) -> Array:
@@ -352,18 +387,23 @@ def _reduce(expr: Reduce, state: _State) -> Array:
         raise LimitExceeded(
             f"A {expr.kind} runs over {high - low} terms; at most {state.limits.max_range} are allowed."
         )
-    total: Array = _filled(state.batch.size, 0.0 if expr.kind == "sum" else 1.0)
+    summing = expr.kind == "sum"
+    neutral = 0.0 if summing else 1.0
+    total: Array = _filled(state.batch.size, neutral)
     outer_bound = state.bound.get(expr.variable)
-    for k in range(low, high):
-        in_range = active & (start <= k) & (k < stop)
-        if not _some(in_range):
+    # Every term's points at once, a row per k (the same comparisons as one k at a time).
+    terms = np.arange(low, high, dtype=np.float64)[:, np.newaxis]
+    in_ranges = active & (start <= terms) & (terms < stop)
+    used = _some(in_ranges, axis=1)
+    for row, k in enumerate(range(low, high)):
+        if not used[row]:
             continue
+        in_range = in_ranges[row]
         state.bound[expr.variable] = _filled(state.batch.size, float(k))
         state.active = in_range
         term = _eval(expr.body, state)
-        neutral = 0.0 if expr.kind == "sum" else 1.0
         masked = np.where(in_range, term, neutral)
-        total = np.asarray(total + masked) if expr.kind == "sum" else np.asarray(total * masked)
+        total = np.asarray(total + masked) if summing else np.asarray(total * masked)
     state.active = active
     if outer_bound is None:
         state.bound.pop(expr.variable, None)
