@@ -189,6 +189,8 @@ class _State:
     declarations: dict[str, SymbolDeclaration] = field(default_factory=dict)
     points: np.ndarray | None = None  # 0..P-1, for gathering one element per point
     bound: dict[str, Array] = field(default_factory=dict)
+    # The value of each bound variable, the same at every point: a float for a cheap index.
+    constants: dict[str, float] = field(default_factory=dict)
     active: np.ndarray | None = None
     undefined: np.ndarray | None = None
     reason: str | None = None
@@ -317,18 +319,41 @@ def _gather(expr: Indexed, state: _State) -> Array:
     assert points is not None
     indices = expr.indices
     if symbol.sequence:
-        time = _eval(indices[0], state)
+        time = _index(indices[0], state)
         data = _pick(data, time, symbol.first_index, data.shape[0] - 1, 0, expr, state, points)
         indices = indices[1:]
     for index in indices:  # components count from 1, as written in mathematics
-        component = _eval(index, state)
+        component = _index(index, state)
         data = _pick(data, component, 1, data.shape[0], 1, expr, state, points)
     return np.asarray(data)
 
 
+def _index(index: Expr, state: _State) -> Array | float:
+    """An index's values; a float where it is a bound variable, or one plus or minus a number (the
+    same at every point), with the steps evaluating it would spend, in the same order."""
+    if type(index) is Name:
+        constant = state.constants.get(index.name)
+        if constant is not None:
+            state.budget.spend()
+            return constant
+    elif (
+        type(index) is Binary
+        and index.op in ("+", "-")
+        and type(index.left) is Name
+        and type(index.right) is Number
+    ):
+        constant = state.constants.get(index.left.name)
+        if constant is not None:
+            for _node in range(3):  # the sum, its variable, its number
+                state.budget.spend()
+            shift = index.right.value
+            return constant + shift if index.op == "+" else constant - shift
+    return _eval(index, state)
+
+
 def _pick(
     data: Array,
-    values: Array,
+    values: Array | float,
     low: int,
     high: int,
     offset: int,
@@ -338,6 +363,10 @@ def _pick(
 ) -> Array:
     """data at each point's index (values in [low, high], less offset); _as_index marks the points
     where an index is not whole or out of range."""
+    if isinstance(values, float):
+        if low <= values <= high and values.is_integer():
+            return _same_index(data, int(values) - offset)
+        values = _filled(state.batch.size, values)  # what evaluating the index gives
     if values.ndim == 1:
         lowest, highest = float(_lowest(values)), float(_highest(values))
         if low <= lowest and highest <= high:
@@ -391,6 +420,7 @@ def _reduce(expr: Reduce, state: _State) -> Array:
     neutral = 0.0 if summing else 1.0
     total: Array = _filled(state.batch.size, neutral)
     outer_bound = state.bound.get(expr.variable)
+    outer_constant = state.constants.get(expr.variable)
     # Every term's points at once, a row per k (the same comparisons as one k at a time).
     terms = np.arange(low, high, dtype=np.float64)[:, np.newaxis]
     in_ranges = active & (start <= terms) & (terms < stop)
@@ -400,11 +430,16 @@ def _reduce(expr: Reduce, state: _State) -> Array:
             continue
         in_range = in_ranges[row]
         state.bound[expr.variable] = _filled(state.batch.size, float(k))
+        state.constants[expr.variable] = float(k)
         state.active = in_range
         term = _eval(expr.body, state)
         masked = np.where(in_range, term, neutral)
         total = np.asarray(total + masked) if summing else np.asarray(total * masked)
     state.active = active
+    if outer_constant is None:
+        state.constants.pop(expr.variable, None)
+    else:
+        state.constants[expr.variable] = outer_constant
     if outer_bound is None:
         state.bound.pop(expr.variable, None)
     else:
