@@ -239,6 +239,14 @@ def _largest_ignoring_nan(values: Array) -> float:
 def _eval(expr: Expr, state: _State) -> Array:
     state.budget.spend()
     size = state.batch.size
+    # The node kinds are distinct: the most frequent first.
+    if isinstance(expr, Binary):
+        left, right = _eval(expr.left, state), _eval(expr.right, state)
+        if expr.op == "**" and _largest_ignoring_nan(np.abs(right)) > state.limits.max_exponent:
+            raise LimitExceeded(f"An exponent is larger than {state.limits.max_exponent:g}.")
+        return _binary(expr.op, left, right)
+    if isinstance(expr, Indexed):
+        return _gather(expr, state)
     if isinstance(expr, Number):
         return _filled(size, expr.value)
     if isinstance(expr, Name):
@@ -251,15 +259,8 @@ def _eval(expr: Expr, state: _State) -> Array:
         if found is not None:
             return found
         raise ExpressionError(f"{expr.name} has no value here (is it an index outside its sum?).")
-    if isinstance(expr, Indexed):
-        return _gather(expr, state)
     if isinstance(expr, Negate):
         return np.asarray(-_eval(expr.operand, state))
-    if isinstance(expr, Binary):
-        left, right = _eval(expr.left, state), _eval(expr.right, state)
-        if expr.op == "**" and _largest_ignoring_nan(np.abs(right)) > state.limits.max_exponent:
-            raise LimitExceeded(f"An exponent is larger than {state.limits.max_exponent:g}.")
-        return _binary(expr.op, left, right)
     if isinstance(expr, Call):
         args = [_eval(arg, state) for arg in expr.args]
         return FUNCTIONS[expr.function].apply(args)

@@ -127,6 +127,8 @@ def format_number(value: float) -> str:
 
 def to_text(expr: Expr) -> str:
     """The canonical text form: parsing it with the text grammar gives back the same tree."""
+    if isinstance(expr, Binary):  # the most frequent node first
+        return _binary_text(expr)
     if isinstance(expr, Number):
         return format_number(expr.value)
     if isinstance(expr, Name):
@@ -144,6 +146,10 @@ def to_text(expr: Expr) -> str:
         inner = to_text(expr.operand)
         # `-x ** 2` already means -(x ** 2); anything weaker than unary minus needs parentheses.
         return f"-({inner})" if _precedence(expr.operand) < _NEGATE else f"-{inner}"
+    return _binary_text(expr)
+
+
+def _binary_text(expr: Binary) -> str:
     own = _PRECEDENCE[expr.op]
     left, right = to_text(expr.left), to_text(expr.right)
     if expr.op == "**":
