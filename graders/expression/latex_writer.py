@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from graders.expression.config import ExpressionConfig
-from graders.expression.latex_parser import (
+from graders.expression.latex_resolver import (
     DERIVATIVES,
     FUNCTION_COMMANDS,
     TRANSPOSE_MARKS,
