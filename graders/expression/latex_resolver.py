@@ -28,6 +28,7 @@ from graders.expression.syntax import (
     Negate,
     Number,
     Reduce,
+    shifted,
     to_text,
 )
 from graders.expression.text_parser import parse_text
@@ -368,7 +369,7 @@ class Resolver:
         finally:
             self.bound.pop()
         # LaTeX bounds are inclusive; the tree's stop is exclusive, as in Python's range.
-        return Reduce(kind, variable, start, _plus_one(last), body)
+        return Reduce(kind, variable, start, shifted(last, +1), body)
 
     def variable(self, written: str) -> str:
         """The name a sum binds: one letter, or a Greek letter by its name (`\\tau` → tau)."""
@@ -475,18 +476,6 @@ def _parse_subscript(text: str, limits: Limits) -> Expr:
     answer, and each was a full parse. Trees are immutable, so sharing one is safe; an error is
     raised again each time (lru_cache keeps only results)."""
     return parse_text(text, limits)
-
-
-def _plus_one(expr: Expr) -> Expr:
-    """`b + 1`, folded where the bound ends in a constant: 3 → 4, t - i - 1 → t - i."""
-    if isinstance(expr, Number):
-        return Number(expr.value + 1)
-    if isinstance(expr, Binary) and isinstance(expr.right, Number) and expr.op in "+-":
-        shifted = expr.right.value + (1 if expr.op == "+" else -1)
-        if shifted == 0:
-            return expr.left
-        return Binary(expr.op, expr.left, Number(shifted))
-    return Binary("+", expr, Number(1.0))
 
 
 def _ambiguous_power(function: _FunctionAtom, power: Binary) -> str:

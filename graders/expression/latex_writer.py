@@ -25,7 +25,6 @@ from graders.expression.latex_resolver import (
     DERIVATIVES,
     FUNCTION_COMMANDS,
     TRANSPOSE_MARKS,
-    _plus_one,
     _spellings,
 )
 from graders.expression.syntax import (
@@ -38,6 +37,7 @@ from graders.expression.syntax import (
     Number,
     Reduce,
     format_number,
+    shifted,
     to_text,
 )
 
@@ -269,7 +269,7 @@ class _Writer:
             return _number(stop.value - 1)
         if isinstance(stop, Binary) and stop.op == "+" and isinstance(stop.right, Number):
             left = written[id(stop.left)]
-            if stop.right.value == 1 and _plus_one(stop.left) == stop:  # t + 1 → t
+            if stop.right.value == 1 and shifted(stop.left, +1) == stop:  # t + 1 → t
                 return left
             if stop.right.value > 1:  # t + 3 → t + 2
                 return _additive(left, "+", _number(stop.right.value - 1))

@@ -20,6 +20,7 @@ from graders.expression.syntax import (
     Number,
     Reduce,
     children,
+    shifted,
     to_text,
 )
 
@@ -194,18 +195,6 @@ def _index_differences(index: Expr, names: list[str]) -> Iterator[Expr]:
                 candidate = Binary("-", Name(first), Name(second))
                 if candidate != index:
                     yield candidate
-
-
-def shifted(expr: Expr, delta: int) -> Expr:
-    """`expr + delta`, folded into a trailing constant: i - 1 shifted by +1 is i."""
-    if isinstance(expr, Number):
-        return Number(expr.value + delta)
-    if isinstance(expr, Binary) and expr.op in "+-" and isinstance(expr.right, Number):
-        constant = (expr.right.value if expr.op == "+" else -expr.right.value) + delta
-        if constant == 0:
-            return expr.left
-        return Binary("+" if constant > 0 else "-", expr.left, Number(abs(constant)))
-    return Binary("+" if delta > 0 else "-", expr, Number(float(abs(delta))))
 
 
 def _bound_repairs(

@@ -165,3 +165,15 @@ def _binary_text(expr: Binary) -> str:
     if _precedence(expr.right) <= own:
         right = f"({right})"
     return f"{left} {expr.op} {right}"
+
+
+def shifted(expr: Expr, delta: int) -> Expr:
+    """`expr + delta`, folded into a trailing constant: i - 1 shifted by +1 is i."""
+    if isinstance(expr, Number):
+        return Number(expr.value + delta)
+    if isinstance(expr, Binary) and expr.op in "+-" and isinstance(expr.right, Number):
+        constant = (expr.right.value if expr.op == "+" else -expr.right.value) + delta
+        if constant == 0:
+            return expr.left
+        return Binary("+" if constant > 0 else "-", expr.left, Number(abs(constant)))
+    return Binary("+" if delta > 0 else "-", expr, Number(float(abs(delta))))
