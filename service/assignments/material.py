@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from graders import GradingContext, get_grader
+from service.assignments.policy import Policy
 from service.assignments.references import ReferenceModuleError, load_reference_functions
 from service.errors import MaterialError
 from service.models import Queue
@@ -36,6 +37,8 @@ class AssignmentMaterial(BaseModel):
     slug: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     title: str = Field(min_length=1, max_length=200)
     reference_module: str | None = None
+    # Deadlines, the late rule, attempt limits, last or best (docs/grading-policy.md).
+    policy: Policy = Field(default_factory=Policy)
     # Config fragments that questions pull in with `use = ["name", ...]` (their own keys win).
     shared: dict[str, dict[str, Any]] = Field(default_factory=dict)
     questions: list[QuestionMaterial] = Field(min_length=1)

@@ -62,6 +62,7 @@ def load_assignment(session: Session, course_slug: str, loaded: LoadedMaterial) 
         title=material.title,
         content_hash=loaded.content_hash,
         reference_source=loaded.reference_source,
+        policy=material.policy.as_json(),
     )
     repository.add_version(session, version, questions)
     return LoadOutcome(material.slug, number, changed=True)

@@ -5,21 +5,35 @@ from service.models.base import Base, utcnow
 from service.models.course import ApiToken, Course, Enrollment, Role, User
 from service.models.queue import Queue
 from service.models.rate_limit import RateLimitEvent
+from service.models.staff import (
+    AssignmentPolicy,
+    Extension,
+    GradeAuditEntry,
+    ManualGrade,
+    ManualGradeKind,
+    Regrade,
+)
 from service.models.submission import GradingJob, JobStatus, QuestionResult, Submission, SubmissionFile
 
 __all__ = [
     "ApiToken",
     "Assignment",
+    "AssignmentPolicy",
     "AssignmentVersion",
     "Base",
     "Course",
     "Enrollment",
+    "Extension",
+    "GradeAuditEntry",
     "GradingJob",
     "JobStatus",
+    "ManualGrade",
+    "ManualGradeKind",
     "Question",
     "QuestionResult",
     "Queue",
     "RateLimitEvent",
+    "Regrade",
     "Role",
     "Submission",
     "SubmissionFile",

@@ -36,6 +36,8 @@ class AssignmentVersion(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     # The instructor's reference module, kept with the version so any worker can grade any version.
     reference_source: Mapped[str] = mapped_column(Text, default="")
+    # The material's `[policy]` (service.policies.rules.Policy as JSON); {}: no deadline, no limits.
+    policy: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     questions: Mapped[list[Question]] = relationship(

@@ -6,6 +6,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     Float,
     ForeignKey,
     Index,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -47,6 +49,11 @@ class Submission(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     score: Mapped[float | None] = mapped_column(Float, nullable=True)
     max_score: Mapped[float] = mapped_column(Float)
+    # How late it came in against the student's due time (0: on time) and the fraction of each
+    # score the late rule takes (docs/grading-policy.md); recomputed when the policy or the
+    # student's extension changes.
+    late_seconds: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    late_penalty: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     graded_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
@@ -72,12 +79,24 @@ class GradingJob(Base):
     """The truth about grading one submission; queues only ever carry its id."""
 
     __tablename__ = "grading_jobs"
-    __table_args__ = (Index("ix_grading_jobs_claim", "status", "queue", "id"),)
+    __table_args__ = (
+        Index("ix_grading_jobs_claim", "status", "queue", "id"),
+        # The first grading is revision 1; each regrade of the submission adds the next.
+        UniqueConstraint("submission_id", "revision"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    submission_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("submissions.id", ondelete="CASCADE"), unique=True
+    submission_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"))
+    revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # Set on a regrade's jobs: which regrade, the version to grade against, and (optionally) the
+    # one question to grade.
+    regrade_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("regrades.id", ondelete="CASCADE"), nullable=True, index=True
     )
+    assignment_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("assignment_versions.id"), nullable=True
+    )
+    question_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # Lets one flush insert the submission before its job.
     submission: Mapped[Submission] = relationship(lazy="raise")
     status: Mapped[JobStatus] = mapped_column(string_enum(JobStatus, "job_status"), default=JobStatus.QUEUED)
@@ -96,8 +115,12 @@ class GradingJob(Base):
 
 class QuestionResult(Base):
     __tablename__ = "question_results"
-    # One result per question per submission: a duplicate write fails instead of double-counting.
-    __table_args__ = (UniqueConstraint("submission_id", "question_key"),)
+    # One result per question per submission and revision: a duplicate write fails instead of
+    # double-counting. A regrade adds the next revision; the older rows stay, not current.
+    __table_args__ = (
+        UniqueConstraint("submission_id", "question_key", "revision"),
+        Index("ix_question_results_current", "submission_id", "is_current"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     submission_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"))
@@ -114,5 +137,7 @@ class QuestionResult(Base):
     reference_version: Mapped[str] = mapped_column(String(64))
     job_attempt: Mapped[int] = mapped_column(Integer)
     graded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    is_current: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     # Set when a TA grades a manual answer.
     graded_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
