@@ -3,7 +3,15 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.models import Assignment, AssignmentVersion, Course, Enrollment, Question, Role
+from service.models import (
+    Assignment,
+    AssignmentPolicy,
+    AssignmentVersion,
+    Course,
+    Enrollment,
+    Question,
+    Role,
+)
 
 
 def get_assignment(session: Session, course_id: int, slug: str) -> Assignment | None:
@@ -79,3 +87,8 @@ def add_version(session: Session, version: AssignmentVersion, questions: list[Qu
     session.add(version)
     session.flush()
     return version
+
+
+def policy_override(session: Session, assignment_id: int) -> AssignmentPolicy | None:
+    statement = select(AssignmentPolicy).where(AssignmentPolicy.assignment_id == assignment_id)
+    return session.scalars(statement).one_or_none()

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -8,6 +9,7 @@ from sqlalchemy.orm import Session
 from graders import JSONValue, SupportsPreview, SupportsVariants
 from service.assignments import repository
 from service.assignments.material import LoadedMaterial
+from service.assignments.policy import Policy
 from service.assignments.schemas import AssignmentView, PreviewView, QuestionView, VariantView
 from service.assignments.snapshots import QuestionSnapshot, VersionSnapshot, get_snapshot
 from service.auth.service import Principal
@@ -23,6 +25,21 @@ class LoadOutcome:
     slug: str
     version: int
     changed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AssignmentRules:
+    """The policy in force for an assignment (the course's override, else the material's) and
+    when its grades were released."""
+
+    assignment_id: int
+    policy: Policy
+    overridden: bool
+    released_at: datetime | None
+
+    @property
+    def grades_visible_to_students(self) -> bool:
+        return not self.policy.hold_grades or self.released_at is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +105,15 @@ def latest_snapshot(session: Session, course_slug: str, slug: str) -> VersionSna
     if latest is None:
         raise NotFound(f"No assignment {slug!r} in course {course_slug!r}.")
     return get_snapshot(session, latest.id)
+
+
+def current_rules(session: Session, snapshot: VersionSnapshot) -> AssignmentRules:
+    """The rules of the snapshot's assignment now: read each time, since staff change them."""
+    override = repository.policy_override(session, snapshot.assignment_id)
+    if override is None:
+        return AssignmentRules(snapshot.assignment_id, snapshot.material_policy, False, None)
+    policy = snapshot.material_policy if override.policy is None else Policy.model_validate(override.policy)
+    return AssignmentRules(snapshot.assignment_id, policy, override.policy is not None, override.released_at)
 
 
 def _question(access: AssignmentAccess, question_key: str) -> QuestionSnapshot:

@@ -16,6 +16,7 @@ from graders import (
     get_grader,
 )
 from service.assignments import repository
+from service.assignments.policy import Policy
 from service.assignments.references import load_reference_functions
 from service.models import Queue
 
@@ -38,6 +39,7 @@ class QuestionSnapshot:
 @dataclass(frozen=True, slots=True)
 class VersionSnapshot:
     id: int
+    assignment_id: int
     assignment_slug: str
     course_id: int
     version: int
@@ -45,6 +47,8 @@ class VersionSnapshot:
     content_hash: str
     reference_source: str
     questions: tuple[QuestionSnapshot, ...]
+    # The material's policy; the course's override, if any, is read by assignments.service.current_rules.
+    material_policy: Policy
 
     @property
     def max_score(self) -> float:
@@ -97,6 +101,7 @@ def get_snapshot(session: Session, version_id: int) -> VersionSnapshot:
     )
     snapshot = VersionSnapshot(
         id=version.id,
+        assignment_id=assignment.id,
         assignment_slug=assignment.slug,
         course_id=assignment.course_id,
         version=version.version,
@@ -104,6 +109,7 @@ def get_snapshot(session: Session, version_id: int) -> VersionSnapshot:
         content_hash=version.content_hash,
         reference_source=version.reference_source,
         questions=questions,
+        material_policy=Policy.model_validate(version.policy),
     )
     if len(_snapshots) >= _MAX_CACHED:
         _snapshots.pop(next(iter(_snapshots)))
