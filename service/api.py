@@ -68,7 +68,7 @@ Scope = Annotated[RequestScope, Depends(request_scope)]
 _ERROR_DESCRIPTIONS = {
     400: "The body cannot be read (not UTF-8 or not JSON)",
     401: "Missing or invalid bearer token",
-    403: "The caller may not see or change this",
+    403: "The caller may not see or change this (or the assignment is not open, or past its deadline)",
     404: "Not found (or not visible to the caller)",
     409: "Conflicts with an earlier request",
     413: "Request body too large",

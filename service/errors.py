@@ -71,3 +71,21 @@ class ServiceUnavailable(AppError):
 
 class MaterialError(Exception):
     """Assignment material that cannot be loaded; the message says what and where."""
+
+
+class NotOpen(Forbidden):
+    """A submission before the assignment's opens_at."""
+
+    code = "not_open"
+
+
+class DeadlinePassed(Forbidden):
+    """A submission after the due time without a late rule, or after the late rule's cutoff."""
+
+    code = "deadline_passed"
+
+
+class AttemptLimitReached(Conflict):
+    """A question (or the assignment) has used all its attempts; details name which."""
+
+    code = "attempt_limit_reached"

@@ -128,7 +128,7 @@ _SUBMISSION_REQUEST_BODY = {
     operation_id="submissions-create",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=SubmissionAccepted,
-    responses=error_responses(400, 401, 404, 409, 413, 422, 429),
+    responses=error_responses(400, 401, 403, 404, 409, 413, 422, 429),
     openapi_extra={"requestBody": _SUBMISSION_REQUEST_BODY},
 )
 async def create_submission(
@@ -142,7 +142,8 @@ async def create_submission(
     """Accept answers for grading. The submission is stored before the 202 is sent and graded
     off the request path; poll the URL in `Location`. A retried POST with the same
     `Idempotency-Key` returns the first submission. Notebooks are uploaded as
-    multipart/form-data: `-F answers='{...}' -F q4=@hw5.ipynb`."""
+    multipart/form-data: `-F answers='{...}' -F q4=@hw5.ipynb`. The assignment's policy may refuse it:
+    403 `not_open` / `deadline_passed`, 409 `attempt_limit_reached` (docs/grading-policy.md)."""
     accepted = await scope.run(
         lambda session, principal: service.accept_submission(
             session,

@@ -11,6 +11,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
 from graders import JSONValue, Verdict, storable_details
+from service.policies.schemas import LatenessView
 from service.submissions.untrusted_json import unstorable_text
 
 SubmissionStatus = Literal["queued", "running", "graded", "error"]
@@ -139,8 +140,13 @@ class SubmissionView(BaseModel):
     assignment_version: int
     student: str
     status: SubmissionStatus
+    # The raw total (manual grades win over automatic results); effective_score is after the late
+    # rule. Both None (and `questions` empty) for a student while the assignment holds grades.
     score: float | None
+    effective_score: float | None = None
     max_score: float
+    grades_held: bool = False
+    lateness: LatenessView
     created_at: datetime
     graded_at: datetime | None
     questions: dict[str, QuestionResultView]
@@ -154,6 +160,9 @@ class SubmissionSummary(BaseModel):
     student: str
     status: SubmissionStatus
     score: float | None
+    effective_score: float | None = None
+    late_penalty: float = 0.0
+    grades_held: bool = False
     max_score: float
     created_at: datetime
 

@@ -5,13 +5,15 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from graders import GradeResult
-from service.assignments.service import resolve_access
+from service.assignments.policy import Lateness
+from service.assignments.service import current_rules, resolve_access
 from service.assignments.snapshots import VersionSnapshot, get_snapshot
 from service.auth.service import Principal
 from service.config import Settings
@@ -19,6 +21,7 @@ from service.courses.service import role_in
 from service.errors import Conflict, Forbidden, NotFound, UnprocessableAnswer
 from service.grading import service as grading
 from service.models import GradingJob, JobStatus, Submission, SubmissionFile, utcnow
+from service.policies import service as policies
 from service.rate_limits import service as rate_limits
 from service.submissions import repository
 from service.submissions.schemas import (
@@ -74,6 +77,7 @@ class _Prepared:
     """The request against its assignment: the answers with a reference for each file, hashed."""
 
     snapshot: VersionSnapshot
+    is_staff: bool
     answers: dict[str, Any]
     request_hash: str
 
@@ -103,22 +107,27 @@ def create_submission(
         )
         if existing is not None:
             return _replay(session, existing, prepared.request_hash)
-    _validate(session, settings, command, prepared)
-    return _store(session, settings, command, prepared)
+    now = utcnow()
+    lateness = _validate(session, settings, command, prepared, now)
+    return _store(session, settings, command, prepared, now, lateness)
 
 
 def _prepare(session: Session, command: NewSubmission) -> _Prepared:
-    snapshot = resolve_access(session, command.principal, command.course, command.assignment).snapshot
+    access = resolve_access(session, command.principal, command.course, command.assignment)
     key = command.idempotency_key
     if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
         raise UnprocessableAnswer(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters.")
     # The answers hold a reference to each file (name, SHA-256, size); its bytes get their own row.
     answers = command.body.answers | {f.question_key: _file_reference(f) for f in command.files}
-    return _Prepared(snapshot, answers, _request_hash(command.course, command.assignment, answers))
+    request_hash = _request_hash(command.course, command.assignment, answers)
+    return _Prepared(access.snapshot, access.role.is_staff, answers, request_hash)
 
 
-def _validate(session: Session, settings: Settings, command: NewSubmission, prepared: _Prepared) -> None:
-    """Refuse the submission (429, 422, 413) before anything is stored."""
+def _validate(
+    session: Session, settings: Settings, command: NewSubmission, prepared: _Prepared, now: datetime
+) -> Lateness:
+    """Refuse the submission (429, 422, 403 by the policy's times, 409 by its attempt limits, 413)
+    before anything is stored; returns its lateness."""
     _enforce_rate_limit(session, settings, command.principal.user_id)
     snapshot = prepared.snapshot
     problems = _upload_problems(snapshot, command)
@@ -138,13 +147,21 @@ def _validate(session: Session, settings: Settings, command: NewSubmission, prep
                 )
     if problems:
         raise UnprocessableAnswer("Some answers cannot be accepted.", details=problems)
+    lateness = policies.admit(
+        session, snapshot, command.principal.user_id, prepared.is_staff, list(prepared.answers), now
+    )
     make_room_for_uploads(session, settings, snapshot.course_id, command.principal.user_id, command.files)
+    return lateness
 
 
 def _store(
-    session: Session, settings: Settings, command: NewSubmission, prepared: _Prepared
+    session: Session,
+    settings: Settings,
+    command: NewSubmission,
+    prepared: _Prepared,
+    now: datetime,
+    lateness: Lateness,
 ) -> tuple[Submission, GradingJob]:
-    now = utcnow()
     submission = Submission(
         id=uuid.uuid4(),
         assignment_version_id=prepared.snapshot.id,
@@ -153,6 +170,8 @@ def _store(
         idempotency_key=command.idempotency_key,
         request_hash=prepared.request_hash,
         max_score=prepared.snapshot.max_score,
+        late_seconds=lateness.late_seconds,
+        late_penalty=lateness.penalty,
         created_at=now,
     )
     stored = repository.insert_submission(session, submission)
@@ -265,17 +284,25 @@ def _visible_submission(session: Session, principal: Principal, submission_id: u
 def get_submission(session: Session, principal: Principal, submission_id: uuid.UUID) -> SubmissionView:
     visible = _visible_submission(session, principal, submission_id)
     submission, job, is_staff = visible.submission, visible.job, visible.is_staff
-    snapshot_version = get_snapshot(session, submission.assignment_version_id).version
-    results = repository.results_of(session, submission.id)
+    snapshot = get_snapshot(session, submission.assignment_version_id)
+    # A student sees nothing of the grades an assignment holds back until the staff release them.
+    held = not is_staff and not current_rules(session, snapshot).grades_visible_to_students
+    results = [] if held else repository.results_of(session, submission.id)
+    score = None if held else submission.score
     return SubmissionView(
         id=submission.id,
         course=visible.course,
         assignment=visible.assignment,
-        assignment_version=snapshot_version,
+        assignment_version=snapshot.version,
         student=visible.student,
         status=submission_status(job.status),
-        score=submission.score,
+        score=score,
+        effective_score=_effective(score, submission.late_penalty),
         max_score=submission.max_score,
+        grades_held=held,
+        lateness=policies.lateness_view(
+            session, snapshot, submission.user_id, submission.late_seconds, submission.late_penalty
+        ),
         created_at=submission.created_at,
         graded_at=submission.graded_at,
         questions={
@@ -293,11 +320,17 @@ def get_submission(session: Session, principal: Principal, submission_id: uuid.U
     )
 
 
+def _effective(score: float | None, late_penalty: float) -> float | None:
+    """The submission's score after the late rule (docs/grading-policy.md)."""
+    return None if score is None else round(score * (1 - late_penalty), 6)
+
+
 def list_submissions(
     session: Session, principal: Principal, course_slug: str, slug: str, limit: int, offset: int
 ) -> SubmissionList:
     access = resolve_access(session, principal, course_slug, slug)
     only_user = None if access.role.is_staff else principal.user_id
+    held = only_user is not None and not current_rules(session, access.snapshot).grades_visible_to_students
     rows = repository.list_for_assignment(session, access.snapshot.course_id, slug, only_user, limit, offset)
     return SubmissionList(
         course=course_slug,
@@ -309,7 +342,10 @@ def list_submissions(
                 id=submission.id,
                 student=username,
                 status=submission_status(status),
-                score=submission.score,
+                score=None if held else submission.score,
+                effective_score=None if held else _effective(submission.score, submission.late_penalty),
+                late_penalty=submission.late_penalty,
+                grades_held=held,
                 max_score=submission.max_score,
                 created_at=submission.created_at,
             )
