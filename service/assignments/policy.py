@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -100,6 +100,10 @@ def lateness(policy: Policy, submitted_at: datetime, due_at: datetime | None = N
     if policy.opens_at is not None and submitted_at < policy.opens_at:
         return Lateness(0, 0.0, f"the assignment opens at {_shown(policy.opens_at, policy)}")
     due = due_at if due_at is not None else policy.due_at
+    # In UTC: Python subtracts and adds to datetimes of one zone on the wall clock, so across a
+    # DST change the elapsed time (and the cutoff) would be an hour off.
+    submitted_at = submitted_at.astimezone(UTC)
+    due = None if due is None else due.astimezone(UTC)
     if due is None or submitted_at <= due:
         return Lateness(0, 0.0)
     late = submitted_at - due
