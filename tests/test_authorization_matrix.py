@@ -40,6 +40,7 @@ def _headers(api: Api, caller: str) -> dict[str, str]:
 
 ENROLLED = {"student": 200, "student2": 200, "other_ta": 404, "ta": 200, "instructor": 200}
 UNAUTHENTICATED = {"no_token": 401, "bad_token": 401}
+STAFF = {"student": 403, "student2": 403, "other_ta": 404, "ta": 200, "instructor": 200}
 PUBLIC = dict.fromkeys(CALLERS, 200)
 
 
@@ -104,6 +105,37 @@ def _endpoints(submission: str) -> dict[str, Cell]:
             {"student": 403, "student2": 403, "other_ta": 404, "ta": 403, "instructor": 200}
             | UNAUTHENTICATED,
         ),
+        "policy": Cell(
+            "GET", "/api/v1/courses/demo/assignments/hw5/policy", None, ENROLLED | UNAUTHENTICATED
+        ),
+        "set_policy": Cell(
+            "PUT", "/api/v1/courses/demo/assignments/hw5/policy", {"counts": "best"}, STAFF | UNAUTHENTICATED
+        ),
+        "reset_policy": Cell(
+            "DELETE", "/api/v1/courses/demo/assignments/hw5/policy", None, STAFF | UNAUTHENTICATED
+        ),
+        "extensions": Cell(
+            "GET", "/api/v1/courses/demo/assignments/hw5/extensions", None, STAFF | UNAUTHENTICATED
+        ),
+        "set_extension": Cell(
+            "PUT",
+            "/api/v1/courses/demo/assignments/hw5/extensions/student2",
+            {"due_at": "2030-01-01T00:00:00"},
+            STAFF | UNAUTHENTICATED,
+        ),
+        # Each staff caller in turn: the TA deletes it, the instructor finds none left.
+        "delete_extension": Cell(
+            "DELETE",
+            "/api/v1/courses/demo/assignments/hw5/extensions/student2",
+            None,
+            STAFF | {"ta": 204, "instructor": 404} | UNAUTHENTICATED,
+        ),
+        "release": Cell(
+            "POST", "/api/v1/courses/demo/assignments/hw5/release", None, STAFF | UNAUTHENTICATED
+        ),
+        "withhold": Cell(
+            "DELETE", "/api/v1/courses/demo/assignments/hw5/release", None, STAFF | UNAUTHENTICATED
+        ),
         "healthz": Cell("GET", "/healthz", None, PUBLIC),
         "readyz": Cell("GET", "/readyz", None, PUBLIC),
         # The matrix runs with AUTOGRADE_METRICS_TOKEN set: no user's API token opens /metrics.
@@ -118,9 +150,9 @@ def test_the_matrix_names_every_route(api: Api) -> None:
     """A new route must get its row here: the matrix lists every path of the OpenAPI document."""
     paths = set(api.client.get("/openapi.json").json()["paths"])
     covered = {
-        re.sub(r"^/api/v1/users/[^/]+/", "/api/v1/users/{username}/", cell.path).replace(
-            "/submissions/x", "/submissions/{submission_id}", 1
-        )
+        re.sub(r"^/api/v1/users/[^/]+/", "/api/v1/users/{username}/", cell.path)
+        .replace("/submissions/x", "/submissions/{submission_id}", 1)
+        .replace("/extensions/student2", "/extensions/{username}", 1)
         for cell in _endpoints("x").values()
     }
     normalised = {
@@ -144,6 +176,13 @@ def test_authorization_matrix(api: Api, endpoint: str) -> None:
     assert created.status_code == 202
     submission = created.json()["id"]
     api.grade_pending()
+    if endpoint == "delete_extension":
+        granted = api.client.put(
+            "/api/v1/courses/demo/assignments/hw5/extensions/student2",
+            json={"due_at": "2030-01-01T00:00:00"},
+            headers=api.accounts.header("ta"),
+        )
+        assert granted.status_code == 200
     cell = _endpoints(submission)[endpoint]
     assert set(cell.expected) == set(CALLERS)
 

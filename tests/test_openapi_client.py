@@ -43,8 +43,34 @@ EXPECTED_OPERATION_IDS = {
     ("get", "/api/v1/submissions/{submission_id}"): "submissions-get",
     ("put", "/api/v1/submissions/{submission_id}/questions/{question}/grade"): "submissions-grade-manually",
     ("delete", "/api/v1/users/{username}/tokens"): "tokens-revoke",
+    ("get", "/api/v1/courses/{course}/assignments/{assignment}/policy"): "policies-get",
+    ("put", "/api/v1/courses/{course}/assignments/{assignment}/policy"): "policies-set",
+    ("delete", "/api/v1/courses/{course}/assignments/{assignment}/policy"): "policies-delete",
+    ("get", "/api/v1/courses/{course}/assignments/{assignment}/extensions"): "policies-list-extensions",
+    (
+        "put",
+        "/api/v1/courses/{course}/assignments/{assignment}/extensions/{username}",
+    ): "policies-set-extension",
+    (
+        "delete",
+        "/api/v1/courses/{course}/assignments/{assignment}/extensions/{username}",
+    ): "policies-delete-extension",
+    ("post", "/api/v1/courses/{course}/assignments/{assignment}/release"): "policies-release-grades",
+    ("delete", "/api/v1/courses/{course}/assignments/{assignment}/release"): "policies-withhold-grades",
 }
-VERBS = {"check", "get", "list", "create", "preview", "grade", "revoke"}
+VERBS = {
+    "check",
+    "get",
+    "list",
+    "create",
+    "preview",
+    "grade",
+    "revoke",
+    "set",
+    "delete",
+    "release",
+    "withhold",
+}
 # The question kinds whose answers go in the JSON `answers` (notebooks are uploaded files).
 ANSWER_COMPONENTS = {
     "choice": "ChoiceAnswer",

@@ -94,7 +94,7 @@ def extensions_of(session: Session, assignment_id: int) -> Sequence[Row[Extensio
 
 def extension_due_times(session: Session, assignment_id: int) -> dict[int, datetime]:
     statement = select(Extension.user_id, Extension.due_at).where(Extension.assignment_id == assignment_id)
-    return dict(session.execute(statement).tuples().all())
+    return {row[0]: row[1] for row in session.execute(statement).all()}
 
 
 def add_extension(session: Session, extension: Extension) -> None:
