@@ -43,6 +43,9 @@ EXPECTED_OPERATION_IDS = {
     ("get", "/api/v1/submissions/{submission_id}"): "submissions-get",
     ("put", "/api/v1/submissions/{submission_id}/questions/{question}/grade"): "submissions-grade-manually",
     ("delete", "/api/v1/users/{username}/tokens"): "tokens-revoke",
+    ("post", "/api/v1/courses/{course}/assignments/{assignment}/regrades"): "regrades-create",
+    ("get", "/api/v1/courses/{course}/assignments/{assignment}/regrades"): "regrades-list",
+    ("get", "/api/v1/regrades/{regrade_id}"): "regrades-get",
 }
 VERBS = {"check", "get", "list", "create", "preview", "grade", "revoke"}
 # The question kinds whose answers go in the JSON `answers` (notebooks are uploaded files).
