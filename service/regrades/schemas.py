@@ -11,7 +11,8 @@ from graders import Verdict
 # A course's roster fits; a longer list is a mistake (or an attack), refused with a 422.
 MAX_STUDENTS = 2_000
 
-Username = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+# No control characters: PostgreSQL refuses a NUL in a parameter, and no username holds one.
+Username = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
 RegradeStatus = Literal["running", "done"]
 
 
