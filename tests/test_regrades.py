@@ -5,6 +5,8 @@ the real grading loop; and once through the local executor's worker processes.""
 
 from __future__ import annotations
 
+import csv
+import io
 import shutil
 import time
 import uuid
@@ -20,6 +22,7 @@ from service.assignments.material import read_material
 from service.assignments.service import load_assignment
 from service.config import Settings
 from service.db import make_engine, make_session_factory
+from service.grades.service import export_csv
 from service.main import create_app
 from service.migrations import upgrade_database
 from service.models import (
@@ -208,6 +211,13 @@ def test_a_regrade_of_one_question_changes_only_what_the_new_tolerance_changes(
     # A submission is still one row in the list and keeps its first job's status.
     listed = api.get("ta", "/api/v1/courses/demo/assignments/hw5/submissions").json()["items"]
     assert sorted(item["student"] for item in listed) == ["student", "student2", "student3"]
+    # The export too: one row per student, the current results.
+    with session_factory() as session:
+        exported = {
+            row["student"]: row for row in csv.DictReader(io.StringIO(export_csv(session, "demo", "hw5")))
+        }
+    assert sorted(exported) == ["student", "student2", "student3"]
+    assert (exported["student"]["score"], exported["student"]["q3_1"]) == ("3", "2")
     regrades = api.get("instructor", REGRADES).json()["items"]
     assert [(item["id"], item["status"], item["changes"]) for item in regrades] == [
         (started["id"], "done", None)
