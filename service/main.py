@@ -16,6 +16,7 @@ from service.error_handlers import install_error_handlers
 from service.health.endpoints import router as health_router
 from service.openapi import operation_id, with_request_body_components
 from service.policies.endpoints import router as policies_router
+from service.regrades.endpoints import router as regrades_router
 from service.submissions.endpoints import router as submissions_router
 from service.worker.executor import Executor
 from service.worker.factory import create_executor
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None, executor: Executor | None = Non
     app.include_router(submissions_router)
     app.include_router(policies_router)
     app.include_router(auth_router)
+    app.include_router(regrades_router)
     app.openapi = with_request_body_components(app)  # type: ignore[method-assign]
     install_error_handlers(app)
     app.add_middleware(

@@ -44,7 +44,7 @@ STAFF = {"student": 403, "student2": 403, "other_ta": 404, "ta": 200, "instructo
 PUBLIC = dict.fromkeys(CALLERS, 200)
 
 
-def _endpoints(submission: str) -> dict[str, Cell]:
+def _endpoints(submission: str, regrade: str = "r") -> dict[str, Cell]:
     return {
         "assignment": Cell("GET", "/api/v1/courses/demo/assignments/hw5", None, ENROLLED | UNAUTHENTICATED),
         "variant": Cell(
@@ -136,6 +136,16 @@ def _endpoints(submission: str) -> dict[str, Cell]:
         "withhold": Cell(
             "DELETE", "/api/v1/courses/demo/assignments/hw5/release", None, STAFF | UNAUTHENTICATED
         ),
+        "start_regrade": Cell(
+            "POST",
+            "/api/v1/courses/demo/assignments/hw5/regrades",
+            {"question": "q1_1"},
+            {k: 202 if v == 200 else v for k, v in STAFF.items()} | UNAUTHENTICATED,
+        ),
+        "list_regrades": Cell(
+            "GET", "/api/v1/courses/demo/assignments/hw5/regrades", None, STAFF | UNAUTHENTICATED
+        ),
+        "read_regrade": Cell("GET", f"/api/v1/regrades/{regrade}", None, STAFF | UNAUTHENTICATED),
         "healthz": Cell("GET", "/healthz", None, PUBLIC),
         "readyz": Cell("GET", "/readyz", None, PUBLIC),
         # The matrix runs with AUTOGRADE_METRICS_TOKEN set: no user's API token opens /metrics.
@@ -153,6 +163,7 @@ def test_the_matrix_names_every_route(api: Api) -> None:
         re.sub(r"^/api/v1/users/[^/]+/", "/api/v1/users/{username}/", cell.path)
         .replace("/submissions/x", "/submissions/{submission_id}", 1)
         .replace("/extensions/student2", "/extensions/{username}", 1)
+        .replace("/regrades/r", "/regrades/{regrade_id}", 1)
         for cell in _endpoints("x").values()
     }
     normalised = {
@@ -183,7 +194,12 @@ def test_authorization_matrix(api: Api, endpoint: str) -> None:
             headers=api.accounts.header("ta"),
         )
         assert granted.status_code == 200
-    cell = _endpoints(submission)[endpoint]
+    # A regrade of the course's assignment, started by its TA (none of the callers' business else).
+    regrade = api.client.post(
+        "/api/v1/courses/demo/assignments/hw5/regrades", json={}, headers=api.accounts.header("ta")
+    )
+    assert regrade.status_code == 202
+    cell = _endpoints(submission, regrade.json()["id"])[endpoint]
     assert set(cell.expected) == set(CALLERS)
 
     send: Callable[..., httpx2.Response] = getattr(api.client, cell.method.lower())

@@ -57,6 +57,9 @@ EXPECTED_OPERATION_IDS = {
     ): "policies-delete-extension",
     ("post", "/api/v1/courses/{course}/assignments/{assignment}/release"): "policies-release-grades",
     ("delete", "/api/v1/courses/{course}/assignments/{assignment}/release"): "policies-withhold-grades",
+    ("post", "/api/v1/courses/{course}/assignments/{assignment}/regrades"): "regrades-create",
+    ("get", "/api/v1/courses/{course}/assignments/{assignment}/regrades"): "regrades-list",
+    ("get", "/api/v1/regrades/{regrade_id}"): "regrades-get",
 }
 VERBS = {
     "check",

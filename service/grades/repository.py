@@ -35,7 +35,8 @@ def latest_graded_per_student(
             )
             .label("rank"),
         )
-        .join(GradingJob, GradingJob.submission_id == Submission.id)
+        # The first job (revision 1) is the submission's status; a regrade's jobs are later ones.
+        .join(GradingJob, (GradingJob.submission_id == Submission.id) & (GradingJob.revision == 1))
         .join(User, User.id == Submission.user_id)
         .join(AssignmentVersion, AssignmentVersion.id == Submission.assignment_version_id)
         .join(Assignment, Assignment.id == AssignmentVersion.assignment_id)
@@ -62,5 +63,5 @@ def question_scores(
         QuestionResult.question_key,
         QuestionResult.score,
         QuestionResult.verdict,
-    ).where(QuestionResult.submission_id.in_(list(submission_ids)))
+    ).where(QuestionResult.submission_id.in_(list(submission_ids)), QuestionResult.is_current)
     return session.execute(statement).all()

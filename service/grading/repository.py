@@ -8,10 +8,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, insert, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, Select, and_, case, exists, func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from service.models import GradingJob, JobStatus, QuestionResult, Queue, Submission, SubmissionFile
+from graders import Verdict
+from service.models import (
+    GradeAuditEntry,
+    GradingJob,
+    JobStatus,
+    ManualGrade,
+    QuestionResult,
+    Queue,
+    Regrade,
+    Submission,
+    SubmissionFile,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +32,25 @@ class ClaimedJob:
     attempt: int
     # A job with an uploaded file (a notebook): seconds to minutes of sandbox time, not milliseconds.
     heavy: bool = False
+    # 1: the submission's first grading; a regrade's job writes the next revision of the results,
+    # against its own assignment version (None: the submission's) and maybe one question only.
+    revision: int = 1
+    assignment_version_id: int | None = None
+    question_key: str | None = None
+    regrade_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResult:
+    """A result row already stored, as the writer of a newer revision needs to see it."""
+
+    id: int
+    submission_id: uuid.UUID
+    question_key: str
+    revision: int
+    score: float
+    verdict: Verdict
+    is_current: bool
 
 
 # An arbitrary constant of this application for pg_try_advisory_xact_lock.
@@ -52,6 +82,23 @@ def add_job(
     )
     session.add(job)
     return job
+
+
+def next_revisions(session: Session, submission_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """The revision a new job of each submission takes: one more than its newest job's."""
+    rows = session.execute(
+        select(GradingJob.submission_id, func.max(GradingJob.revision))
+        .where(GradingJob.submission_id.in_(list(submission_ids)))
+        .group_by(GradingJob.submission_id)
+    ).all()
+    newest = {submission_id: int(revision) for submission_id, revision in rows}
+    return {submission_id: newest.get(submission_id, 0) + 1 for submission_id in submission_ids}
+
+
+def add_regrade_jobs(session: Session, jobs: Sequence[GradingJob]) -> list[int]:
+    session.add_all(jobs)
+    session.flush()
+    return [job.id for job in jobs]
 
 
 def give_up_exhausted(session: Session, now: datetime) -> int:
@@ -146,10 +193,21 @@ def _claim(
             lease_expires_at=now + lease,
             started_at=now,
         )
-        .returning(GradingJob.id, GradingJob.submission_id, GradingJob.attempt)
+        .returning(
+            GradingJob.id,
+            GradingJob.submission_id,
+            GradingJob.attempt,
+            GradingJob.revision,
+            GradingJob.assignment_version_id,
+            GradingJob.question_key,
+            GradingJob.regrade_id,
+        )
         .execution_options(synchronize_session=False)
     )
-    return [ClaimedJob(row[0], row[1], row[2], heavy) for row in session.execute(statement)]
+    return [
+        ClaimedJob(row[0], row[1], row[2], heavy, row[3], row[4], row[5], row[6])
+        for row in session.execute(statement)
+    ]
 
 
 def requeue_expired(session: Session, now: datetime) -> int:
@@ -287,9 +345,104 @@ def load_files(session: Session, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, di
     return files
 
 
+def requesters_of(session: Session, regrade_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """Who started each regrade: the actor of the audit entries its jobs write."""
+    if not regrade_ids:
+        return {}
+    rows = session.execute(
+        select(Regrade.id, Regrade.requested_by_user_id).where(Regrade.id.in_(list(regrade_ids)))
+    ).all()
+    return {row[0]: row[1] for row in rows}
+
+
+def lock_submissions(session: Session, submission_ids: Sequence[uuid.UUID]) -> None:
+    """Serialise the writers of these submissions' results until commit (Postgres row locks, in id
+    order so two writers cannot deadlock), so that two revisions written at once cannot both end
+    current. SQLite's writers are serialised already."""
+    if submission_ids:
+        session.execute(
+            select(Submission.id)
+            .where(Submission.id.in_(sorted(submission_ids)))
+            .order_by(Submission.id)
+            .with_for_update()
+        ).all()
+
+
+def stored_results(session: Session, submission_ids: Sequence[uuid.UUID]) -> list[StoredResult]:
+    """Every revision of these submissions' results (a few rows per question at most)."""
+    if not submission_ids:
+        return []
+    rows = session.execute(
+        select(
+            QuestionResult.id,
+            QuestionResult.submission_id,
+            QuestionResult.question_key,
+            QuestionResult.revision,
+            QuestionResult.score,
+            QuestionResult.verdict,
+            QuestionResult.is_current,
+        ).where(QuestionResult.submission_id.in_(list(submission_ids)))
+    ).all()
+    return [StoredResult(*row) for row in rows]
+
+
+def retire_results(session: Session, result_ids: Sequence[int]) -> None:
+    """A newer revision took their place: they stay, no longer current."""
+    if result_ids:
+        session.execute(
+            update(QuestionResult)
+            .where(QuestionResult.id.in_(list(result_ids)))
+            .values(is_current=False)
+            .execution_options(synchronize_session=False)
+        )
+
+
 def store_results(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
         session.execute(insert(QuestionResult), list(rows))
+
+
+def append_audit(session: Session, entries: Sequence[dict[str, Any]]) -> None:
+    if entries:
+        session.execute(insert(GradeAuditEntry), list(entries))
+
+
+def manual_scores(
+    session: Session, submission_ids: Sequence[uuid.UUID]
+) -> dict[tuple[uuid.UUID, str], float]:
+    """The TAs' grades of these submissions, per (submission, question)."""
+    if not submission_ids:
+        return {}
+    rows = session.execute(
+        select(ManualGrade.submission_id, ManualGrade.question_key, ManualGrade.score).where(
+            ManualGrade.submission_id.in_(list(submission_ids))
+        )
+    ).all()
+    return {(submission_id, key): score for submission_id, key, score in rows}
+
+
+def raw_totals(session: Session, submission_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, float]:
+    """Each submission's raw total (docs/grading-policy.md): over its current results, a person's
+    grade where there is one, else the automatic score; an ungraded manual answer counts 0."""
+    if not submission_ids:
+        return {}
+    raw = case(
+        (ManualGrade.score.is_not(None), ManualGrade.score),
+        (QuestionResult.verdict == Verdict.PENDING_MANUAL, 0.0),
+        else_=QuestionResult.score,
+    )
+    rows = session.execute(
+        select(QuestionResult.submission_id, func.sum(raw))
+        .outerjoin(
+            ManualGrade,
+            (ManualGrade.submission_id == QuestionResult.submission_id)
+            & (ManualGrade.question_key == QuestionResult.question_key),
+        )
+        .where(QuestionResult.submission_id.in_(list(submission_ids)), QuestionResult.is_current)
+        .group_by(QuestionResult.submission_id)
+    ).all()
+    totals = {submission_id: round(float(total or 0.0), 6) for submission_id, total in rows}
+    return {submission_id: totals.get(submission_id, 0.0) for submission_id in submission_ids}
 
 
 def set_submission_scores(session: Session, scores: dict[uuid.UUID, float], now: datetime) -> None:
@@ -301,3 +454,30 @@ def set_submission_scores(session: Session, scores: dict[uuid.UUID, float], now:
                 for submission_id, score in scores.items()
             ],
         )
+
+
+def set_max_scores(session: Session, max_scores: dict[uuid.UUID, float]) -> None:
+    """A regrade against a newer version: the submission is now out of that version's points."""
+    if max_scores:
+        session.execute(
+            update(Submission),
+            [{"id": submission_id, "max_score": value} for submission_id, value in max_scores.items()],
+        )
+
+
+def close_finished_regrades(session: Session, regrade_ids: Sequence[uuid.UUID], now: datetime) -> None:
+    """Note when a regrade's last job ended (done or error)."""
+    if not regrade_ids:
+        return
+    unfinished = exists(
+        select(GradingJob.id).where(
+            GradingJob.regrade_id == Regrade.id,
+            GradingJob.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]),
+        )
+    )
+    session.execute(
+        update(Regrade)
+        .where(Regrade.id.in_(list(regrade_ids)), Regrade.finished_at.is_(None), ~unfinished)
+        .values(finished_at=now)
+        .execution_options(synchronize_session=False)
+    )

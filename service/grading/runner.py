@@ -45,14 +45,21 @@ class _JobInput:
     user_id: int
     answers: dict[str, Any]
     files: dict[str, bytes]
+    # The version the job grades against: the submission's own, or a regrade's.
     snapshot: VersionSnapshot
+    # A regrade's job: who started it (the actor of its audit entries).
+    regrade_requester: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class _Graded:
     job: ClaimedJob
     outcomes: list[QuestionOutcome]
-    reference_version: str
+    loaded: _JobInput
+
+    @property
+    def reference_version(self) -> str:
+        return self.loaded.snapshot.reference_version
 
 
 class GradingRunner:
@@ -106,9 +113,7 @@ class GradingRunner:
                 self.grade_and_store(jobs, inputs)
         return len(jobs)
 
-    def grade_and_store(
-        self, jobs: Sequence[ClaimedJob], inputs: dict[uuid.UUID, _JobInput] | None = None
-    ) -> None:
+    def grade_and_store(self, jobs: Sequence[ClaimedJob], inputs: dict[int, _JobInput] | None = None) -> None:
         """Light jobs first, stored together once graded; then each heavy job, stored as it ends."""
         if inputs is None:
             with transaction(self._session_factory, read_only=True) as session:
@@ -137,36 +142,47 @@ class GradingRunner:
         return jobs
 
     @staticmethod
-    def _read_inputs(session: Session, jobs: Sequence[ClaimedJob]) -> dict[uuid.UUID, _JobInput]:
-        """What grading needs, read inside a short transaction that ends before grading."""
+    def _read_inputs(session: Session, jobs: Sequence[ClaimedJob]) -> dict[int, _JobInput]:
+        """What grading needs, per job, read inside a short transaction that ends before grading.
+        Keyed by job: a submission's first grading and a regrade of it may be claimed together."""
         if not jobs:
             return {}
-        ids = [job.submission_id for job in jobs]
+        ids = list({job.submission_id for job in jobs})
         submissions = repository.load_submissions(session, ids)
         files = repository.load_files(session, ids)
-        return {
-            submission.id: _JobInput(
+        requesters = repository.requesters_of(session, [job.regrade_id for job in jobs if job.regrade_id])
+        inputs: dict[int, _JobInput] = {}
+        for job in jobs:
+            submission = submissions.get(job.submission_id)
+            if submission is None:  # deleted since the claim (its job row went with it)
+                continue
+            inputs[job.job_id] = _JobInput(
                 submission.user_id,
                 dict(submission.answers),
                 files.get(submission.id, {}),
-                get_snapshot(session, submission.assignment_version_id),
+                get_snapshot(session, job.assignment_version_id or submission.assignment_version_id),
+                requesters.get(job.regrade_id) if job.regrade_id else None,
             )
-            for submission in submissions.values()
-        }
+        return inputs
 
-    def _grade(self, job: ClaimedJob, inputs: dict[uuid.UUID, _JobInput]) -> _Graded | None:
-        loaded = inputs.get(job.submission_id)
-        if loaded is None:  # deleted since the claim (its job row went with it)
+    def _grade(self, job: ClaimedJob, inputs: dict[int, _JobInput]) -> _Graded | None:
+        loaded = inputs.get(job.job_id)
+        if loaded is None:
             return None
         try:
             outcomes = grade_submission(
-                self._settings, loaded.snapshot, loaded.user_id, loaded.answers, loaded.files
+                self._settings,
+                loaded.snapshot,
+                loaded.user_id,
+                loaded.answers,
+                loaded.files,
+                only=job.question_key,
             )
         except Exception as error:  # a grader's own failure is one question's `error`; this is worse
             logger.exception("grading failed", extra=_ids(job))
             self._fail(job, f"grading failed: {_one_line(error)}")
             return None
-        return _Graded(job, outcomes, loaded.snapshot.reference_version)
+        return _Graded(job, outcomes, loaded)
 
     def _store(self, graded: Sequence[_Graded]) -> None:
         """Store the jobs in one transaction; if the database refuses it, each job alone, so that
@@ -188,21 +204,46 @@ class GradingRunner:
 
     def _fail(self, job: ClaimedJob, reason: str) -> None:
         with self._transaction() as session:
-            repository.fail_job(session, job, utcnow(), reason)
+            now = utcnow()
+            repository.fail_job(session, job, now, reason)
+            if job.regrade_id is not None:
+                repository.close_finished_regrades(session, [job.regrade_id], now)
 
     def _write(self, session: Session, graded: Sequence[_Graded], now: datetime) -> None:
         held = repository.finish_jobs(session, [item.job for item in graded], now)
-        rows: list[dict[str, Any]] = []
-        scores: dict[uuid.UUID, float] = {}
+        kept: list[_Graded] = []
         for item in graded:
             if item.job.job_id not in held:
                 logger.warning("job lost its lease; result dropped", extra=_ids(item.job))
                 continue
             logger.info("job graded", extra=_ids(item.job))
-            scores[item.job.submission_id] = round(sum(o.score for o in item.outcomes), 6)
-            rows.extend(_result_row(item, outcome, now) for outcome in item.outcomes)
-        repository.store_results(session, rows)
-        repository.set_submission_scores(session, scores, now)
+            kept.append(item)
+        submission_ids = sorted({item.job.submission_id for item in kept})
+        repository.lock_submissions(session, submission_ids)
+        revisions = _Revisions(repository.stored_results(session, submission_ids))
+        # Oldest revision first: of two revisions claimed together, the newer ends current.
+        for item in sorted(kept, key=lambda item: item.job.revision):
+            for outcome in item.outcomes:
+                revisions.add(item, outcome, now)
+        repository.retire_results(session, revisions.retired)
+        repository.store_results(session, revisions.rows)
+        repository.append_audit(
+            session, revisions.audit(repository.manual_scores(session, revisions.regraded_submissions), now)
+        )
+        # The total is recomputed from the current results (a person's grade still wins): a
+        # regrade of one question, or a first grading landing after a regrade, leaves the rest.
+        repository.set_submission_scores(session, repository.raw_totals(session, submission_ids), now)
+        repository.set_max_scores(
+            session,
+            {
+                item.job.submission_id: item.loaded.snapshot.max_score
+                for item in kept
+                if item.job.regrade_id is not None
+            },
+        )
+        repository.close_finished_regrades(
+            session, list({item.job.regrade_id for item in kept if item.job.regrade_id is not None}), now
+        )
 
     @contextmanager
     def _lease_keeper(self, jobs: Sequence[ClaimedJob]) -> Iterator[None]:
@@ -226,6 +267,88 @@ class GradingRunner:
             thread.join()
 
 
+@dataclass(frozen=True, slots=True)
+class _Replaced:
+    """A regrade's result that took the place of an older one: the audit entry it makes."""
+
+    item: _Graded
+    outcome: QuestionOutcome
+    old_score: float
+    old_verdict: str
+
+
+class _Revisions:
+    """The result rows a batch writes, as revisions: a row is current unless a newer revision of
+    its question is stored, and the row it replaces stays, no longer current. Nothing is updated
+    but `is_current`, nothing deleted."""
+
+    def __init__(self, stored: Sequence[repository.StoredResult]) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.retired: list[int] = []
+        self._replaced: list[_Replaced] = []
+        self._newest: dict[tuple[uuid.UUID, str], int] = {}
+        # The current row of each question: a stored one, or the index of a row of this batch.
+        self._current: dict[tuple[uuid.UUID, str], repository.StoredResult | int] = {}
+        for row in stored:
+            key = (row.submission_id, row.question_key)
+            self._newest[key] = max(self._newest.get(key, 0), row.revision)
+            if row.is_current:
+                self._current[key] = row
+
+    def add(self, item: _Graded, outcome: QuestionOutcome, now: datetime) -> None:
+        key = (item.job.submission_id, outcome.question.key)
+        row = _result_row(item, outcome, now)
+        if self._newest.get(key, 0) > item.job.revision:  # a newer regrade landed first
+            self.rows.append(row | {"is_current": False})
+            return
+        previous = self._current.get(key)
+        old: tuple[float, str] | None = None
+        if isinstance(previous, int):
+            self.rows[previous]["is_current"] = False
+            old = (self.rows[previous]["score"], str(self.rows[previous]["verdict"]))
+        elif previous is not None:
+            self.retired.append(previous.id)
+            old = (previous.score, str(previous.verdict))
+        if old is not None and item.job.regrade_id is not None and old[0] != outcome.score:
+            self._replaced.append(_Replaced(item, outcome, *old))
+        self._newest[key] = item.job.revision
+        self._current[key] = len(self.rows)
+        self.rows.append(row | {"is_current": True})
+
+    @property
+    def regraded_submissions(self) -> list[uuid.UUID]:
+        return list({replaced.item.job.submission_id for replaced in self._replaced})
+
+    def audit(self, manual: dict[tuple[uuid.UUID, str], float], now: datetime) -> list[dict[str, Any]]:
+        """An entry per automatic score a regrade changed, by the TA who started it; a person's
+        grade that still governs the answer is named in the details."""
+        entries = []
+        for replaced in self._replaced:
+            job, loaded = replaced.item.job, replaced.item.loaded
+            kept_manual = manual.get((job.submission_id, replaced.outcome.question.key))
+            entries.append(
+                {
+                    "course_id": loaded.snapshot.course_id,
+                    "submission_id": job.submission_id,
+                    "question_key": replaced.outcome.question.key,
+                    "actor_user_id": loaded.regrade_requester,
+                    "action": "regrade",
+                    "old_score": replaced.old_score,
+                    "new_score": replaced.outcome.score,
+                    "reason": "",
+                    "details": {
+                        "regrade_id": str(job.regrade_id),
+                        "revision": job.revision,
+                        "old_verdict": replaced.old_verdict,
+                        "new_verdict": str(replaced.outcome.result.verdict),
+                        "manual_score": kept_manual,
+                    },
+                    "created_at": now,
+                }
+            )
+        return entries
+
+
 def _result_row(item: _Graded, outcome: QuestionOutcome, now: datetime) -> dict[str, Any]:
     return {
         "submission_id": item.job.submission_id,
@@ -241,6 +364,7 @@ def _result_row(item: _Graded, outcome: QuestionOutcome, now: datetime) -> dict[
         "reference_version": item.reference_version,
         "job_attempt": item.job.attempt,
         "graded_at": now,
+        "revision": item.job.revision,
     }
 
 

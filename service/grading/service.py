@@ -4,7 +4,8 @@ of its assignment version."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
@@ -16,7 +17,7 @@ from service.assignments.snapshots import QuestionSnapshot, VersionSnapshot
 from service.config import Settings
 from service.db import notify_jobs_after_commit
 from service.grading import repository
-from service.models import GradingJob, Queue, Submission
+from service.models import GradingJob, JobStatus, Queue, Submission, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,51 @@ def enqueue(
     session.flush()
     notify_jobs_after_commit(session, [job.id])
     return job
+
+
+def enqueue_regrade(
+    session: Session,
+    settings: Settings,
+    regrade_id: uuid.UUID,
+    snapshot: VersionSnapshot,
+    question_key: str | None,
+    submission_ids: Sequence[uuid.UUID],
+) -> list[int]:
+    """One job per submission, grading it again against `snapshot` (one question, or all it
+    answered) as the submission's next revision; announced after the caller's commit like any job.
+    The caller serialises regrades of an assignment, so two cannot take the same revision."""
+    question = snapshot.question(question_key) if question_key is not None else None
+    queue = question.resource_class if question is not None else snapshot.queue
+    now = utcnow()
+    revisions = repository.next_revisions(session, submission_ids)
+    job_ids = repository.add_regrade_jobs(
+        session,
+        [
+            GradingJob(
+                submission_id=submission_id,
+                revision=revisions[submission_id],
+                regrade_id=regrade_id,
+                assignment_version_id=snapshot.id,
+                question_key=question_key,
+                status=JobStatus.QUEUED,
+                queue=queue,
+                attempt=0,
+                max_attempts=settings.max_attempts,
+                created_at=now,
+                enqueued_at=now,
+            )
+            for submission_id in submission_ids
+        ],
+    )
+    notify_jobs_after_commit(session, job_ids)
+    return job_ids
+
+
+def refresh_scores(session: Session, submission_ids: Sequence[uuid.UUID]) -> None:
+    """Recompute the submissions' raw totals after a person's grades changed (e.g. cleared)."""
+    totals = repository.raw_totals(session, submission_ids)
+    if totals:
+        repository.set_submission_scores(session, totals, utcnow())
 
 
 def grade_answer(
@@ -72,11 +118,13 @@ def grade_submission(
     user_id: int,
     answers: Mapping[str, Any],
     files: Mapping[str, bytes] | None = None,
+    only: str | None = None,
 ) -> list[QuestionOutcome]:
-    """Grade every answered question; an uploaded file's text goes to its grader as `content`."""
+    """Grade every answered question (or only the question `only`, if answered); an uploaded
+    file's text goes to its grader as `content`."""
     outcomes = []
     for question in snapshot.questions:
-        if question.key in answers:
+        if question.key in answers and only in (None, question.key):
             answer = answers[question.key]
             upload = (files or {}).get(question.key)
             if upload is not None and isinstance(answer, dict):

@@ -32,7 +32,11 @@ def finished_job_times(session: Session) -> list[tuple[str, datetime, datetime]]
     """(grader kind, job created, job finished) for every done job, once per kind it graded."""
     rows = session.execute(
         select(QuestionResult.grader_kind, GradingJob.created_at, GradingJob.finished_at)
-        .join(GradingJob, GradingJob.submission_id == QuestionResult.submission_id)
+        .join(
+            GradingJob,
+            (GradingJob.submission_id == QuestionResult.submission_id)
+            & (GradingJob.revision == QuestionResult.revision),
+        )
         .where(GradingJob.status == JobStatus.DONE, GradingJob.finished_at.is_not(None))
         .distinct()
     ).all()

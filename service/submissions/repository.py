@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, select, update
+from sqlalchemy import ColumnElement, Row, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -21,6 +21,12 @@ from service.models import (
     SubmissionFile,
     User,
 )
+
+
+def _original_job() -> ColumnElement[bool]:
+    """The submission's first grading job (revision 1): its status is the submission's. A
+    regrade's jobs (later revisions) are the regrade's progress, not the submission's."""
+    return (GradingJob.submission_id == Submission.id) & (GradingJob.revision == 1)
 
 
 def insert_submission(session: Session, submission: Submission) -> Submission:
@@ -95,7 +101,7 @@ def stored_uploads_of(
             GradingJob.status,
         ),
         course_id,
-    ).join(GradingJob, GradingJob.submission_id == Submission.id)
+    ).join(GradingJob, _original_job())
     statement = statement.where(Submission.user_id == user_id, func.length(SubmissionFile.content) > 0)
     newest_first = statement.order_by(SubmissionFile.created_at.desc(), SubmissionFile.id.desc())
     return session.execute(newest_first).all()
@@ -119,7 +125,8 @@ def find_by_idempotency_key(session: Session, user_id: int, key: str) -> Submiss
 
 
 def job_of(session: Session, submission_id: uuid.UUID) -> GradingJob:
-    return session.scalars(select(GradingJob).where(GradingJob.submission_id == submission_id)).one()
+    statement = select(GradingJob).where(GradingJob.submission_id == submission_id, GradingJob.revision == 1)
+    return session.scalars(statement).one()
 
 
 def get_with_context(
@@ -129,7 +136,7 @@ def get_with_context(
     assignment slug."""
     statement = (
         select(Submission, GradingJob, User.username, Assignment.course_id, Course.slug, Assignment.slug)
-        .join(GradingJob, GradingJob.submission_id == Submission.id)
+        .join(GradingJob, _original_job())
         .join(User, User.id == Submission.user_id)
         .join(AssignmentVersion, AssignmentVersion.id == Submission.assignment_version_id)
         .join(Assignment, Assignment.id == AssignmentVersion.assignment_id)
@@ -140,7 +147,10 @@ def get_with_context(
 
 
 def results_of(session: Session, submission_id: uuid.UUID) -> Sequence[QuestionResult]:
-    statement = select(QuestionResult).where(QuestionResult.submission_id == submission_id)
+    """The current result of each question (older revisions stay, for the record)."""
+    statement = select(QuestionResult).where(
+        QuestionResult.submission_id == submission_id, QuestionResult.is_current
+    )
     return session.scalars(statement).all()
 
 
@@ -151,7 +161,7 @@ def list_for_assignment(
     is given. Another course's assignment of the same slug is another assignment."""
     statement = (
         select(Submission, GradingJob.status, User.username)
-        .join(GradingJob, GradingJob.submission_id == Submission.id)
+        .join(GradingJob, _original_job())
         .join(User, User.id == Submission.user_id)
         .join(AssignmentVersion, AssignmentVersion.id == Submission.assignment_version_id)
         .join(Assignment, Assignment.id == AssignmentVersion.assignment_id)
@@ -167,6 +177,8 @@ def list_for_assignment(
 
 def result_of(session: Session, submission_id: uuid.UUID, question_key: str) -> QuestionResult | None:
     statement = select(QuestionResult).where(
-        QuestionResult.submission_id == submission_id, QuestionResult.question_key == question_key
+        QuestionResult.submission_id == submission_id,
+        QuestionResult.question_key == question_key,
+        QuestionResult.is_current,
     )
     return session.scalars(statement).one_or_none()
