@@ -41,10 +41,19 @@ EXPECTED_OPERATION_IDS = {
     ("post", "/api/v1/courses/{course}/assignments/{assignment}/submissions"): "submissions-create",
     ("get", "/api/v1/courses/{course}/assignments/{assignment}/submissions"): "submissions-list",
     ("get", "/api/v1/submissions/{submission_id}"): "submissions-get",
-    ("put", "/api/v1/submissions/{submission_id}/questions/{question}/grade"): "submissions-grade-manually",
+    ("put", "/api/v1/submissions/{submission_id}/questions/{question}/grade"): "marking-grade-answer",
+    ("delete", "/api/v1/submissions/{submission_id}/questions/{question}/grade"): "marking-delete-grade",
+    (
+        "get",
+        "/api/v1/courses/{course}/assignments/{assignment}/questions/{question}/manual-queue",
+    ): "marking-list-queue",
+    ("get", "/api/v1/submissions/{submission_id}/audit"): "marking-list-audit",
+    ("get", "/api/v1/courses/{course}/audit"): "marking-list-course-audit",
+    ("get", "/api/v1/submissions/{submission_id}/results.json"): "marking-get-results",
+    ("get", "/api/v1/courses/{course}/assignments/{assignment}/students/{username}"): "marking-get-student",
     ("delete", "/api/v1/users/{username}/tokens"): "tokens-revoke",
 }
-VERBS = {"check", "get", "list", "create", "preview", "grade", "revoke"}
+VERBS = {"check", "get", "list", "create", "preview", "grade", "revoke", "delete"}
 # The question kinds whose answers go in the JSON `answers` (notebooks are uploaded files).
 ANSWER_COMPONENTS = {
     "choice": "ChoiceAnswer",

@@ -16,6 +16,7 @@ from service.models import (
     Course,
     GradingJob,
     JobStatus,
+    ManualGrade,
     QuestionResult,
     Submission,
     SubmissionFile,
@@ -140,8 +141,17 @@ def get_with_context(
 
 
 def results_of(session: Session, submission_id: uuid.UUID) -> Sequence[QuestionResult]:
-    statement = select(QuestionResult).where(QuestionResult.submission_id == submission_id)
+    """The submission's current results (a regrade's older revisions stay, not current)."""
+    statement = select(QuestionResult).where(
+        QuestionResult.submission_id == submission_id, QuestionResult.is_current.is_(True)
+    )
     return session.scalars(statement).all()
+
+
+def manual_grades_of(session: Session, submission_id: uuid.UUID) -> dict[str, ManualGrade]:
+    """The grades people gave the submission's answers, by question."""
+    statement = select(ManualGrade).where(ManualGrade.submission_id == submission_id)
+    return {grade.question_key: grade for grade in session.scalars(statement)}
 
 
 def list_for_assignment(
@@ -163,10 +173,3 @@ def list_for_assignment(
     if user_id is not None:
         statement = statement.where(Submission.user_id == user_id)
     return session.execute(statement).all()
-
-
-def result_of(session: Session, submission_id: uuid.UUID, question_key: str) -> QuestionResult | None:
-    statement = select(QuestionResult).where(
-        QuestionResult.submission_id == submission_id, QuestionResult.question_key == question_key
-    )
-    return session.scalars(statement).one_or_none()

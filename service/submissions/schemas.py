@@ -11,7 +11,6 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
 from graders import JSONValue, Verdict, storable_details
-from service.submissions.untrusted_json import unstorable_text
 
 SubmissionStatus = Literal["queued", "running", "graded", "error"]
 
@@ -116,13 +115,30 @@ class SubmissionAccepted(BaseModel):
     url: str
 
 
+class AppliedRubricItem(BaseModel):
+    """A rubric item of a manual question (numbered from 1) as a TA applied it."""
+
+    item: int
+    description: str
+    points: float
+    applied: bool
+    comment: str
+
+
 class QuestionResultView(BaseModel):
+    # With a person's grade (service.marking), the verdict, score and feedback are theirs.
     verdict: Verdict
     score: float
     max_score: float
     feedback: str
     # Staff only: expected values and diagnostics.
     details: dict[str, JSONValue] | None = None
+    # Set when a person graded the answer: `manual` (a TA's grade of a free-text answer) or
+    # `override` (of an automatic score), and the rubric items as they applied them.
+    graded_by_person: Literal["manual", "override"] | None = None
+    rubric: list[AppliedRubricItem] | None = None
+    # Staff only: the version of the person's grade, to change it (If-Match).
+    grade_version: int | None = None
 
     @field_validator("details", mode="before")
     @classmethod
@@ -164,17 +180,3 @@ class SubmissionList(BaseModel):
     items: list[SubmissionSummary]
     limit: int
     offset: int
-
-
-class ManualGrade(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    score: float = Field(ge=0, allow_inf_nan=False)
-    feedback: str = Field(default="", max_length=20_000)
-
-    @field_validator("feedback")
-    @classmethod
-    def _storable(cls, feedback: str) -> str:
-        if (problem := unstorable_text(feedback)) is not None:
-            raise ValueError(f"the feedback {problem}")
-        return feedback
