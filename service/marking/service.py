@@ -202,7 +202,8 @@ def grade_answer(
             f"{question_key} is graded automatically: an override needs a reason.",
             details={"reason": "required for an override"},
         )
-    rubric = _applied_rubric(_rubric(question.config), request.rubric)
+    # A bare score applies no rubric: the student is not shown every item as missed.
+    rubric = _applied_rubric(_rubric(question.config), request.rubric) if request.rubric else []
     if request.score is None and not request.rubric:
         raise UnprocessableAnswer("Give a score, or the rubric items applied.")
     score = (

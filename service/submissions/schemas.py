@@ -125,6 +125,15 @@ class AppliedRubricItem(BaseModel):
     comment: str
 
 
+class PersonGradeView(BaseModel):
+    # `manual`: a TA's grade of an answer left to people; `override`: of an automatic score.
+    kind: Literal["manual", "override"]
+    # The rubric items as the TA applied them (empty when they gave a bare score).
+    rubric: list[AppliedRubricItem]
+    # Staff only: the grade's version, to change it (`version` or If-Match).
+    version: int | None = None
+
+
 class QuestionResultView(BaseModel):
     # With a person's grade (service.marking), the verdict, score and feedback are theirs.
     verdict: Verdict
@@ -133,12 +142,8 @@ class QuestionResultView(BaseModel):
     feedback: str
     # Staff only: expected values and diagnostics.
     details: dict[str, JSONValue] | None = None
-    # Set when a person graded the answer: `manual` (a TA's grade of a free-text answer) or
-    # `override` (of an automatic score), and the rubric items as they applied them.
-    graded_by_person: Literal["manual", "override"] | None = None
-    rubric: list[AppliedRubricItem] | None = None
-    # Staff only: the version of the person's grade, to change it (If-Match).
-    grade_version: int | None = None
+    # Set when a person graded the answer (service.marking).
+    person_grade: PersonGradeView | None = None
 
     @field_validator("details", mode="before")
     @classmethod

@@ -31,6 +31,7 @@ from service.rate_limits import service as rate_limits
 from service.submissions import repository
 from service.submissions.schemas import (
     AppliedRubricItem,
+    PersonGradeView,
     QuestionResultView,
     SubmissionAccepted,
     SubmissionCreate,
@@ -314,9 +315,11 @@ def _result_view(result: QuestionResult, grade: ManualGrade | None, is_staff: bo
             "verdict": GradeResult.from_fraction(fraction, "").verdict,
             "score": grade.score,
             "feedback": grade.feedback or result.feedback,
-            "graded_by_person": grade.kind.value,
-            "rubric": [AppliedRubricItem.model_validate(item) for item in grade.rubric] or None,
-            "grade_version": grade.version if is_staff else None,
+            "person_grade": PersonGradeView(
+                kind=grade.kind.value,
+                rubric=[AppliedRubricItem.model_validate(item) for item in grade.rubric],
+                version=grade.version if is_staff else None,
+            ),
         }
     )
 
