@@ -168,7 +168,7 @@ def _stale(session: Session, submission_id: uuid.UUID, question_key: str, expect
         repository.refresh(session, current)
     state = None if current is None else _grade_view(session, current).model_dump(mode="json")
     if current is None:
-        message = f"The grade you based this on (version {expected}) was deleted meanwhile."
+        message = "The grade this change was based on was deleted meanwhile."
     elif expected is None:
         message = (
             f"This answer was graded meanwhile (version {current.version}); send its version to change it."
