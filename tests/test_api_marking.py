@@ -54,7 +54,8 @@ def test_the_queue_lists_ungraded_answers_oldest_first_and_skips_with_a_cursor(a
     assert queue["items"][0]["answer"] == Q3_2
     assert queue["items"][0]["student"] == "student"
     assert queue["items"][0]["grade"] is None
-    assert [(item["item"], item["points"]) for item in queue["rubric"]] == [(1, 1.0), (2, 1.0)]
+    assert [(item["item"], item["points"]) for item in queue["items"][0]["rubric"]] == [(1, 1.0), (2, 1.0)]
+    assert queue["items"][0]["max_score"] == 2.0
     assert queue["next"] is None
 
     # Skip: a page of one, then the next after it.

@@ -179,6 +179,7 @@ def recompute_raw_score(session: Session, submission_id: uuid.UUID) -> None:
         update(Submission).where(Submission.id == submission_id).values(score=total),
         execution_options={"synchronize_session": False},
     )
+    # The UPDATEs here bypass the identity map: the next read must see the rows as stored.
     session.expire_all()
 
 
@@ -194,14 +195,16 @@ def manual_queue(
     include_graded: bool,
     after: Row[datetime, uuid.UUID] | None,
     limit: int,
-) -> Sequence[Row[Submission, str, ManualGrade | None]]:
+) -> Sequence[Row[Submission, str, ManualGrade | None, int, float]]:
     """The answers to one question left to a person (current result pending_manual), oldest
-    first, over every version of the assignment; without include_graded only those no one has
-    graded yet. Keyset on (submitted at, id): a TA's skip survives others grading meanwhile."""
+    first, over every version of the assignment, each with the version its result was graded
+    against and its points; without include_graded only those no one has graded yet. Keyset on
+    (submitted at, id): a TA's skip survives others grading meanwhile."""
     graded = aliased(ManualGrade)
     statement = (
-        select(Submission, User.username, graded)
+        select(Submission, User.username, graded, Question.assignment_version_id, QuestionResult.max_score)
         .join(QuestionResult, QuestionResult.submission_id == Submission.id)
+        .join(Question, Question.id == QuestionResult.question_id)
         .join(AssignmentVersion, AssignmentVersion.id == Submission.assignment_version_id)
         .join(User, User.id == Submission.user_id)
         .outerjoin(

@@ -92,6 +92,7 @@ class QueueItem(BaseModel):
     submitted_at: datetime
     answer: str
     max_score: float
+    rubric: list[RubricItemView]
     grade: ManualGradeView | None
 
 
@@ -99,7 +100,6 @@ class ManualQueue(BaseModel):
     course: str
     assignment: str
     question: str
-    rubric: list[RubricItemView]
     items: list[QueueItem]
     # Pass as `after` for the next page; null on the last page.
     next: str | None

@@ -330,8 +330,7 @@ def list_queue(
     access = resolve_access(session, principal, course_slug, slug)
     if not access.role.is_staff:
         raise Forbidden("Only TAs and instructors see the grading queue.")
-    question = access.snapshot.question(question_key)
-    if question is None:
+    if access.snapshot.question(question_key) is None:
         raise NotFound(f"No question {question_key!r} in {slug!r}.")
     position = None
     if after is not None:
@@ -341,28 +340,34 @@ def list_queue(
     rows = repository.manual_queue(
         session, access.snapshot.assignment_id, question_key, include_graded, position, limit
     )
-    graders = repository.usernames(session, [grade.graded_by_user_id for _, _, grade in rows if grade])
+    graders = repository.usernames(session, [row[2].graded_by_user_id for row in rows if row[2]])
     items = [
         QueueItem(
             submission_id=submission.id,
             student=student,
             submitted_at=submission.created_at,
             answer=_answer_text(submission.answers.get(question_key)),
-            max_score=question.points,
+            max_score=max_score,
+            # The rubric the grade is checked against: that of the version the answer was graded in.
+            rubric=_rubric_of_version(session, version_id, question_key),
             grade=None
             if grade is None
             else _grade_view_with(grade, graders.get(grade.graded_by_user_id, "")),
         )
-        for submission, student, grade in rows
+        for submission, student, grade, version_id, max_score in rows
     ]
     return ManualQueue(
         course=course_slug,
         assignment=slug,
         question=question_key,
-        rubric=_rubric(question.config),
         items=items,
         next=_encode_cursor(items[-1].submission_id) if len(items) == limit else None,
     )
+
+
+def _rubric_of_version(session: Session, version_id: int, question_key: str) -> list[RubricItemView]:
+    question = get_snapshot(session, version_id).question(question_key)
+    return [] if question is None else _rubric(question.config)
 
 
 def _answer_text(answer: object) -> str:
