@@ -14,6 +14,7 @@ from service.config import Settings, get_settings
 from service.db import make_engine, make_session_factory
 from service.error_handlers import install_error_handlers
 from service.health.endpoints import router as health_router
+from service.marking.endpoints import router as marking_router
 from service.openapi import operation_id, with_request_body_components
 from service.policies.endpoints import router as policies_router
 from service.regrades.endpoints import router as regrades_router
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None, executor: Executor | None = Non
     app.include_router(policies_router)
     app.include_router(auth_router)
     app.include_router(regrades_router)
+    app.include_router(marking_router)
     app.openapi = with_request_body_components(app)  # type: ignore[method-assign]
     install_error_handlers(app)
     app.add_middleware(

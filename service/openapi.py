@@ -22,7 +22,7 @@ COMPONENT_REF = "#/components/schemas/{model}"
 
 def operation_id(route: APIRoute) -> str:
     """`<domain>-<verb>` for a route without an explicit `operation_id`: the router's tag (its
-    domain) and the route's name (its function's), e.g. `submissions-grade-manually`."""
+    domain) and the route's name (its function's), e.g. `marking-grade-answer`."""
     if not route.tags:
         raise ValueError(f"route {route.path} has no tag to name its domain in its operation id")
     tag = route.tags[0]

@@ -61,6 +61,7 @@ def test_handin_is_graded_over_http(api: Api) -> None:
         "max_score": 2.0,
         "feedback": "Correct.",
         "details": None,
+        "person_grade": None,
     }
     # A student sees neither the key nor the answers echoed as staff data.
     assert result["answers"] is None
@@ -338,6 +339,7 @@ def test_a_ta_grades_the_free_text_answer(api: Api) -> None:
         "max_score": 2.0,
         "feedback": "Drawback and interpretability: yes.",
         "details": None,
+        "person_grade": {"kind": "manual", "rubric": [], "version": None},
     }
     assert view["score"] == 6.5
 

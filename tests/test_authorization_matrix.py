@@ -42,6 +42,7 @@ ENROLLED = {"student": 200, "student2": 200, "other_ta": 404, "ta": 200, "instru
 UNAUTHENTICATED = {"no_token": 401, "bad_token": 401}
 STAFF = {"student": 403, "student2": 403, "other_ta": 404, "ta": 200, "instructor": 200}
 PUBLIC = dict.fromkeys(CALLERS, 200)
+STAFF_ONLY = STAFF | UNAUTHENTICATED
 
 
 def _endpoints(submission: str, regrade: str = "r") -> dict[str, Cell]:
@@ -75,11 +76,42 @@ def _endpoints(submission: str, regrade: str = "r") -> dict[str, Cell]:
             {"student": 200, "student2": 403, "other_ta": 404, "ta": 200, "instructor": 200}
             | UNAUTHENTICATED,
         ),
+        # The TA grades first; the instructor then changes that grade (version 1 -> 2).
         "grade": Cell(
             "PUT",
             f"/api/v1/submissions/{submission}/questions/q3_2/grade",
             {"score": 1.5, "feedback": "Right idea."},
-            {"student": 403, "student2": 403, "other_ta": 404, "ta": 200, "instructor": 200}
+            {"student": 403, "student2": 403, "other_ta": 404, "ta": 200, "instructor": 409}
+            | UNAUTHENTICATED,
+        ),
+        # The matrix overrides q1_1 first; the TA deletes that override, the instructor then finds
+        # none left.
+        "delete_grade": Cell(
+            "DELETE",
+            f"/api/v1/submissions/{submission}/questions/q1_1/grade?reason=misgraded",
+            None,
+            STAFF_ONLY | {"instructor": 404},
+        ),
+        "manual_queue": Cell(
+            "GET",
+            "/api/v1/courses/demo/assignments/hw5/questions/q3_2/manual-queue",
+            None,
+            STAFF_ONLY,
+        ),
+        "submission_audit": Cell("GET", f"/api/v1/submissions/{submission}/audit", None, STAFF_ONLY),
+        "course_audit": Cell("GET", "/api/v1/courses/demo/audit", None, STAFF_ONLY),
+        "results_json": Cell(
+            "GET",
+            f"/api/v1/submissions/{submission}/results.json",
+            None,
+            {"student": 200, "student2": 403, "other_ta": 404, "ta": 200, "instructor": 200}
+            | UNAUTHENTICATED,
+        ),
+        "student_history": Cell(
+            "GET",
+            "/api/v1/courses/demo/assignments/hw5/students/student",
+            None,
+            {"student": 200, "student2": 403, "other_ta": 404, "ta": 200, "instructor": 200}
             | UNAUTHENTICATED,
         ),
         # Each caller in turn, in the order of CALLERS: the owner revoking their own first still
@@ -164,6 +196,8 @@ def test_the_matrix_names_every_route(api: Api) -> None:
         .replace("/submissions/x", "/submissions/{submission_id}", 1)
         .replace("/extensions/student2", "/extensions/{username}", 1)
         .replace("/regrades/r", "/regrades/{regrade_id}", 1)
+        .split("?")[0]
+        .replace("/questions/q1_1/grade", "/questions/q3_2/grade")
         for cell in _endpoints("x").values()
     }
     normalised = {
@@ -172,6 +206,8 @@ def test_the_matrix_names_every_route(api: Api) -> None:
         .replace("/questions/{question}/variant", "/questions/q3_3/variant")
         .replace("/questions/{question}/preview", "/questions/q2_4/preview")
         .replace("/questions/{question}/grade", "/questions/q3_2/grade")
+        .replace("/questions/{question}/manual-queue", "/questions/q3_2/manual-queue")
+        .replace("/students/{username}", "/students/student")
         for path in paths
     }
     assert normalised == covered
@@ -199,6 +235,10 @@ def test_authorization_matrix(api: Api, endpoint: str) -> None:
         "/api/v1/courses/demo/assignments/hw5/regrades", json={}, headers=api.accounts.header("ta")
     )
     assert regrade.status_code == 202
+    if endpoint == "delete_grade":
+        override = {"score": 0, "reason": "copied answer"}
+        path = f"/api/v1/submissions/{submission}/questions/q1_1/grade"
+        assert api.client.put(path, json=override, headers=api.accounts.header("ta")).status_code == 200
     cell = _endpoints(submission, regrade.json()["id"])[endpoint]
     assert set(cell.expected) == set(CALLERS)
 

@@ -51,7 +51,7 @@ def test_a_poisoned_notebook_is_stored_beside_its_batch_and_staff_can_override_i
     assert q4["details"]["checks"]["rnn_forward"]["points"] == 2
     override = api.client.put(
         f"{poisoned}/questions/q4/grade",
-        json={"score": 0, "feedback": "forged"},
+        json={"score": 0, "feedback": "forged", "reason": "the notebook forged its checks"},
         headers=api.accounts.header("ta"),
     )
     assert override.status_code == 200, override.text

@@ -74,7 +74,7 @@ def test_nul_nan_escapes_and_deep_nesting_are_stored_beside_the_batch(
     # The TA can take back the forged full marks.
     override = api.client.put(
         f"{path}/questions/q3_1/grade",
-        json={"score": 0, "feedback": "forged"},
+        json={"score": 0, "feedback": "forged", "reason": "the sandbox's output was forged"},
         headers=api.accounts.header("ta"),
     )
     assert override.status_code == 200, override.text
@@ -122,7 +122,9 @@ def test_a_stored_row_nested_too_deep_still_opens_and_takes_an_override(
     path = f"/api/v1/submissions/{submission_id}"
     assert api.get("ta", path).status_code == 200
     override = api.client.put(
-        f"{path}/questions/q3_1/grade", json={"score": 0}, headers=api.accounts.header("ta")
+        f"{path}/questions/q3_1/grade",
+        json={"score": 0, "reason": "stored before results were bounded"},
+        headers=api.accounts.header("ta"),
     )
     assert override.status_code == 200, override.text
     assert override.json()["score"] == 1.0

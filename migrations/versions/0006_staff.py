@@ -185,6 +185,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_manual_grades")),
         sa.UniqueConstraint("submission_id", "question_key", name=op.f("uq_manual_grades_submission_id")),
     )
+    _move_old_manual_grades()
     with op.batch_alter_table("assignment_versions", schema=None) as batch_op:
         # Material loaded before policies existed has none: no deadline, no limits.
         batch_op.add_column(
@@ -228,6 +229,10 @@ def upgrade() -> None:
             batch_op.f("uq_question_results_submission_id"), ["submission_id", "question_key", "revision"]
         )
         batch_op.create_index("ix_question_results_current", ["submission_id", "is_current"], unique=False)
+        batch_op.drop_constraint(
+            batch_op.f("fk_question_results_graded_by_user_id_users"), type_="foreignkey"
+        )
+        batch_op.drop_column("graded_by_user_id")
 
     with op.batch_alter_table("submissions", schema=None) as batch_op:
         batch_op.add_column(sa.Column("late_seconds", sa.Integer(), server_default="0", nullable=False))
@@ -240,6 +245,10 @@ def downgrade() -> None:
         batch_op.drop_column("late_seconds")
 
     with op.batch_alter_table("question_results", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("graded_by_user_id", sa.Integer(), nullable=True))
+        batch_op.create_foreign_key(
+            batch_op.f("fk_question_results_graded_by_user_id_users"), "users", ["graded_by_user_id"], ["id"]
+        )
         batch_op.drop_index("ix_question_results_current")
         batch_op.drop_constraint(batch_op.f("uq_question_results_submission_id"), type_="unique")
         batch_op.create_unique_constraint(
@@ -264,6 +273,7 @@ def downgrade() -> None:
     with op.batch_alter_table("assignment_versions", schema=None) as batch_op:
         batch_op.drop_column("policy")
 
+    _restore_old_manual_grades()
     op.drop_table("manual_grades")
     with op.batch_alter_table("grade_audit", schema=None) as batch_op:
         batch_op.drop_index("ix_grade_audit_submission")
@@ -280,6 +290,39 @@ def downgrade() -> None:
 
     op.drop_table("extensions")
     op.drop_table("assignment_policies")
+
+
+def _move_old_manual_grades() -> None:
+    """Grades TAs gave before manual_grades existed were written into the result row itself
+    (score, verdict, feedback, graded_by_user_id): each becomes a manual_grades row (`manual` on a
+    manual question, else an `override`, its reason unknown), before the column goes. The result
+    row keeps the TA's score: the automatic one was overwritten then and is gone."""
+    op.execute(
+        "INSERT INTO manual_grades (submission_id, question_key, kind, score, feedback, rubric, reason,"
+        " version, graded_by_user_id, graded_at)"
+        " SELECT submission_id, question_key,"
+        " CASE WHEN grader_kind = 'manual' THEN 'manual' ELSE 'override' END,"
+        " score, feedback, '[]', CASE WHEN grader_kind = 'manual' THEN '' ELSE '(before the audit log)' END,"
+        " 1, graded_by_user_id, graded_at"
+        " FROM question_results WHERE graded_by_user_id IS NOT NULL"
+    )
+
+
+def _restore_old_manual_grades() -> None:
+    """Downgrade: the grades go back into the current result rows they govern."""
+    op.execute(
+        "UPDATE question_results SET"
+        " score = (SELECT m.score FROM manual_grades m"
+        " WHERE m.submission_id = question_results.submission_id AND m.question_key = question_results.question_key),"
+        " feedback = (SELECT m.feedback FROM manual_grades m"
+        " WHERE m.submission_id = question_results.submission_id AND m.question_key = question_results.question_key),"
+        " graded_by_user_id = (SELECT m.graded_by_user_id FROM manual_grades m"
+        " WHERE m.submission_id = question_results.submission_id AND m.question_key = question_results.question_key),"
+        " graded_at = (SELECT m.graded_at FROM manual_grades m"
+        " WHERE m.submission_id = question_results.submission_id AND m.question_key = question_results.question_key)"
+        " WHERE EXISTS (SELECT 1 FROM manual_grades m"
+        " WHERE m.submission_id = question_results.submission_id AND m.question_key = question_results.question_key)"
+    )
 
 
 _APPEND_ONLY_MESSAGE = "grade_audit is append-only"

@@ -139,5 +139,4 @@ class QuestionResult(Base):
     graded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     is_current: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
-    # Set when a TA grades a manual answer.
-    graded_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    # A person's grade lives in manual_grades (service.marking), never in this row.

@@ -15,7 +15,6 @@ from service.errors import PayloadTooLarge, UnprocessableAnswer
 from service.openapi import request_body_schema
 from service.submissions import service
 from service.submissions.schemas import (
-    ManualGrade,
     SubmissionAccepted,
     SubmissionCreate,
     SubmissionList,
@@ -193,19 +192,4 @@ async def get_submission(submission_id: uuid.UUID, scope: Scope) -> SubmissionVi
     """Status, score and per-question verdicts with feedback."""
     return await scope.run(
         lambda session, principal: service.get_submission(session, principal, submission_id)
-    )
-
-
-@router.put(
-    "/submissions/{submission_id}/questions/{question}/grade",
-    response_model=SubmissionView,
-    responses=error_responses(400, 401, 403, 404, 409, 413, 422),
-)
-async def grade_manually(
-    submission_id: uuid.UUID, question: str, grade: ManualGrade, scope: Scope
-) -> SubmissionView:
-    """Staff only: score one answer by hand (a `pending_manual` free-text answer, or an override).
-    The submission's total is recomputed."""
-    return await scope.run(
-        lambda session, principal: service.grade_manually(session, principal, submission_id, question, grade)
     )

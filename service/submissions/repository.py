@@ -16,6 +16,7 @@ from service.models import (
     Course,
     GradingJob,
     JobStatus,
+    ManualGrade,
     QuestionResult,
     Submission,
     SubmissionFile,
@@ -147,11 +148,17 @@ def get_with_context(
 
 
 def results_of(session: Session, submission_id: uuid.UUID) -> Sequence[QuestionResult]:
-    """The current result of each question (older revisions stay, for the record)."""
+    """The submission's current results (a regrade's older revisions stay, not current)."""
     statement = select(QuestionResult).where(
-        QuestionResult.submission_id == submission_id, QuestionResult.is_current
+        QuestionResult.submission_id == submission_id, QuestionResult.is_current.is_(True)
     )
     return session.scalars(statement).all()
+
+
+def manual_grades_of(session: Session, submission_id: uuid.UUID) -> dict[str, ManualGrade]:
+    """The grades people gave the submission's answers, by question."""
+    statement = select(ManualGrade).where(ManualGrade.submission_id == submission_id)
+    return {grade.question_key: grade for grade in session.scalars(statement)}
 
 
 def list_for_assignment(
@@ -173,12 +180,3 @@ def list_for_assignment(
     if user_id is not None:
         statement = statement.where(Submission.user_id == user_id)
     return session.execute(statement).all()
-
-
-def result_of(session: Session, submission_id: uuid.UUID, question_key: str) -> QuestionResult | None:
-    statement = select(QuestionResult).where(
-        QuestionResult.submission_id == submission_id,
-        QuestionResult.question_key == question_key,
-        QuestionResult.is_current,
-    )
-    return session.scalars(statement).one_or_none()

@@ -12,7 +12,6 @@ from pydantic_core import CoreSchema
 
 from graders import JSONValue, Verdict, storable_details
 from service.policies.schemas import LatenessView
-from service.submissions.untrusted_json import unstorable_text
 
 SubmissionStatus = Literal["queued", "running", "graded", "error"]
 
@@ -117,13 +116,35 @@ class SubmissionAccepted(BaseModel):
     url: str
 
 
+class AppliedRubricItem(BaseModel):
+    """A rubric item of a manual question (numbered from 1) as a TA applied it."""
+
+    item: int
+    description: str
+    points: float
+    applied: bool
+    comment: str
+
+
+class PersonGradeView(BaseModel):
+    # `manual`: a TA's grade of an answer left to people; `override`: of an automatic score.
+    kind: Literal["manual", "override"]
+    # The rubric items as the TA applied them (empty when they gave a bare score).
+    rubric: list[AppliedRubricItem]
+    # Staff only: the grade's version, to change it (`version` or If-Match).
+    version: int | None = None
+
+
 class QuestionResultView(BaseModel):
+    # With a person's grade (service.marking), the verdict, score and feedback are theirs.
     verdict: Verdict
     score: float
     max_score: float
     feedback: str
     # Staff only: expected values and diagnostics.
     details: dict[str, JSONValue] | None = None
+    # Set when a person graded the answer (service.marking).
+    person_grade: PersonGradeView | None = None
 
     @field_validator("details", mode="before")
     @classmethod
@@ -173,17 +194,3 @@ class SubmissionList(BaseModel):
     items: list[SubmissionSummary]
     limit: int
     offset: int
-
-
-class ManualGrade(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    score: float = Field(ge=0, allow_inf_nan=False)
-    feedback: str = Field(default="", max_length=20_000)
-
-    @field_validator("feedback")
-    @classmethod
-    def _storable(cls, feedback: str) -> str:
-        if (problem := unstorable_text(feedback)) is not None:
-            raise ValueError(f"the feedback {problem}")
-        return feedback

@@ -20,12 +20,21 @@ from service.config import Settings
 from service.courses.service import role_in
 from service.errors import Conflict, Forbidden, NotFound, UnprocessableAnswer
 from service.grading import service as grading
-from service.models import GradingJob, JobStatus, Submission, SubmissionFile, utcnow
+from service.models import (
+    GradingJob,
+    JobStatus,
+    ManualGrade,
+    QuestionResult,
+    Submission,
+    SubmissionFile,
+    utcnow,
+)
 from service.policies import service as policies
 from service.rate_limits import service as rate_limits
 from service.submissions import repository
 from service.submissions.schemas import (
-    ManualGrade,
+    AppliedRubricItem,
+    PersonGradeView,
     QuestionResultView,
     SubmissionAccepted,
     SubmissionCreate,
@@ -289,6 +298,7 @@ def get_submission(session: Session, principal: Principal, submission_id: uuid.U
     held = not is_staff and not current_rules(session, snapshot).grades_visible_to_students
     results = [] if held else repository.results_of(session, submission.id)
     score = None if held else submission.score
+    by_person = {} if held else repository.manual_grades_of(session, submission.id)
     return SubmissionView(
         id=submission.id,
         course=visible.course,
@@ -306,13 +316,7 @@ def get_submission(session: Session, principal: Principal, submission_id: uuid.U
         created_at=submission.created_at,
         graded_at=submission.graded_at,
         questions={
-            result.question_key: QuestionResultView(
-                verdict=result.verdict,
-                score=result.score,
-                max_score=result.max_score,
-                feedback=result.feedback,
-                details=result.details if is_staff else None,
-            )
+            result.question_key: _result_view(result, by_person.get(result.question_key), is_staff)
             for result in results
         },
         answers=submission.answers if is_staff else None,
@@ -323,6 +327,33 @@ def get_submission(session: Session, principal: Principal, submission_id: uuid.U
 def _effective(score: float | None, late_penalty: float) -> float | None:
     """The submission's score after the late rule (docs/grading-policy.md)."""
     return None if score is None else round(score * (1 - late_penalty), 6)
+
+
+def _result_view(result: QuestionResult, grade: ManualGrade | None, is_staff: bool) -> QuestionResultView:
+    """One answer's result as the caller may see it; a person's grade (service.marking) governs
+    its verdict, score and feedback."""
+    view = QuestionResultView(
+        verdict=result.verdict,
+        score=result.score,
+        max_score=result.max_score,
+        feedback=result.feedback,
+        details=result.details if is_staff else None,
+    )
+    if grade is None:
+        return view
+    fraction = grade.score / result.max_score if result.max_score > 0 else 1.0
+    return view.model_copy(
+        update={
+            "verdict": GradeResult.from_fraction(fraction, "").verdict,
+            "score": grade.score,
+            "feedback": grade.feedback or result.feedback,
+            "person_grade": PersonGradeView(
+                kind=grade.kind.value,
+                rubric=[AppliedRubricItem.model_validate(item) for item in grade.rubric],
+                version=grade.version if is_staff else None,
+            ),
+        }
+    )
 
 
 def list_submissions(
@@ -352,30 +383,3 @@ def list_submissions(
             for submission, status, username in rows
         ],
     )
-
-
-def grade_manually(
-    session: Session, principal: Principal, submission_id: uuid.UUID, question_key: str, grade: ManualGrade
-) -> SubmissionView:
-    """A TA's score for one question: a pending free-text answer, or an override of any verdict."""
-    visible = _visible_submission(session, principal, submission_id)
-    submission, job = visible.submission, visible.job
-    if not visible.is_staff:
-        raise Forbidden("Only TAs and instructors grade answers.")
-    if job.status is not JobStatus.DONE:
-        raise Conflict("This submission has not been graded yet.")
-    result = repository.result_of(session, submission.id, question_key)
-    if result is None:
-        raise NotFound(f"The submission has no answer to {question_key!r}.")
-    if grade.score > result.max_score:
-        raise UnprocessableAnswer(f"The score must lie between 0 and {result.max_score:g}.")
-    fraction = grade.score / result.max_score
-    result.verdict = GradeResult.from_fraction(fraction, "").verdict
-    result.score = grade.score
-    result.feedback = grade.feedback
-    result.graded_by_user_id = principal.user_id
-    result.graded_at = utcnow()
-    session.flush()
-    submission.score = round(sum(r.score for r in repository.results_of(session, submission.id)), 6)
-    session.flush()
-    return get_submission(session, principal, submission_id)
