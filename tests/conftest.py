@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.assignments import snapshots
 from service.config import Settings
 from service.db import make_engine, make_session_factory
 from service.grading.runner import GradingRunner
@@ -128,6 +129,16 @@ def session_factory(connection: Connection) -> sessionmaker[Session]:
 def session(session_factory: sessionmaker[Session]) -> Iterator[Session]:
     with session_factory() as session:
         yield session
+
+
+@pytest.fixture(autouse=True)
+def forget_cached_snapshots() -> Iterator[None]:
+    """The per-process snapshot cache is keyed by version id, but tests roll their versions back
+    (SQLite gives the id to the next version inserted) and the SQLite and PostgreSQL runs share the
+    process: a version cached by another test (or backend) under the same id is not this one."""
+    snapshots._snapshots.clear()
+    yield
+    snapshots._snapshots.clear()
 
 
 @pytest.fixture

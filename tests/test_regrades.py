@@ -10,7 +10,6 @@ import io
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.assignments import snapshots
 from service.assignments.material import read_material
 from service.assignments.service import load_assignment
 from service.config import Settings
@@ -45,17 +43,6 @@ REGRADES = "/api/v1/courses/demo/assignments/hw5/regrades"
 RIGHT = {"q3_1": {"value": [6, 1, 2]}}
 OFF_BY_HALF = {"q3_1": {"value": [6, 1, 2.5]}}
 Q3_1_TOLERANCE = "[6, 1, 2]] }\nrtol = 0.0\natol = 1e-6"
-
-
-@pytest.fixture(autouse=True)
-def forget_cached_snapshots() -> Iterator[None]:
-    """The per-process snapshot cache is keyed by version id, but these tests' versions are rolled
-    back (SQLite gives the id to the next version inserted) and the SQLite and PostgreSQL runs
-    share the process: a version cached by another test (or backend) under the same id is not
-    this one."""
-    snapshots._snapshots.clear()
-    yield
-    snapshots._snapshots.clear()
 
 
 def load_hw5_with_tolerance(session_factory: sessionmaker[Session], folder: Path, atol: str) -> None:

@@ -12,18 +12,13 @@ from typing import Any, cast
 from sqlalchemy import (
     CursorResult,
     Executable,
-    Float,
-    Numeric,
     Row,
     and_,
-    case,
     delete,
-    func,
     or_,
     select,
     update,
 )
-from sqlalchemy import cast as sa_cast
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -152,35 +147,6 @@ def refresh(session: Session, grade: ManualGrade) -> None:
 def add_audit(session: Session, entry: GradeAuditEntry) -> None:
     session.add(entry)
     session.flush()
-
-
-def recompute_raw_score(session: Session, submission_id: uuid.UUID) -> None:
-    """submissions.score = the sum over its current results of each answer's raw score: the
-    person's grade if there is one, else the automatic score; an ungraded pending answer is 0."""
-    manual = (
-        select(ManualGrade.score)
-        .where(
-            ManualGrade.submission_id == QuestionResult.submission_id,
-            ManualGrade.question_key == QuestionResult.question_key,
-        )
-        .scalar_subquery()
-    )
-    raw = func.coalesce(
-        manual, case((QuestionResult.verdict == Verdict.PENDING_MANUAL, 0.0), else_=QuestionResult.score)
-    )
-    # PostgreSQL rounds numerics only (round(double precision, int) does not exist).
-    rounded = sa_cast(func.round(sa_cast(func.coalesce(func.sum(raw), 0.0), Numeric), 6), Float)
-    total = (
-        select(rounded)
-        .where(QuestionResult.submission_id == submission_id, QuestionResult.is_current.is_(True))
-        .scalar_subquery()
-    )
-    session.execute(
-        update(Submission).where(Submission.id == submission_id).values(score=total),
-        execution_options={"synchronize_session": False},
-    )
-    # The UPDATEs here bypass the identity map: the next read must see the rows as stored.
-    session.expire_all()
 
 
 def submission_order(session: Session, submission_id: uuid.UUID) -> Row[datetime, uuid.UUID] | None:

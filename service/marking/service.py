@@ -24,6 +24,7 @@ from service.assignments.snapshots import QuestionSnapshot, get_snapshot
 from service.auth.service import Principal
 from service.courses.service import role_in
 from service.errors import Conflict, Forbidden, NotFound, UnprocessableAnswer
+from service.grading import service as grading
 from service.marking import repository
 from service.marking.repository import SubmissionContext
 from service.marking.schemas import (
@@ -257,7 +258,7 @@ def grade_answer(
             created_at=utcnow(),
         ),
     )
-    repository.recompute_raw_score(session, submission_id)
+    grading.refresh_scores(session, [submission_id])
     return GradedAnswer(get_submission(session, principal, submission_id), version)
 
 
@@ -298,7 +299,7 @@ def delete_grade(
             created_at=utcnow(),
         ),
     )
-    repository.recompute_raw_score(session, submission_id)
+    grading.refresh_scores(session, [submission_id])
     return GradedAnswer(get_submission(session, principal, submission_id), None)
 
 
