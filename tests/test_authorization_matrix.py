@@ -41,6 +41,13 @@ def _headers(api: Api, caller: str) -> dict[str, str]:
 ENROLLED = {"student": 200, "student2": 200, "other_ta": 404, "ta": 200, "instructor": 200}
 UNAUTHENTICATED = {"no_token": 401, "bad_token": 401}
 PUBLIC = dict.fromkeys(CALLERS, 200)
+STAFF_ONLY = {
+    "student": 403,
+    "student2": 403,
+    "other_ta": 404,
+    "ta": 200,
+    "instructor": 200,
+} | UNAUTHENTICATED
 
 
 def _endpoints(submission: str) -> dict[str, Cell]:
@@ -80,6 +87,10 @@ def _endpoints(submission: str) -> dict[str, Cell]:
             {"score": 1.5, "feedback": "Right idea."},
             {"student": 403, "student2": 403, "other_ta": 404, "ta": 200, "instructor": 200}
             | UNAUTHENTICATED,
+        ),
+        "gradebook": Cell("GET", "/api/v1/courses/demo/assignments/hw5/gradebook", None, STAFF_ONLY),
+        "statistics": Cell(
+            "GET", "/api/v1/courses/demo/assignments/hw5/questions/q2_1/statistics", None, STAFF_ONLY
         ),
         # Each caller in turn, in the order of CALLERS: the owner revoking their own first still
         # leaves the later callers' answers meaningful (they revoke what is left: nothing).
@@ -129,6 +140,7 @@ def test_the_matrix_names_every_route(api: Api) -> None:
         .replace("/questions/{question}/variant", "/questions/q3_3/variant")
         .replace("/questions/{question}/preview", "/questions/q2_4/preview")
         .replace("/questions/{question}/grade", "/questions/q3_2/grade")
+        .replace("/questions/{question}/statistics", "/questions/q2_1/statistics")
         for path in paths
     }
     assert normalised == covered

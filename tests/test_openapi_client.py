@@ -43,6 +43,11 @@ EXPECTED_OPERATION_IDS = {
     ("get", "/api/v1/submissions/{submission_id}"): "submissions-get",
     ("put", "/api/v1/submissions/{submission_id}/questions/{question}/grade"): "submissions-grade-manually",
     ("delete", "/api/v1/users/{username}/tokens"): "tokens-revoke",
+    ("get", "/api/v1/courses/{course}/assignments/{assignment}/gradebook"): "grades-get-gradebook",
+    (
+        "get",
+        "/api/v1/courses/{course}/assignments/{assignment}/questions/{question}/statistics",
+    ): "grades-get-statistics",
 }
 VERBS = {"check", "get", "list", "create", "preview", "grade", "revoke"}
 # The question kinds whose answers go in the JSON `answers` (notebooks are uploaded files).
