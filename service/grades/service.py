@@ -43,6 +43,11 @@ MAX_MISTAKES = 20
 _MAX_USERNAME = 64
 
 
+def _username_like(value: object) -> bool:
+    # Printable only: a NUL would reach PostgreSQL, which refuses it in a string (a 500, not a 422).
+    return isinstance(value, str) and len(value) <= _MAX_USERNAME and value.isprintable()
+
+
 @dataclass(frozen=True, slots=True)
 class GradebookQuery:
     """A gradebook request as the route read it; checked here against the assignment."""
@@ -176,8 +181,8 @@ def _read_cursor(cursor: str, sort: Sort) -> SortKey:
             "The cursor `after` belongs to another sort order; start again without it.", details={"sort": by}
         )
     if sort.by_student:
-        if len(key) == 1 and isinstance(key[0], str) and len(key[0]) <= _MAX_USERNAME:
-            return (key[0],)
+        if len(key) == 1 and _username_like(key[0]):
+            return (str(key[0]),)
         raise invalid
     if len(key) == 3:
         flag, value, username = key
@@ -187,10 +192,9 @@ def _read_cursor(cursor: str, sort: Sort) -> SortKey:
             and isinstance(value, int | float)
             and not isinstance(value, bool)
             and math.isfinite(value)
-            and isinstance(username, str)
-            and len(username) <= _MAX_USERNAME
+            and _username_like(username)
         ):
-            return (int(flag), float(value), username)
+            return (int(flag), float(value), str(username))
     raise invalid
 
 
