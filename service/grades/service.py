@@ -118,9 +118,10 @@ def _gradebook(
     page = students if query.limit is None else students[: query.limit]
     has_more = query.limit is not None and len(students) > query.limit
     by_student: dict[int, dict[str, GradebookCell]] = {student.user_id: {} for student in page}
-    for cell in repository.cells_of(
-        session, snapshot.assignment_id, shown, counts, [student.user_id for student in page]
-    ):
+    page_ids = None if query.limit is None else [student.user_id for student in page]
+    for cell in repository.cells_of(session, snapshot.assignment_id, shown, counts, page_ids):
+        if cell.user_id not in by_student:
+            continue  # the whole gradebook's cells, of a student the filters left out
         by_student[cell.user_id][cell.question_key] = GradebookCell(
             score=cell.score,
             raw=cell.raw,
