@@ -304,7 +304,8 @@ def cells_of(
     if (user_ids is not None and not user_ids) or not question_keys:
         return []
     counted = counted_cells(assignment_id, question_keys, counts, user_ids)
-    # Positional unpacking: 20,000 cells for a CSV, and a Row's attribute lookups add up.
+    # 20,000 cells for a CSV: through the connection (Core), not the ORM's row loading, and
+    # unpacked by position; each costs a few microseconds less, which is most of the request.
     return [
         Cell(
             user,
@@ -335,7 +336,7 @@ def cells_of(
             score,
             late,
             needs_grading,
-        ) in session.execute(select(counted))
+        ) in session.connection().execute(select(counted)).all()
     ]
 
 

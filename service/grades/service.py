@@ -26,7 +26,7 @@ from service.auth.service import Principal
 from service.errors import Forbidden, NotFound, UnprocessableAnswer
 from service.grades import repository
 from service.grades.mistakes import mistakes_in
-from service.grades.repository import CellFilter, Sort, SortKey
+from service.grades.repository import Cell, CellFilter, Counts, Sort, SortKey, StudentRow
 from service.grades.schemas import (
     Gradebook,
     GradebookCell,
@@ -84,32 +84,43 @@ def gradebook_csv(
     whole = GradebookQuery(
         query.question, query.verdict, query.late, query.needs_grading, query.sort, query.descending, None
     )
-    return _as_csv(_gradebook(session, snapshot, course_slug, whole))
+    return _as_csv(_read(session, snapshot, whole), snapshot.max_score)
 
 
 def export_csv(session: Session, course_slug: str, slug: str) -> str:
     """The CLI's `grades export`: every student of the course, the same query as the API's CSV."""
     snapshot = latest_snapshot(session, course_slug, slug)
-    return _as_csv(_gradebook(session, snapshot, course_slug, GradebookQuery(limit=None)))
+    return _as_csv(_read(session, snapshot, GradebookQuery(limit=None)), snapshot.max_score)
 
 
-def _gradebook(
-    session: Session, snapshot: VersionSnapshot, course_slug: str, query: GradebookQuery
-) -> Gradebook:
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """One read of the gradebook: the page's students and their counted cells, before the JSON
+    models are built (the CSV formats the cells directly: 20,000 models cost more than the query)."""
+
+    counts: Counts
+    shown: list[QuestionSnapshot]
+    students: list[StudentRow]
+    cells: dict[int, dict[str, Cell]]
+    next: str | None
+
+
+def _read(session: Session, snapshot: VersionSnapshot, query: GradebookQuery) -> _Read:
     counts = current_rules(session, snapshot).policy.counts
     all_keys = [question.key for question in snapshot.questions]
-    shown = all_keys
+    shown = list(snapshot.questions)
     if query.question is not None:
         if query.question not in all_keys:
             raise UnprocessableAnswer(f"No question {query.question!r}; questions are {', '.join(all_keys)}.")
-        shown = [query.question]
+        shown = [question for question in shown if question.key == query.question]
     if query.sort not in ("student", "total", *all_keys):
         raise UnprocessableAnswer(
             f"Cannot sort by {query.sort!r}: sort by student, total or a question ({', '.join(all_keys)})."
         )
     sort = Sort(query.sort, query.descending)
     after = _read_cursor(query.after, sort) if query.after is not None else None
-    cells = CellFilter(shown, query.verdict, query.late, query.needs_grading)
+    shown_keys = [question.key for question in shown]
+    cells = CellFilter(shown_keys, query.verdict, query.late, query.needs_grading)
     # One row more than the page says whether there is a next page.
     fetch = None if query.limit is None else query.limit + 1
     students = repository.student_page(
@@ -117,41 +128,52 @@ def _gradebook(
     )
     page = students if query.limit is None else students[: query.limit]
     has_more = query.limit is not None and len(students) > query.limit
-    by_student: dict[int, dict[str, GradebookCell]] = {student.user_id: {} for student in page}
+    by_student: dict[int, dict[str, Cell]] = {student.user_id: {} for student in page}
     page_ids = None if query.limit is None else [student.user_id for student in page]
-    for cell in repository.cells_of(session, snapshot.assignment_id, shown, counts, page_ids):
-        if cell.user_id not in by_student:
-            continue  # the whole gradebook's cells, of a student the filters left out
-        by_student[cell.user_id][cell.question_key] = GradebookCell(
-            score=cell.score,
-            raw=cell.raw,
-            auto=cell.auto,
-            manual=cell.manual,
-            override=cell.override,
-            penalty=cell.penalty,
-            late=cell.late,
-            verdict=cell.verdict,
-            needs_grading=cell.needs_grading,
-            submission_id=cell.submission_id,
-        )
+    for cell in repository.cells_of(session, snapshot.assignment_id, shown_keys, counts, page_ids):
+        if cell.user_id in by_student:  # else: the whole gradebook's, of a student filtered out
+            by_student[cell.user_id][cell.question_key] = cell
+    cursor = _write_cursor(sort, page[-1].sort_key) if has_more else None
+    return _Read(counts, shown, page, by_student, cursor)
+
+
+def _gradebook(
+    session: Session, snapshot: VersionSnapshot, course_slug: str, query: GradebookQuery
+) -> Gradebook:
+    read = _read(session, snapshot, query)
     return Gradebook(
         course=course_slug,
         assignment=snapshot.assignment_slug,
         version=snapshot.version,
-        counts=counts,
+        counts=read.counts,
         max_score=snapshot.max_score,
-        questions=[QuestionColumn(key=q.key, points=q.points) for q in snapshot.questions if q.key in shown],
-        limit=query.limit or len(page),
+        questions=[QuestionColumn(key=q.key, points=q.points) for q in read.shown],
+        limit=query.limit or len(read.students),
         rows=[
             GradebookRow(
                 student=student.username,
                 total=student.total,
                 max_score=snapshot.max_score,
-                questions=by_student[student.user_id],
+                questions={key: _cell_view(cell) for key, cell in read.cells[student.user_id].items()},
             )
-            for student in page
+            for student in read.students
         ],
-        next=_write_cursor(sort, page[-1].sort_key) if has_more else None,
+        next=read.next,
+    )
+
+
+def _cell_view(cell: Cell) -> GradebookCell:
+    return GradebookCell(
+        score=cell.score,
+        raw=cell.raw,
+        auto=cell.auto,
+        manual=cell.manual,
+        override=cell.override,
+        penalty=cell.penalty,
+        late=cell.late,
+        verdict=cell.verdict,
+        needs_grading=cell.needs_grading,
+        submission_id=cell.submission_id,
     )
 
 
@@ -202,22 +224,23 @@ def _read_cursor(cursor: str, sort: Sort) -> SortKey:
 # --- CSV ------------------------------------------------------------------------------------------
 
 
-def _as_csv(book: Gradebook) -> str:
+def _as_csv(read: _Read, max_score: float) -> str:
     """One row per student: total, maximum, and each question's effective score; "pending" where
     the counted answer waits for a person, empty where there is no answer."""
-    keys = [column.key for column in book.questions]
+    keys = [question.key for question in read.shown]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["student", "total", "max_score", *keys])
-    for row in book.rows:
+    for student in read.students:
+        cells = read.cells[student.user_id]
         writer.writerow(
-            [_spreadsheet_safe(row.student), f"{row.total:g}", f"{row.max_score:g}"]
-            + [_cell_text(row.questions.get(key)) for key in keys]
+            [_spreadsheet_safe(student.username), f"{student.total:g}", f"{max_score:g}"]
+            + [_cell_text(cells.get(key)) for key in keys]
         )
     return buffer.getvalue()
 
 
-def _cell_text(cell: GradebookCell | None) -> str:
+def _cell_text(cell: Cell | None) -> str:
     if cell is None:
         return ""
     if cell.score is None:
