@@ -13,6 +13,7 @@ import io
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -486,3 +487,41 @@ def test_statistics_count_what_needs_grading(api: Api, session_factory: sessionm
     assert sum(b["count"] for b in stats["histogram"]) == 1
     assert stats["mistakes"] == []
     assert api.get("ta", STATISTICS.format(question="nope")).status_code == 404
+
+
+def test_the_gradebook_of_graded_submissions(api: Api, session_factory: sessionmaker[Session]) -> None:
+    """Through the real path: submitted and graded over HTTP, then the policy switched to best."""
+    first = api.submit("student", {"q1_1": {"choices": [2, 3]}, "q3_2": {"text": "Vanishing gradients."}})
+    second = api.submit("student", {"q1_1": {"choices": [1]}})
+    assert (first.status_code, second.status_code) == (202, 202)
+    api.grade_pending()
+    assert api.get("ta", first.headers["location"]).json()["questions"]["q1_1"]["verdict"] == "correct"
+
+    def cells() -> dict[str, Any]:
+        book = api.get("ta", GRADEBOOK).json()
+        return {row["student"]: row for row in book["rows"]}["student"]
+
+    row = cells()
+    assert row["questions"]["q1_1"] | {"submission_id": None} == {
+        "score": 0.0,
+        "raw": 0.0,
+        "auto": 0.0,
+        "manual": None,
+        "override": None,
+        "penalty": 0.0,
+        "late": False,
+        "verdict": "incorrect",
+        "needs_grading": False,
+        "submission_id": None,
+    }
+    assert row["questions"]["q1_1"]["submission_id"] == second.json()["id"]
+    assert row["questions"]["q3_2"]["needs_grading"] is True
+    assert row["questions"]["q3_2"]["score"] is None
+    assert row["total"] == 0.0
+
+    with session_factory() as session:
+        Seeder(session).counts("best")
+        session.commit()
+    row = cells()
+    assert row["questions"]["q1_1"]["submission_id"] == first.json()["id"]
+    assert row["total"] == 1.0
