@@ -111,7 +111,7 @@ def grades_export(
     assignment: Annotated[str, typer.Option(help="Assignment slug within the course")],
     output: Annotated[Path | None, typer.Option(help="CSV file (default: standard output)")] = None,
 ) -> None:
-    """Each student's newest graded submission to a course's assignment as CSV."""
+    """The gradebook of a course's assignment as CSV: every student, the answer that counts per question."""
     from service.grades.service import export_csv
 
     engine = make_engine(_settings())

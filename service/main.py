@@ -13,6 +13,7 @@ from service.body_size import BodySizeLimit
 from service.config import Settings, get_settings
 from service.db import make_engine, make_session_factory
 from service.error_handlers import install_error_handlers
+from service.grades.endpoints import router as grades_router
 from service.health.endpoints import router as health_router
 from service.marking.endpoints import router as marking_router
 from service.openapi import operation_id, with_request_body_components
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None, executor: Executor | None = Non
     app.include_router(assignments_router)
     app.include_router(submissions_router)
     app.include_router(policies_router)
+    app.include_router(grades_router)
     app.include_router(auth_router)
     app.include_router(regrades_router)
     app.include_router(marking_router)

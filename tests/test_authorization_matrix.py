@@ -114,6 +114,10 @@ def _endpoints(submission: str, regrade: str = "r") -> dict[str, Cell]:
             {"student": 200, "student2": 403, "other_ta": 404, "ta": 200, "instructor": 200}
             | UNAUTHENTICATED,
         ),
+        "gradebook": Cell("GET", "/api/v1/courses/demo/assignments/hw5/gradebook", None, STAFF_ONLY),
+        "statistics": Cell(
+            "GET", "/api/v1/courses/demo/assignments/hw5/questions/q2_1/statistics", None, STAFF_ONLY
+        ),
         # Each caller in turn, in the order of CALLERS: the owner revoking their own first still
         # leaves the later callers' answers meaningful (they revoke what is left: nothing).
         "revoke_student": Cell(
@@ -208,6 +212,7 @@ def test_the_matrix_names_every_route(api: Api) -> None:
         .replace("/questions/{question}/grade", "/questions/q3_2/grade")
         .replace("/questions/{question}/manual-queue", "/questions/q3_2/manual-queue")
         .replace("/students/{username}", "/students/student")
+        .replace("/questions/{question}/statistics", "/questions/q2_1/statistics")
         for path in paths
     }
     assert normalised == covered

@@ -69,6 +69,11 @@ EXPECTED_OPERATION_IDS = {
     ("post", "/api/v1/courses/{course}/assignments/{assignment}/regrades"): "regrades-create",
     ("get", "/api/v1/courses/{course}/assignments/{assignment}/regrades"): "regrades-list",
     ("get", "/api/v1/regrades/{regrade_id}"): "regrades-get",
+    ("get", "/api/v1/courses/{course}/assignments/{assignment}/gradebook"): "grades-get-gradebook",
+    (
+        "get",
+        "/api/v1/courses/{course}/assignments/{assignment}/questions/{question}/statistics",
+    ): "grades-get-statistics",
 }
 VERBS = {
     "check",
