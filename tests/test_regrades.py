@@ -217,7 +217,7 @@ def test_a_regrade_of_one_question_changes_only_what_the_new_tolerance_changes(
             row["student"]: row for row in csv.DictReader(io.StringIO(export_csv(session, "demo", "hw5")))
         }
     assert sorted(exported) == ["student", "student2", "student3"]
-    assert (exported["student"]["score"], exported["student"]["q3_1"]) == ("3", "2")
+    assert (exported["student"]["total"], exported["student"]["q3_1"]) == ("3", "2")
     regrades = api.get("instructor", REGRADES).json()["items"]
     assert [(item["id"], item["status"], item["changes"]) for item in regrades] == [
         (started["id"], "done", None)

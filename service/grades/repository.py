@@ -76,6 +76,18 @@ class CellFilter:
         return self.verdict is not None or self.late is not None or self.needs_grading is not None
 
 
+def _verdict(grade: type[ManualGrade]) -> ColumnElement[str]:
+    """The answer's verdict as the submission view shows it: a person's grade decides it (correct at
+    full points, incorrect at 0, partial between), else the grader's. As a plain string: the Enum's
+    result processing costs more than the rest of a row."""
+    by_person = case(
+        (grade.score >= QuestionResult.max_score, Verdict.CORRECT.value),
+        (grade.score <= 0, Verdict.INCORRECT.value),
+        else_=Verdict.PARTIAL.value,
+    )
+    return case((grade.id.is_not(None), by_person), else_=type_coerce(QuestionResult.verdict, String))
+
+
 def counted_cells(
     assignment_id: int,
     question_keys: Sequence[str],
@@ -101,8 +113,7 @@ def counted_cells(
             Submission.created_at.label("created_at"),
             QuestionResult.id.label("result_id"),
             QuestionResult.score.label("auto"),
-            # As its plain string: the Enum's result processing costs more than the rest of a row.
-            type_coerce(QuestionResult.verdict, String).label("verdict"),
+            _verdict(grade).label("verdict"),
             case((grade.kind == ManualGradeKind.MANUAL, grade.score)).label("manual"),
             case((grade.kind == ManualGradeKind.OVERRIDE, grade.score)).label("override"),
             raw.label("raw"),
