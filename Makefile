@@ -8,11 +8,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SANDBOX_PACKAGES := bubblewrap
 APT_PACKAGES := $(SANDBOX_PACKAGES) docker-compose redis-server docker.io debootstrap python3
 
-.PHONY: demo test check lint typecheck system-deps sandbox-deps apt-install venv
+.PHONY: demo test check lint typecheck system-deps sandbox-deps node-deps apt-install venv
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml service/dashboard/assets/package-lock.json | node-deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev]"
@@ -21,6 +21,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)/codegen
 	$(VENV)/codegen/bin/pip install --quiet --upgrade pip
 	$(VENV)/codegen/bin/pip install --quiet --group codegen
+	# The dashboard's browser assets (htmx), pinned in its package-lock.json, served by the service.
+	npm ci --prefix service/dashboard/assets --no-audit --no-fund --silent
 	touch $@
 
 # Debian packages the test suite calls: docker-compose validates the compose file and starts the
@@ -29,6 +31,10 @@ $(VENV)/.installed: pyproject.toml
 # engine, builds a base image from the Debian mirror and picks the image's wheels for its python3.
 system-deps:
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(APT_PACKAGES)"
+
+# npm installs the dashboard's browser assets; Debian's package only where no npm is installed.
+node-deps:
+	@command -v npm >/dev/null 2>&1 || $(MAKE) --no-print-directory apt-install PACKAGES="npm"
 
 sandbox-deps:
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(SANDBOX_PACKAGES)"

@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     # The bearer token Prometheus sends to GET /metrics. Unset: /metrics is open in development and
     # answers 404 in production (the figures describe the course's activity).
     metrics_token: str | None = Field(default=None, min_length=16, max_length=256)
+    # How long the TA dashboard's sign-in cookie lives (the token itself may be revoked sooner).
+    dashboard_session_seconds: int = Field(default=8 * 3600, ge=60, le=30 * 24 * 3600)
 
     # `json`: one JSON object per log line (with submission and job ids), for log collectors.
     log_format: LogFormat = LogFormat.TEXT

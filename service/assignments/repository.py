@@ -92,3 +92,27 @@ def add_version(session: Session, version: AssignmentVersion, questions: list[Qu
 def policy_override(session: Session, assignment_id: int) -> AssignmentPolicy | None:
     statement = select(AssignmentPolicy).where(AssignmentPolicy.assignment_id == assignment_id)
     return session.scalars(statement).one_or_none()
+
+
+def assignments_taught_by(session: Session, user_id: int) -> list[tuple[str, str, str, str, int]]:
+    """(course slug, course title, assignment slug, newest title, newest version) of every
+    assignment in the courses where the user is a TA or an instructor."""
+    newest = (
+        select(AssignmentVersion.assignment_id, func.max(AssignmentVersion.version).label("version"))
+        .group_by(AssignmentVersion.assignment_id)
+        .subquery()
+    )
+    statement = (
+        select(Course.slug, Course.title, Assignment.slug, AssignmentVersion.title, AssignmentVersion.version)
+        .join(Enrollment, Enrollment.course_id == Course.id)
+        .join(Assignment, Assignment.course_id == Course.id)
+        .join(newest, newest.c.assignment_id == Assignment.id)
+        .join(
+            AssignmentVersion,
+            (AssignmentVersion.assignment_id == Assignment.id)
+            & (AssignmentVersion.version == newest.c.version),
+        )
+        .where(Enrollment.user_id == user_id, Enrollment.role.in_([Role.TA, Role.INSTRUCTOR]))
+        .order_by(Course.slug, Assignment.slug)
+    )
+    return [(row[0], row[1], row[2], row[3], row[4]) for row in session.execute(statement)]

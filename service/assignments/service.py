@@ -116,6 +116,20 @@ def current_rules(session: Session, snapshot: VersionSnapshot) -> AssignmentRule
     return AssignmentRules(snapshot.assignment_id, policy, override.policy is not None, override.released_at)
 
 
+@dataclass(frozen=True, slots=True)
+class TaughtAssignment:
+    course: str
+    course_title: str
+    assignment: str
+    title: str
+    version: int
+
+
+def assignments_taught_by(session: Session, principal: Principal) -> list[TaughtAssignment]:
+    """Every assignment of the courses the caller teaches (TA or instructor), by course."""
+    return [TaughtAssignment(*row) for row in repository.assignments_taught_by(session, principal.user_id)]
+
+
 def _question(access: AssignmentAccess, question_key: str) -> QuestionSnapshot:
     question = access.snapshot.question(question_key)
     if question is None:
