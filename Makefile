@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # bubblewrap is the sandbox that runs students' notebooks: `make demo` needs it too.
 SANDBOX_PACKAGES := bubblewrap
-APT_PACKAGES := $(SANDBOX_PACKAGES) docker-compose redis-server docker.io debootstrap python3
+APT_PACKAGES := $(SANDBOX_PACKAGES) docker-compose redis-server docker.io debootstrap python3 chromium
 
 .PHONY: demo test check lint typecheck system-deps sandbox-deps node-deps apt-install venv
 
@@ -28,7 +28,8 @@ $(VENV)/.installed: pyproject.toml service/dashboard/assets/package-lock.json | 
 # Debian packages the test suite calls: docker-compose validates the compose file and starts the
 # stack; redis-server: the Celery tests start their own Redis (on a free loopback port) to stop and
 # restart it; docker.io (dockerd), debootstrap and Debian's python3: the deployment test starts its own
-# engine, builds a base image from the Debian mirror and picks the image's wheels for its python3.
+# engine, builds a base image from the Debian mirror and picks the image's wheels for its python3;
+# chromium: the dashboard's browser tests drive Debian's build through Playwright (no browser download).
 system-deps:
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(APT_PACKAGES)"
 

@@ -9,6 +9,7 @@ from sqlalchemy import ColumnElement, Row, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from graders import Verdict
 from service.db import advisory_xact_lock
 from service.models import (
     Assignment,
@@ -180,3 +181,54 @@ def list_for_assignment(
     if user_id is not None:
         statement = statement.where(Submission.user_id == user_id)
     return session.execute(statement).all()
+
+
+def _of_assignment(statement: Any, assignment_id: int) -> Any:
+    """Restrict a statement over submissions to one assignment (every version of it)."""
+    return statement.join(AssignmentVersion, AssignmentVersion.id == Submission.assignment_version_id).where(
+        AssignmentVersion.assignment_id == assignment_id
+    )
+
+
+def status_counts(session: Session, assignment_id: int) -> dict[JobStatus, int]:
+    """How many of the assignment's submissions are in each state of their first grading."""
+    statement = _of_assignment(
+        select(GradingJob.status, func.count()).select_from(Submission).join(GradingJob, _original_job()),
+        assignment_id,
+    ).group_by(GradingJob.status)
+    return {status: count for status, count in session.execute(statement).all()}  # noqa: C416
+
+
+def answers_awaiting_a_person(session: Session, assignment_id: int) -> int:
+    """Current answers the graders left to people (pending_manual) that no one has graded yet."""
+    statement = _of_assignment(
+        select(func.count())
+        .select_from(Submission)
+        .join(QuestionResult, QuestionResult.submission_id == Submission.id)
+        .outerjoin(
+            ManualGrade,
+            (ManualGrade.submission_id == Submission.id)
+            & (ManualGrade.question_key == QuestionResult.question_key),
+        ),
+        assignment_id,
+    ).where(
+        QuestionResult.is_current.is_(True),
+        QuestionResult.verdict == Verdict.PENDING_MANUAL,
+        ManualGrade.id.is_(None),
+    )
+    return int(session.scalar(statement) or 0)
+
+
+def submission_times(session: Session, assignment_id: int, since: datetime) -> Sequence[datetime]:
+    """When the assignment's submissions since `since` came in (one timestamp column, no rows)."""
+    statement = _of_assignment(select(Submission.created_at), assignment_id).where(
+        Submission.created_at >= since
+    )
+    return session.scalars(statement).all()
+
+
+def first_and_last_submission(session: Session, assignment_id: int) -> Row[datetime | None, datetime | None]:
+    statement = _of_assignment(
+        select(func.min(Submission.created_at), func.max(Submission.created_at)), assignment_id
+    )
+    return session.execute(statement).one()

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, GetJsonSchemaHandler, field_validator
@@ -194,3 +194,27 @@ class SubmissionList(BaseModel):
     items: list[SubmissionSummary]
     limit: int
     offset: int
+
+
+class DaySubmissions(BaseModel):
+    day: date
+    count: int
+
+
+class AssignmentActivity(BaseModel):
+    """Staff: where an assignment's grading stands, and when its submissions came in."""
+
+    course: str
+    assignment: str
+    title: str
+    version: int
+    submissions: int
+    # By the state of each submission's first grading (a regrade's jobs are the regrade's).
+    graded: int
+    in_progress: int
+    errors: int
+    # Answers the graders left to a person that no one has graded yet.
+    awaiting_manual: int
+    # Days in the policy's time zone, oldest first, without gaps (days without a submission: 0).
+    timezone: str
+    per_day: list[DaySubmissions]

@@ -3,10 +3,12 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -34,6 +36,8 @@ from service.rate_limits import service as rate_limits
 from service.submissions import repository
 from service.submissions.schemas import (
     AppliedRubricItem,
+    AssignmentActivity,
+    DaySubmissions,
     PersonGradeView,
     QuestionResultView,
     SubmissionAccepted,
@@ -382,4 +386,49 @@ def list_submissions(
             )
             for submission, status, username in rows
         ],
+    )
+
+
+# The timeline covers at most this many days, ending on the day of the newest submission: a term's
+# worth, and a chart that stays legible (and a query that stays bounded) on an old assignment.
+ACTIVITY_DAYS = 120
+
+
+def assignment_activity(
+    session: Session, principal: Principal, course_slug: str, slug: str
+) -> AssignmentActivity:
+    """Staff: the counts of an assignment's submissions by state, and how many came in each day."""
+    access = resolve_access(session, principal, course_slug, slug)
+    if not access.role.is_staff:
+        raise Forbidden("Only TAs and instructors see an assignment's activity.")
+    snapshot = access.snapshot
+    zone = ZoneInfo(current_rules(session, snapshot).policy.timezone)
+    counts = repository.status_counts(session, snapshot.assignment_id)
+    first, last = repository.first_and_last_submission(session, snapshot.assignment_id)
+    per_day: list[DaySubmissions] = []
+    if first is not None and last is not None:
+        last_day = last.astimezone(zone).date()
+        first_day = max(first.astimezone(zone).date(), last_day - timedelta(days=ACTIVITY_DAYS - 1))
+        since = datetime.combine(first_day, time.min, tzinfo=zone)
+        by_day = Counter(
+            moment.astimezone(zone).date()
+            for moment in repository.submission_times(session, snapshot.assignment_id, since)
+        )
+        days = (last_day - first_day).days + 1
+        per_day = [
+            DaySubmissions(day=day, count=by_day[day])
+            for day in (first_day + timedelta(days=offset) for offset in range(days))
+        ]
+    return AssignmentActivity(
+        course=course_slug,
+        assignment=slug,
+        title=snapshot.title,
+        version=snapshot.version,
+        submissions=sum(counts.values()),
+        graded=counts.get(JobStatus.DONE, 0),
+        in_progress=counts.get(JobStatus.QUEUED, 0) + counts.get(JobStatus.RUNNING, 0),
+        errors=counts.get(JobStatus.ERROR, 0),
+        awaiting_manual=repository.answers_awaiting_a_person(session, snapshot.assignment_id),
+        timezone=zone.key,
+        per_day=per_day,
     )
