@@ -63,11 +63,13 @@ def timeline(per_day: list[DaySubmissions]) -> Timeline | None:
     peak = max(day.count for day in per_day) or 1
     slot = WIDTH / len(per_day)
     usable = HEIGHT - AXIS
+    # A bar fills most of its day's slot, but a few days do not make slabs across the chart.
+    width = min(max(slot * 0.8, 0.5), 40.0)
     bars = [
         Bar(
-            x=round(index * slot + slot * 0.1, 2),
+            x=round(index * slot + (slot - width) / 2, 2),
             y=round(usable - day.count / peak * usable, 2),
-            width=round(max(slot * 0.8, 0.5), 2),
+            width=round(width, 2),
             height=round(day.count / peak * usable, 2),
             day=day.day.isoformat(),
             count=day.count,
