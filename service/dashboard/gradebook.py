@@ -397,7 +397,8 @@ class _HistoryRead:
     username: str
 
 
-@router.get(ASSIGNMENT + "/students/{username}")
+# `:path`: a username may hold a "/" (sent as %2F, which the router sees decoded).
+@router.get(ASSIGNMENT + "/students/{username:path}")
 async def student_page(course: Slug, assignment: Slug, username: Username, scope: Page) -> Response:
     if not username.isprintable():
         # No user has such a name; PostgreSQL would refuse a NUL in the query (a 500, not a 404).
