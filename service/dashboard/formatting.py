@@ -12,7 +12,7 @@ def number(value: float) -> str:
 
 
 def lateness(late_seconds: int) -> str:
-    """"on time", or how late in the largest two units: "2 d 3 h late", "5 min late"."""
+    """ "on time", or how late in the largest two units: "2 d 3 h late", "5 min late"."""
     if late_seconds <= 0:
         return "on time"
     minutes, seconds = divmod(late_seconds, 60)

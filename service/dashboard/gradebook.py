@@ -195,7 +195,9 @@ def _cell_view(cell: GradebookCell | None) -> CellView:
         notes.append("overridden")
     text = "pending" if cell.score is None else number(cell.score)
     css = "pending" if cell.needs_grading else cell.verdict.value
-    return CellView(text, submission_path(cell.submission_id), ", ".join(notes), css + (" late" if cell.late else ""))
+    return CellView(
+        text, submission_path(cell.submission_id), ", ".join(notes), css + (" late" if cell.late else "")
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,7 +326,8 @@ async def statistics_page(
             "mean": None if stats.mean is None else number(stats.mean),
             "median": None if stats.median is None else number(stats.median),
             "verdicts": [
-                (VERDICT_LABELS.get(Verdict(verdict), verdict), count) for verdict, count in stats.verdicts.items()
+                (VERDICT_LABELS.get(Verdict(verdict), verdict), count)
+                for verdict, count in stats.verdicts.items()
             ],
             "histogram": histogram(question, stats.histogram),
         },
@@ -370,9 +373,7 @@ def _submission_view(submission: HistorySubmission) -> SubmissionView:
             raw=_score_text(answer.raw),
             effective=_score_text(answer.effective),
             max_score=number(answer.max_score),
-            graded_by=""
-            if answer.manual is None
-            else f"{answer.manual.kind} by {answer.manual.graded_by}",
+            graded_by="" if answer.manual is None else f"{answer.manual.kind} by {answer.manual.graded_by}",
         )
         for key, answer in sorted(submission.questions.items())
     ]

@@ -30,8 +30,9 @@ class Bar:
     width: float
     height: float
     count: int
-    # "0.4–0.6": the bin's range, as under the bar and in its <title>.
+    # The bin's range as written under the bar (with an en dash), and in words for its <title>.
     label: str
+    span: str
     title: str
 
 
@@ -75,12 +76,14 @@ def histogram(question: str, bins: Sequence[HistogramBin]) -> Histogram:
                 height=round(height, 2),
                 count=item.count,
                 label=label,
+                span=span,
                 title=f"{span} points: {item.count} {answers}",
             )
         )
     ticks = [Tick(y=baseline, label="0")]
     if tallest:
         ticks.append(Tick(y=float(TOP), label=str(tallest)))
-    parts = ", ".join(f"{bar.label}: {bar.count}" for bar in bars)
+    # In words: a screen reader may read a dash as "dash".
+    parts = "; ".join(f"{bar.span}: {bar.count}" for bar in bars)
     description = f"Score histogram of {question}: answers per score range, {parts}"
     return Histogram(WIDTH, HEIGHT, LEFT, baseline, bars, ticks, description)
