@@ -12,6 +12,7 @@ from service.auth.endpoints import router as auth_router
 from service.body_size import BodySizeLimit
 from service.config import Settings, get_settings
 from service.dashboard.endpoints import router as dashboard_router
+from service.dashboard.grading import router as dashboard_grading_router
 from service.db import make_engine, make_session_factory
 from service.error_handlers import install_error_handlers
 from service.grades.endpoints import router as grades_router
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None, executor: Executor | None = Non
     app.include_router(regrades_router)
     app.include_router(marking_router)
     app.include_router(dashboard_router)
+    app.include_router(dashboard_grading_router)
     app.openapi = with_request_body_components(app)  # type: ignore[method-assign]
     install_error_handlers(app)
     app.add_middleware(
