@@ -47,10 +47,12 @@ def _problem(error: AppError) -> Problem:
     return Problem(error.message, current if isinstance(current, dict) else None)
 
 
-def _validation_problem(error: ValidationError) -> Problem:
+def _validation_problem(error: ValidationError, labels: dict[str, str]) -> Problem:
+    """The first thing the request model refused, named by the form's label for it."""
     first = error.errors()[0]
-    where = ".".join(str(part) for part in first.get("loc", ()))
-    return Problem(f"{where}: {first.get('msg', 'not accepted')}" if where else str(first.get("msg")))
+    field = str(first.get("loc", ("",))[0]) if first.get("loc") else ""
+    message = str(first.get("msg", "not accepted")).removeprefix("Value error, ")
+    return Problem(f"{labels.get(field, field.capitalize())}: {message}" if field else message)
 
 
 def _field(form: dict[str, Any], name: str) -> str:
@@ -177,7 +179,9 @@ async def save_override(scope: Page, submission_id: uuid.UUID) -> Response:
     except (Conflict, UnprocessableAnswer) as error:
         return await _reshow_override(scope, submission_id, draft, _problem(error), error.status_code)
     except ValidationError as error:
-        return await _reshow_override(scope, submission_id, draft, _validation_problem(error), 422)
+        return await _reshow_override(
+            scope, submission_id, draft, _validation_problem(error, {"feedback": "Feedback"}), 422
+        )
     query = urlencode({"saved": draft.question})
     return RedirectResponse(f"{DASHBOARD_PATH}/submissions/{submission_id}?{query}#audit", status_code=303)
 
@@ -345,7 +349,7 @@ async def save_grade(scope: Page, course: str, assignment: str, question: str) -
     except ValidationError as error:
         return await _grading_page(
             scope, course, assignment, question, after,
-            draft=draft, problem=_validation_problem(error), status_code=422,
+            draft=draft, problem=_validation_problem(error, {"feedback": "Comment"}), status_code=422,
         )  # fmt: skip
     return RedirectResponse(
         _grading_url(course, assignment, question, after=after, graded=str(submission_id)), status_code=303
