@@ -9,7 +9,7 @@ TA's own input kept, instead of overwriting it.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -123,6 +123,11 @@ async def _submission_page(
     view = context["view"]
     if override is not None and override.question not in view.questions:
         override = None  # ?override= names a question this submission has no result for
+    elif override is not None and override.problem is None:
+        # Opened afresh: on the answer's score now, and based on its grade's version if it has one.
+        result = view.questions[override.question]
+        version = "" if result.person_grade is None else str(result.person_grade.version or "")
+        override = replace(override, score=f"{result.score:g}", version=version)
     if saved is not None and saved not in view.questions:
         saved = None
     return render(

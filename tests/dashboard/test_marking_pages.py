@@ -153,6 +153,7 @@ def test_an_override_with_its_reason_changes_the_total_and_the_audit_log(
     opened = browser.get(f"{path}?override=q1_1")
     assert '<dialog id="override-dialog" aria-labelledby="override-title" open>' in opened.text
     assert 'name="question" value="q1_1"' in opened.text
+    assert 'name="score" type="number" min="0" step="any" required value="1"' in opened.text
     for label in ("Score", "Reason", "Feedback"):
         assert re.search(rf'<label for="override-\w+">{label}</label>', opened.text), label
 
@@ -180,6 +181,7 @@ def test_an_override_with_its_reason_changes_the_total_and_the_audit_log(
     assert "overridden, version 1" in q1_1
     assert "automatic: correct, 1" in q1_1
     assert 'data-version="1"' in q1_1  # the next override names the grade it changes
+    assert 'name="version" value="1"' in browser.get(f"{path}?override=q1_1").text  # also without JS
     grade = api.get("ta", f"/api/v1/submissions/{submission}").json()["questions"]["q1_1"]
     assert (grade["score"], grade["feedback"], grade["person_grade"]["version"]) == (0.0, "Copied.", 1)
 
