@@ -232,3 +232,30 @@ def first_and_last_submission(session: Session, assignment_id: int) -> Row[datet
         select(func.min(Submission.created_at), func.max(Submission.created_at)), assignment_id
     )
     return session.execute(statement).one()
+
+
+# A submission has one job per grading (the first, then one per regrade) and one result row per
+# question per revision: both bounded by the number of regrades, which staff start by hand.
+MAX_HISTORY_ROWS = 2_000
+
+
+def jobs_of(session: Session, submission_id: uuid.UUID) -> Sequence[GradingJob]:
+    """Every grading of the submission, the first (revision 1) first."""
+    statement = (
+        select(GradingJob)
+        .where(GradingJob.submission_id == submission_id)
+        .order_by(GradingJob.revision)
+        .limit(MAX_HISTORY_ROWS)
+    )
+    return session.scalars(statement).all()
+
+
+def all_results_of(session: Session, submission_id: uuid.UUID) -> Sequence[QuestionResult]:
+    """Every revision of every result of the submission, current or not, oldest first."""
+    statement = (
+        select(QuestionResult)
+        .where(QuestionResult.submission_id == submission_id)
+        .order_by(QuestionResult.revision, QuestionResult.question_key)
+        .limit(MAX_HISTORY_ROWS)
+    )
+    return session.scalars(statement).all()

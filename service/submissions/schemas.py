@@ -218,3 +218,41 @@ class AssignmentActivity(BaseModel):
     # Days in the policy's time zone, oldest first, without gaps (days without a submission: 0).
     timezone: str
     per_day: list[DaySubmissions]
+
+
+class GradingRunView(BaseModel):
+    """One grading of a submission: revision 1 is the first, each regrade adds the next."""
+
+    revision: int
+    status: Literal["queued", "running", "done", "error"]
+    # Claims so far (a crashed worker's lease expiring lets another claim it) and the limit.
+    attempt: int
+    max_attempts: int
+    # Set when a regrade made this run; the question when it regraded only one.
+    regrade: uuid.UUID | None
+    question: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+
+
+class ResultRevisionView(BaseModel):
+    """One question's automatic result as one grading wrote it (before a person's grade)."""
+
+    question: str
+    revision: int
+    current: bool
+    verdict: Verdict
+    score: float
+    max_score: float
+    grader_version: str
+    job_attempt: int
+    graded_at: datetime
+
+
+class GradingHistory(BaseModel):
+    """Staff: how a submission was graded, every run and every result revision."""
+
+    runs: list[GradingRunView]
+    results: list[ResultRevisionView]

@@ -38,8 +38,11 @@ from service.submissions.schemas import (
     AppliedRubricItem,
     AssignmentActivity,
     DaySubmissions,
+    GradingHistory,
+    GradingRunView,
     PersonGradeView,
     QuestionResultView,
+    ResultRevisionView,
     SubmissionAccepted,
     SubmissionCreate,
     SubmissionList,
@@ -431,4 +434,43 @@ def assignment_activity(
         awaiting_manual=repository.answers_awaiting_a_person(session, snapshot.assignment_id),
         timezone=zone.key,
         per_day=per_day,
+    )
+
+
+def grading_history(session: Session, principal: Principal, submission_id: uuid.UUID) -> GradingHistory:
+    """Staff: every grading run of the submission (attempts and times) and every revision of its
+    automatic results, the older ones a regrade replaced included."""
+    visible = _visible_submission(session, principal, submission_id)
+    if not visible.is_staff:
+        raise Forbidden("Only TAs and instructors see how a submission was graded.")
+    return GradingHistory(
+        runs=[
+            GradingRunView(
+                revision=job.revision,
+                status=job.status.value,
+                attempt=job.attempt,
+                max_attempts=job.max_attempts,
+                regrade=job.regrade_id,
+                question=job.question_key,
+                created_at=job.created_at,
+                started_at=job.started_at,
+                finished_at=job.finished_at,
+                error=job.last_error,
+            )
+            for job in repository.jobs_of(session, submission_id)
+        ],
+        results=[
+            ResultRevisionView(
+                question=result.question_key,
+                revision=result.revision,
+                current=result.is_current,
+                verdict=result.verdict,
+                score=result.score,
+                max_score=result.max_score,
+                grader_version=result.grader_version,
+                job_attempt=result.job_attempt,
+                graded_at=result.graded_at,
+            )
+            for result in repository.all_results_of(session, submission_id)
+        ],
     )
