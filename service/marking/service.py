@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from graders import GraderConfig, Verdict
+from graders import GraderConfig, GradeResult, Verdict
 from graders.manual import ManualConfig
 from service.assignments.service import current_rules, resolve_access
 from service.assignments.snapshots import QuestionSnapshot, get_snapshot
@@ -143,6 +143,15 @@ def _raw(result: QuestionResult, grade: ManualGrade | None) -> float | None:
     if grade is not None:
         return grade.score
     return None if result.verdict == Verdict.PENDING_MANUAL else result.score
+
+
+def _verdict(result: QuestionResult, grade: ManualGrade | None) -> Verdict:
+    """The answer's verdict as the submission view and the gradebook show it: a person's grade
+    decides it (correct at full points, incorrect at 0, partial between), else the grader's."""
+    if grade is None:
+        return result.verdict
+    fraction = grade.score / result.max_score if result.max_score > 0 else 1.0
+    return GradeResult.from_fraction(fraction, "").verdict
 
 
 def _grade_view(session: Session, grade: ManualGrade) -> ManualGradeView:
@@ -509,7 +518,7 @@ def student_history(
             if manual is not None and not access.role.is_staff:
                 manual = manual.model_copy(update={"reason": ""})  # staff's note, not the student's
             questions[result.question_key] = HistoryAnswer(
-                verdict=result.verdict if show_scores else None,
+                verdict=_verdict(result, grade) if show_scores else None,
                 auto_score=None
                 if result.verdict == Verdict.PENDING_MANUAL or not show_scores
                 else result.score,
