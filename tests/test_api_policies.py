@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.assignments.material import read_material
 from service.assignments.service import load_assignment
+from service.models import GradingJob
 from service.policies.service import remeasure_after_load
 from tests.conftest import HW5_FOLDER, Api
 
@@ -293,3 +295,25 @@ def test_a_new_versions_material_deadline_measures_older_submissions_again(
     assert view["effective_score"] == 0.8
     cell = api.get("ta", f"{BASE}/gradebook").json()["rows"][0]["questions"]["q1_1"]
     assert (cell["penalty"], cell["score"], cell["late"]) == (0.2, 0.8, True)
+
+
+def test_an_answer_regraded_before_its_first_grading_uses_one_attempt_not_two(
+    api: Api, session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """A regrade's revision may be stored while the submission's first job still waits: the answer
+    has a current result and a queued first job, and is one attempt."""
+    set_policy(api, {"max_attempts": 2})
+    first = api.submit("student", RIGHT)
+    assert first.status_code == 202
+    load_hw5_with_policy(session_factory, tmp_path / "hw5", "max_attempts = 2")
+    regrade = api.client.post(f"{BASE}/regrades", json={}, headers=api.accounts.header("ta"))
+    assert regrade.status_code == 202
+    with session_factory() as session:
+        job = session.scalars(select(GradingJob.id).where(GradingJob.revision == 2)).one()
+    assert api.runner.run_job(job)  # the regrade lands; the first grading is still queued
+
+    second = api.submit("student", RIGHT)
+    assert second.status_code == 202, second.text
+    third = api.submit("student", RIGHT)
+    assert third.status_code == 409
+    assert third.json()["error"]["details"]["questions"]["q1_1"] == {"limit": 2, "used": 2}
