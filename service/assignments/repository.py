@@ -48,6 +48,16 @@ def access_to_assignment(
     return None if row is None else (row[0], row[1])
 
 
+def latest_version_id(session: Session, assignment_id: int) -> int | None:
+    statement = (
+        select(AssignmentVersion.id)
+        .where(AssignmentVersion.assignment_id == assignment_id)
+        .order_by(AssignmentVersion.version.desc())
+        .limit(1)
+    )
+    return session.scalars(statement).one_or_none()
+
+
 def latest_version(session: Session, assignment_id: int) -> AssignmentVersion | None:
     statement = (
         select(AssignmentVersion)

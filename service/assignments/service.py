@@ -108,12 +108,27 @@ def latest_snapshot(session: Session, course_slug: str, slug: str) -> VersionSna
 
 
 def current_rules(session: Session, snapshot: VersionSnapshot) -> AssignmentRules:
-    """The rules of the snapshot's assignment now: read each time, since staff change them."""
+    """The rules of the snapshot's assignment now: read each time, since staff change them. The
+    material's policy is that of the assignment's newest version, whichever version `snapshot` is
+    (a submission's older one must not escape a `hold_grades` the newest material brought)."""
     override = repository.policy_override(session, snapshot.assignment_id)
-    if override is None:
-        return AssignmentRules(snapshot.assignment_id, snapshot.material_policy, False, None)
-    policy = snapshot.material_policy if override.policy is None else Policy.model_validate(override.policy)
-    return AssignmentRules(snapshot.assignment_id, policy, override.policy is not None, override.released_at)
+    if override is not None and override.policy is not None:
+        return AssignmentRules(
+            snapshot.assignment_id, Policy.model_validate(override.policy), True, override.released_at
+        )
+    return AssignmentRules(
+        snapshot.assignment_id,
+        _newest_material_policy(session, snapshot),
+        False,
+        None if override is None else override.released_at,
+    )
+
+
+def _newest_material_policy(session: Session, snapshot: VersionSnapshot) -> Policy:
+    newest = repository.latest_version_id(session, snapshot.assignment_id)
+    if newest is None or newest == snapshot.id:
+        return snapshot.material_policy
+    return get_snapshot(session, newest).material_policy
 
 
 def _question(access: AssignmentAccess, question_key: str) -> QuestionSnapshot:
