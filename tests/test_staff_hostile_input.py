@@ -126,3 +126,15 @@ def test_a_submissions_offset_past_a_64_bit_integer_is_422(api: Api) -> None:
     for offset in (2**63, 10**30):
         response = api.get("student", f"{HW5}/submissions?offset={offset}")
         assert response.status_code == 422, (offset, response.text)
+
+
+def test_a_students_history_names_students_only(api: Api) -> None:
+    assert api.client.post(
+        f"{HW5}/submissions",
+        json={"answers": {"q1_1": {"choices": [2, 3]}}},
+        headers=api.accounts.header("ta"),
+    ).status_code in (201, 202)
+    assert api.get("ta", f"{HW5}/students/student").status_code == 200
+    # The route is a student's history: a TA's or an instructor's name is no student of the course.
+    assert api.get("instructor", f"{HW5}/students/ta").status_code == 404
+    assert api.get("ta", f"{HW5}/students/instructor").status_code == 404
