@@ -45,6 +45,7 @@ from service.marking.schemas import (
 from service.models import GradeAuditEntry, JobStatus, ManualGrade, ManualGradeKind, QuestionResult, utcnow
 from service.submissions.schemas import AppliedRubricItem, SubmissionView
 from service.submissions.service import get_submission, submission_status
+from service.submissions.untrusted_json import unstorable_text
 
 MAX_AUDIT_PER_SUBMISSION = 1_000
 
@@ -107,7 +108,8 @@ def parse_if_match(header: str | None) -> int | None:
     if header is None:
         return None
     tag = header.strip().removeprefix("W/").strip('"')
-    if not tag.isdigit() or len(tag) > 9:
+    # ASCII digits only: "²" (latin-1 in a header) is a str.isdigit() that int() refuses.
+    if not (tag.isascii() and tag.isdigit()) or len(tag) > 9:
         raise UnprocessableAnswer('If-Match must name a grade version, e.g. "3" (the ETag of the grade).')
     return int(tag)
 
@@ -285,6 +287,8 @@ def delete_grade(
     expected = parse_if_match(if_match)
     if not reason.strip():
         raise UnprocessableAnswer("Deleting a grade needs a reason.", details={"reason": "required"})
+    if (problem := unstorable_text(reason)) is not None:  # PostgreSQL refuses it: a 500, not a 422
+        raise UnprocessableAnswer(f"The reason {problem}.", details={"reason": problem})
     existing = repository.manual_grade(session, submission_id, question_key)
     result = repository.current_result(session, submission_id, question_key)
     if existing is None or result is None:
