@@ -85,6 +85,7 @@ def assignments_load(
     The same material may be loaded into several courses, each keeping its own versions."""
     from service.assignments.material import read_material
     from service.assignments.service import load_assignment
+    from service.policies.service import remeasure_after_load
 
     try:
         loaded = read_material(path)
@@ -96,6 +97,8 @@ def assignments_load(
     try:
         with transaction(factory) as session:
             outcome = load_assignment(session, course, loaded)
+            if outcome.changed:  # its [policy] may move deadlines: the stored lateness follows
+                remeasure_after_load(session, course, outcome.slug)
     except AppError as error:
         console.print(f"[red]{error.message}[/red]")
         raise typer.Exit(1) from None

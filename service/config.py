@@ -148,11 +148,33 @@ class Settings(BaseSettings):
 
 
 def secret_key_is_strong(key: str) -> bool:
+    """More than MIN_SECRET_KEY_BITS by three estimates, the lowest deciding: the characters'
+    frequencies, how far zlib compresses the key, and the alphabet it is drawn from."""
     if len(key) < MIN_SECRET_KEY_LENGTH:
         return False
-    bits_per_character = -sum(n / len(key) * math.log2(n / len(key)) for n in Counter(key).values())
+    counts = Counter(key)
+    plug_in = -sum(n / len(key) * math.log2(n / len(key)) for n in counts.values())
+    # The frequencies of a short key understate its entropy (the plug-in estimate is biased low:
+    # 1 in 7,000 keys of secrets.token_urlsafe(24) fell under 128 bits); Miller and Madow's
+    # correction adds (distinct characters - 1) / (2 n ln 2) bits per character.
+    frequency_bits = len(key) * plug_in + (len(counts) - 1) / (2 * math.log(2))
     compressed_bits = 8 * (len(zlib.compress(key.encode(), 9)) - ZLIB_FRAMING_BYTES)
-    return min(len(key) * bits_per_character, compressed_bits) >= MIN_SECRET_KEY_BITS
+    alphabet_bits = len(key) * math.log2(_alphabet_size(key))
+    return min(frequency_bits, compressed_bits, alphabet_bits) > MIN_SECRET_KEY_BITS
+
+
+def _alphabet_size(key: str) -> int:
+    """How many characters a key like this one is drawn from: 16 for hexadecimal, else the
+    classes it uses (lower case, upper case, digits, anything else printable)."""
+    if all(character in "0123456789abcdef" for character in key) or all(
+        character in "0123456789ABCDEF" for character in key
+    ):
+        return 16
+    classes = (str.islower, str.isupper, str.isdigit)
+    size = sum(26 if test is not str.isdigit else 10 for test in classes if any(test(c) for c in key))
+    if any(not (c.islower() or c.isupper() or c.isdigit()) for c in key):
+        size += 33
+    return max(size, 2)
 
 
 @lru_cache(maxsize=1)

@@ -22,6 +22,7 @@ from service.grades.endpoints import router as grades_router
 from service.health.endpoints import router as health_router
 from service.marking.endpoints import router as marking_router
 from service.openapi import operation_id, with_request_body_components
+from service.path_guard import NulFreePaths
 from service.policies.endpoints import router as policies_router
 from service.regrades.endpoints import router as regrades_router
 from service.submissions.endpoints import router as submissions_router
@@ -80,4 +81,5 @@ def create_app(settings: Settings | None = None, executor: Executor | None = Non
         # Room for the JSON answers and two files of the upload limit.
         max_multipart_bytes=settings.max_body_bytes + 2 * settings.max_upload_bytes,
     )
+    app.add_middleware(NulFreePaths)
     return app

@@ -282,6 +282,10 @@ def test_a_students_history_shows_raw_effective_and_the_persons_grade(
     assert [s["id"] for s in own["submissions"]] == [newer, older]
     newest, oldest = own["submissions"]
     assert newest["questions"]["q3_2"]["raw"] == 1.0
+    # The person's grade decides the verdict, as in the submission view and the gradebook.
+    assert newest["questions"]["q3_2"]["verdict"] == "partial"
+    view = api.get("student", f"/api/v1/submissions/{newer}").json()
+    assert view["questions"]["q3_2"]["verdict"] == "partial"
     assert newest["questions"]["q3_2"]["auto_score"] is None
     assert newest["questions"]["q3_2"]["manual"]["rubric"][1]["applied"] is True
     assert newest["questions"]["q3_2"]["manual"]["reason"] == ""  # the staff's note

@@ -3,12 +3,20 @@ rule at submit, attempt limits, extensions, held grades and their release (docs/
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx2
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
-from tests.conftest import Api
+from service.assignments.material import read_material
+from service.assignments.service import load_assignment
+from service.models import GradingJob
+from service.policies.service import remeasure_after_load
+from tests.conftest import HW5_FOLDER, Api
 
 BASE = "/api/v1/courses/demo/assignments/hw5"
 RIGHT = {"q1_1": {"choices": [2, 3]}}
@@ -237,3 +245,75 @@ def test_students_cannot_change_policies_and_bad_policies_are_422(api: Api) -> N
         headers=api.accounts.header("ta"),
     )
     assert nul.status_code == 422
+
+
+def load_hw5_with_policy(session_factory: sessionmaker[Session], folder: Path, policy: str) -> None:
+    """Version 2 of hw5 in course demo, its material with a `[policy]` table, loaded as the CLI's
+    `assignments load` does (the stored lateness measured again)."""
+    shutil.copytree(HW5_FOLDER, folder)
+    with (folder / "assignment.toml").open("a") as toml:
+        toml.write(f"\n[policy]\n{policy}\n")
+    with session_factory() as session:
+        outcome = load_assignment(session, "demo", read_material(folder))
+        assert outcome.version == 2
+        remeasure_after_load(session, "demo", outcome.slug)
+        session.commit()
+
+
+def test_a_new_versions_material_policy_holds_the_grades_of_older_submissions(
+    api: Api, session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    response = api.submit("student", RIGHT)
+    api.grade_pending()
+    path = response.headers["location"]
+    assert submission(api, "student", response)["score"] == 1.0
+
+    load_hw5_with_policy(session_factory, tmp_path / "hw5", "hold_grades = true")
+
+    assert api.get("student", f"{BASE}/policy").json()["grades_visible_to_students"] is False
+    view = api.get("student", path).json()
+    assert view["grades_held"] is True
+    assert (view["score"], view["questions"]) == (None, {})
+    assert api.get("student", f"{path}/results.json").status_code == 403
+    assert api.get("ta", path).json()["score"] == 1.0
+
+
+def test_a_new_versions_material_deadline_measures_older_submissions_again(
+    api: Api, session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    response = api.submit("student", RIGHT)
+    api.grade_pending()
+    assert submission(api, "student", response)["lateness"]["penalty"] == 0.0
+
+    due = (_now() - timedelta(hours=30)).isoformat()
+    late = "late = { penalty_percent = 10, cutoff_hours = 96 }"
+    load_hw5_with_policy(session_factory, tmp_path / "hw5", f'due_at = "{due}"\n{late}')
+
+    view = submission(api, "student", response)
+    assert view["lateness"]["penalty"] == 0.2
+    assert view["lateness"]["why"] == "2 days started late: -20 %"
+    assert view["effective_score"] == 0.8
+    cell = api.get("ta", f"{BASE}/gradebook").json()["rows"][0]["questions"]["q1_1"]
+    assert (cell["penalty"], cell["score"], cell["late"]) == (0.2, 0.8, True)
+
+
+def test_an_answer_regraded_before_its_first_grading_uses_one_attempt_not_two(
+    api: Api, session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """A regrade's revision may be stored while the submission's first job still waits: the answer
+    has a current result and a queued first job, and is one attempt."""
+    set_policy(api, {"max_attempts": 2})
+    first = api.submit("student", RIGHT)
+    assert first.status_code == 202
+    load_hw5_with_policy(session_factory, tmp_path / "hw5", "max_attempts = 2")
+    regrade = api.client.post(f"{BASE}/regrades", json={}, headers=api.accounts.header("ta"))
+    assert regrade.status_code == 202
+    with session_factory() as session:
+        job = session.scalars(select(GradingJob.id).where(GradingJob.revision == 2)).one()
+    assert api.runner.run_job(job)  # the regrade lands; the first grading is still queued
+
+    second = api.submit("student", RIGHT)
+    assert second.status_code == 202, second.text
+    third = api.submit("student", RIGHT)
+    assert third.status_code == 409
+    assert third.json()["error"]["details"]["questions"]["q1_1"] == {"limit": 2, "used": 2}

@@ -197,7 +197,7 @@ def test_a_regrade_of_one_question_changes_only_what_the_new_tolerance_changes(
         "student3": (0.5, "graded"),  # the override, not the new 2
     }
     assert views["student"]["questions"]["q3_1"]["verdict"] == "correct"
-    assert views["student"]["max_score"] == views["student"]["max_score"]  # version 2 has the same points
+    assert views["student"]["max_score"] == 27.0  # version 2 has the same points
 
     # The manual grades survived; each changed automatic score is audited, by the TA who started it.
     with session_factory() as session:
@@ -206,6 +206,12 @@ def test_a_regrade_of_one_question_changes_only_what_the_new_tolerance_changes(
     assert audit(session_factory, "regrade") == [
         (graded_class["student"], "q3_1", 0.0, 2.0),
         (graded_class["student3"], "q3_1", 0.0, 2.0),
+    ]
+    # The course's audit log lists them too, newest first, by the TA who started the regrade.
+    logged = api.get("instructor", "/api/v1/courses/demo/audit").json()["items"]
+    assert [(e["student"], e["action"], e["actor"], e["old_score"], e["new_score"]) for e in logged][:2] == [
+        ("student3", "regrade", "ta", 0.0, 2.0),
+        ("student", "regrade", "ta", 0.0, 2.0),
     ]
 
     # A submission is still one row in the list and keeps its first job's status.

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -56,6 +58,18 @@ def latest_version(session: Session, assignment_id: int) -> AssignmentVersion | 
         .limit(1)
     )
     return session.scalars(statement).one_or_none()
+
+
+def latest_version_id_and_policy(session: Session, assignment_id: int) -> tuple[int, dict[str, Any]] | None:
+    """The id and the material's policy of the assignment's newest version."""
+    statement = (
+        select(AssignmentVersion.id, AssignmentVersion.policy)
+        .where(AssignmentVersion.assignment_id == assignment_id)
+        .order_by(AssignmentVersion.version.desc())
+        .limit(1)
+    )
+    row = session.execute(statement).one_or_none()
+    return None if row is None else (int(row[0]), dict(row[1] or {}))
 
 
 def get_version_with_assignment(session: Session, version_id: int) -> tuple[AssignmentVersion, Assignment]:

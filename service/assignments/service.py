@@ -108,12 +108,23 @@ def latest_snapshot(session: Session, course_slug: str, slug: str) -> VersionSna
 
 
 def current_rules(session: Session, snapshot: VersionSnapshot) -> AssignmentRules:
-    """The rules of the snapshot's assignment now: read each time, since staff change them."""
+    """The rules of the snapshot's assignment now: read each time, since staff change them. The
+    material's policy is the newest version's, whichever version `snapshot` is (a submission's
+    older version must not keep its old deadline or release its grades while the newest holds them)."""
     override = repository.policy_override(session, snapshot.assignment_id)
-    if override is None:
-        return AssignmentRules(snapshot.assignment_id, snapshot.material_policy, False, None)
-    policy = snapshot.material_policy if override.policy is None else Policy.model_validate(override.policy)
-    return AssignmentRules(snapshot.assignment_id, policy, override.policy is not None, override.released_at)
+    if override is None or override.policy is None:
+        material = _newest_material_policy(session, snapshot)
+        released_at = None if override is None else override.released_at
+        return AssignmentRules(snapshot.assignment_id, material, False, released_at)
+    policy = Policy.model_validate(override.policy)
+    return AssignmentRules(snapshot.assignment_id, policy, True, override.released_at)
+
+
+def _newest_material_policy(session: Session, snapshot: VersionSnapshot) -> Policy:
+    newest = repository.latest_version_id_and_policy(session, snapshot.assignment_id)
+    if newest is None or newest[0] == snapshot.id:
+        return snapshot.material_policy
+    return Policy.model_validate(newest[1])
 
 
 @dataclass(frozen=True, slots=True)

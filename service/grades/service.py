@@ -43,6 +43,14 @@ MAX_MISTAKES = 20
 _MAX_USERNAME = 64
 
 
+def _finite(value: int | float) -> bool:
+    # An int past float's range (10**309 in a forged cursor) overflows in math.isfinite: a 500.
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
 def _username_like(value: object) -> bool:
     # Printable only: a NUL would reach PostgreSQL, which refuses it in a string (a 500, not a 422).
     return isinstance(value, str) and len(value) <= _MAX_USERNAME and value.isprintable()
@@ -214,7 +222,7 @@ def _read_cursor(cursor: str, sort: Sort) -> SortKey:
             and not isinstance(flag, bool)
             and isinstance(value, int | float)
             and not isinstance(value, bool)
-            and math.isfinite(value)
+            and _finite(value)
             and _username_like(username)
         ):
             return (int(flag), float(value), str(username))

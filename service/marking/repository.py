@@ -34,6 +34,7 @@ from service.models import (
     ManualGrade,
     Question,
     QuestionResult,
+    Role,
     Submission,
     User,
 )
@@ -232,11 +233,11 @@ def audit_of_course(
 
 
 def student_in_course(session: Session, course_id: int, username: str) -> int | None:
-    """The id of a user enrolled in the course, or None."""
+    """The id of a student enrolled in the course (not its staff), or None."""
     statement = (
         select(User.id)
         .join(Enrollment, Enrollment.user_id == User.id)
-        .where(Enrollment.course_id == course_id, User.username == username)
+        .where(Enrollment.course_id == course_id, User.username == username, Enrollment.role == Role.STUDENT)
     )
     return session.scalars(statement).one_or_none()
 

@@ -56,7 +56,8 @@ class GradeRequest(BaseModel):
     # Required (non-blank) for an override of an automatic score.
     reason: str = Field(default="", max_length=2_000)
     rubric: list[RubricMark] = Field(default_factory=list, max_length=MAX_RUBRIC_ITEMS)
-    version: int | None = Field(default=None, ge=1)
+    # An INTEGER column: a larger number would fail in the database (a 500), not be a stale version.
+    version: int | None = Field(default=None, ge=1, le=2**31 - 1)
 
     @field_validator("feedback")
     @classmethod

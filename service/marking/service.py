@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from graders import GraderConfig, Verdict
+from graders import GraderConfig, GradeResult, Verdict
 from graders.manual import ManualConfig
 from service.assignments.service import current_rules, resolve_access
 from service.assignments.snapshots import QuestionSnapshot, get_snapshot
@@ -45,6 +45,7 @@ from service.marking.schemas import (
 from service.models import GradeAuditEntry, JobStatus, ManualGrade, ManualGradeKind, QuestionResult, utcnow
 from service.submissions.schemas import AppliedRubricItem, SubmissionView
 from service.submissions.service import get_submission, submission_status
+from service.submissions.untrusted_json import unstorable_text
 
 MAX_AUDIT_PER_SUBMISSION = 1_000
 
@@ -107,7 +108,8 @@ def parse_if_match(header: str | None) -> int | None:
     if header is None:
         return None
     tag = header.strip().removeprefix("W/").strip('"')
-    if not tag.isdigit() or len(tag) > 9:
+    # ASCII digits only: "²" (latin-1 in a header) is a str.isdigit() that int() refuses.
+    if not (tag.isascii() and tag.isdigit()) or len(tag) > 9:
         raise UnprocessableAnswer('If-Match must name a grade version, e.g. "3" (the ETag of the grade).')
     return int(tag)
 
@@ -143,6 +145,15 @@ def _raw(result: QuestionResult, grade: ManualGrade | None) -> float | None:
     if grade is not None:
         return grade.score
     return None if result.verdict == Verdict.PENDING_MANUAL else result.score
+
+
+def _verdict(result: QuestionResult, grade: ManualGrade | None) -> Verdict:
+    """The answer's verdict as the submission view and the gradebook show it: a person's grade
+    decides it (correct at full points, incorrect at 0, partial between), else the grader's."""
+    if grade is None:
+        return result.verdict
+    fraction = grade.score / result.max_score if result.max_score > 0 else 1.0
+    return GradeResult.from_fraction(fraction, "").verdict
 
 
 def _grade_view(session: Session, grade: ManualGrade) -> ManualGradeView:
@@ -276,6 +287,8 @@ def delete_grade(
     expected = parse_if_match(if_match)
     if not reason.strip():
         raise UnprocessableAnswer("Deleting a grade needs a reason.", details={"reason": "required"})
+    if (problem := unstorable_text(reason)) is not None:  # PostgreSQL refuses it: a 500, not a 422
+        raise UnprocessableAnswer(f"The reason {problem}.", details={"reason": problem})
     existing = repository.manual_grade(session, submission_id, question_key)
     result = repository.current_result(session, submission_id, question_key)
     if existing is None or result is None:
@@ -509,7 +522,7 @@ def student_history(
             if manual is not None and not access.role.is_staff:
                 manual = manual.model_copy(update={"reason": ""})  # staff's note, not the student's
             questions[result.question_key] = HistoryAnswer(
-                verdict=result.verdict if show_scores else None,
+                verdict=_verdict(result, grade) if show_scores else None,
                 auto_score=None
                 if result.verdict == Verdict.PENDING_MANUAL or not show_scores
                 else result.score,

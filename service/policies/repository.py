@@ -160,14 +160,30 @@ def used_attempts(session: Session, assignment_id: int, user_id: int) -> tuple[C
         per_question[key] += 1
         submissions.add(submission_id)
     # Not graded yet (the original job queued or running): each answer counts. Few at a time, so
-    # their answers' keys are read here; a failed job (status error) costs nothing.
+    # their answers' keys are read here; a failed job (status error) costs nothing. An answer a
+    # regrade already graded before the first job (its current result) was counted above, or is
+    # free: it is not counted again.
     in_flight = _of_assignment(
-        select(Submission.answers)
+        select(Submission.id, Submission.answers)
         .join(GradingJob, and_(GradingJob.submission_id == Submission.id, GradingJob.revision == 1))
         .where(Submission.user_id == user_id, GradingJob.status.in_((JobStatus.QUEUED, JobStatus.RUNNING))),
         assignment_id,
     )
-    pending = session.scalars(in_flight).all()
-    for answers in pending:
-        per_question.update(answers.keys())
-    return per_question, len(submissions) + len(pending)
+    pending = session.execute(in_flight).all()
+    graded_already = set()
+    if pending:
+        graded_already = {
+            (row[0], row[1])
+            for row in session.execute(
+                select(QuestionResult.submission_id, QuestionResult.question_key).where(
+                    QuestionResult.submission_id.in_([submission_id for submission_id, _ in pending]),
+                    QuestionResult.is_current,
+                )
+            ).all()
+        }
+    for submission_id, answers in pending:
+        waiting = [key for key in answers if (submission_id, key) not in graded_already]
+        per_question.update(waiting)
+        if waiting:
+            submissions.add(submission_id)
+    return per_question, len(submissions)

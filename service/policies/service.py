@@ -11,7 +11,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from service.assignments.policy import Lateness, Policy, lateness
-from service.assignments.service import AssignmentAccess, AssignmentRules, current_rules, resolve_access
+from service.assignments.service import (
+    AssignmentAccess,
+    AssignmentRules,
+    current_rules,
+    latest_snapshot,
+    resolve_access,
+)
 from service.assignments.snapshots import VersionSnapshot
 from service.auth.service import Principal
 from service.errors import (
@@ -215,6 +221,13 @@ def recompute_lateness(session: Session, snapshot: VersionSnapshot, user_id: int
             changes.append({"id": submission_id, "late_seconds": new_seconds, "late_penalty": new_penalty})
     repository.set_lateness(session, changes)
     return len(changes)
+
+
+def remeasure_after_load(session: Session, course_slug: str, slug: str) -> int:
+    """A new version of the material was loaded: its `[policy]` (the one in force unless the course
+    set its own) may move the deadline or change the late rule, so every student's submission to
+    the assignment is measured again; returns how many changed."""
+    return recompute_lateness(session, latest_snapshot(session, course_slug, slug))
 
 
 def admit(

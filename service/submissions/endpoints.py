@@ -172,7 +172,8 @@ async def list_submissions(
     assignment: str,
     scope: Scope,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    # Bounded: a number past a 64-bit integer fails in the database (a 500), not a 422.
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> SubmissionList:
     """A student's own submissions; the whole course's for its TAs and instructors."""
     return await scope.run(
