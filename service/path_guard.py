@@ -7,9 +7,11 @@ it would fail with a 500. No slug, username or question id holds one: nothing by
 
 from __future__ import annotations
 
+from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from service.body_size import ASGIApp, Receive, Scope, Send
+from service.dashboard.pages import dashboard_error, is_dashboard
 from service.errors import error_body
 
 
@@ -19,7 +21,13 @@ class NulFreePaths:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and "\x00" in scope.get("path", ""):
-            response = JSONResponse(error_body("not_found", "Not Found"), status_code=404)
+            request = Request(scope)
+            # The dashboard's pages answer with a page, the API with its error shape.
+            response = (
+                dashboard_error(request, 404, "There is no such page.")
+                if is_dashboard(request)
+                else JSONResponse(error_body("not_found", "Not Found"), status_code=404)
+            )
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
