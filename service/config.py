@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     # The bearer token Prometheus sends to GET /metrics. Unset: /metrics is open in development and
     # answers 404 in production (the figures describe the course's activity).
     metrics_token: str | None = Field(default=None, min_length=16, max_length=256)
+    # The Fernet key (base64, 32 bytes) that encrypts the secrets the LMS integration stores; unset:
+    # one derived from SECRET_KEY (service/lms/secrets_box.py).
+    encryption_key: str | None = Field(default=None, min_length=44, max_length=44)
     # How long the TA dashboard's sign-in cookie lives (the token itself may be revoked sooner).
     dashboard_session_seconds: int = Field(default=8 * 3600, ge=60, le=30 * 24 * 3600)
 

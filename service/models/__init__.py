@@ -3,6 +3,16 @@
 from service.models.assignment import Assignment, AssignmentVersion, Question
 from service.models.base import Base, utcnow
 from service.models.course import ApiToken, Course, Enrollment, Role, User
+from service.models.lms import (
+    DeliveryStatus,
+    LmsInboundSecret,
+    LmsMapping,
+    LmsMappingKind,
+    LmsReceivedWebhook,
+    OutboxEvent,
+    WebhookDelivery,
+    WebhookSubscription,
+)
 from service.models.queue import Queue
 from service.models.rate_limit import RateLimitEvent
 from service.models.staff import (
@@ -22,13 +32,19 @@ __all__ = [
     "AssignmentVersion",
     "Base",
     "Course",
+    "DeliveryStatus",
     "Enrollment",
     "Extension",
     "GradeAuditEntry",
     "GradingJob",
     "JobStatus",
+    "LmsInboundSecret",
+    "LmsMapping",
+    "LmsMappingKind",
+    "LmsReceivedWebhook",
     "ManualGrade",
     "ManualGradeKind",
+    "OutboxEvent",
     "Question",
     "QuestionResult",
     "Queue",
@@ -38,5 +54,7 @@ __all__ = [
     "Submission",
     "SubmissionFile",
     "User",
+    "WebhookDelivery",
+    "WebhookSubscription",
     "utcnow",
 ]
