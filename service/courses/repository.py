@@ -44,3 +44,13 @@ def set_role(session: Session, course_id: int, user_id: int, role: Role) -> None
     else:
         enrollment.role = role
     session.flush()
+
+
+def student_id(session: Session, course_id: int, username: str) -> int | None:
+    """The id of the user enrolled in the course as a student (not its staff) under that name."""
+    statement = (
+        select(User.id)
+        .join(Enrollment, Enrollment.user_id == User.id)
+        .where(Enrollment.course_id == course_id, User.username == username, Enrollment.role == Role.STUDENT)
+    )
+    return session.scalars(statement).one_or_none()

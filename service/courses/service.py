@@ -23,3 +23,8 @@ def enroll(session: Session, course: Course, user: User, role: Role) -> None:
 def role_in(session: Session, course_id: int, user_id: int) -> Role | None:
     """The user's role in the course, or None if they are not enrolled."""
     return repository.get_role(session, course_id, user_id)
+
+
+def student_id(session: Session, course_id: int, username: str) -> int | None:
+    """The id of the course's student of that username; None for staff, outsiders, unknown names."""
+    return repository.student_id(session, course_id, username)

@@ -19,14 +19,12 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from sqlalchemy.orm import Session, sessionmaker
-from starlette.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 
-from service.auth.service import Principal, authenticate, hash_token
+from service.api import RequestScope
+from service.auth.service import Principal, hash_token
 from service.config import Settings
-from service.db import transaction
 from service.errors import AppError, Forbidden, Unauthenticated
-from service.worker.executor import Executor
 
 Result = TypeVar("Result")
 
@@ -47,16 +45,14 @@ def csrf_token(settings: Settings, api_token: str) -> str:
 
 
 class DashboardScope:
-    """One dashboard request: the cookie's token, and work run in one transaction on a worker
-    thread (as the API's RequestScope does)."""
+    """One dashboard request: the cookie's token, and work run as the API runs it (one transaction
+    on a worker thread, service.api.RequestScope), signing in again when the token is not valid."""
 
     def __init__(self, request: Request) -> None:
         self.request = request
         self.settings: Settings = request.app.state.settings
-        self.executor: Executor = request.app.state.executor
-        self._session_factory: sessionmaker[Session] = request.app.state.session_factory
         self.token: str | None = request.cookies.get(SESSION_COOKIE)
-        self._read_only = request.method in ("GET", "HEAD")
+        self._api = RequestScope(request, self.token)
 
     @property
     def csrf(self) -> str:
@@ -64,25 +60,13 @@ class DashboardScope:
 
     async def run(self, work: Callable[[Session, Principal], Result]) -> Result:
         """Run `work` for the signed-in user; SignInRequired if the cookie holds no valid token."""
-        token = self.token
-
-        def authenticated(session: Session) -> Result:
-            try:
-                principal = authenticate(session, token)
-            except Unauthenticated:
-                raise SignInRequired from None
-            return work(session, principal)
-
-        return await run_in_threadpool(self._in_transaction, authenticated)
+        try:
+            return await self._api.run(work)
+        except Unauthenticated:
+            raise SignInRequired from None
 
     async def run_anonymous(self, work: Callable[[Session], Result]) -> Result:
-        return await run_in_threadpool(self._in_transaction, work)
-
-    def _in_transaction(self, work: Callable[[Session], Result]) -> Result:
-        with transaction(
-            self._session_factory, read_only=self._read_only, notify_jobs=self.executor.notify
-        ) as session:
-            return work(session)
+        return await self._api.run_anonymous(work)
 
     async def check_csrf(self) -> dict[str, Any]:
         """The form of a state-changing request, after its CSRF token (form field or header) and

@@ -27,14 +27,12 @@ from service.models import (
     Assignment,
     AssignmentVersion,
     Course,
-    Enrollment,
     GradeAuditEntry,
     GradingJob,
     JobStatus,
     ManualGrade,
     Question,
     QuestionResult,
-    Role,
     Submission,
     User,
 )
@@ -230,16 +228,6 @@ def audit_of_course(
     if before_id is not None:
         statement = statement.where(GradeAuditEntry.id < before_id)
     return session.execute(statement).all()
-
-
-def student_in_course(session: Session, course_id: int, username: str) -> int | None:
-    """The id of a student enrolled in the course (not its staff), or None."""
-    statement = (
-        select(User.id)
-        .join(Enrollment, Enrollment.user_id == User.id)
-        .where(Enrollment.course_id == course_id, User.username == username, Enrollment.role == Role.STUDENT)
-    )
-    return session.scalars(statement).one_or_none()
 
 
 def history(

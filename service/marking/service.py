@@ -22,7 +22,7 @@ from graders.manual import ManualConfig
 from service.assignments.service import current_rules, resolve_access
 from service.assignments.snapshots import QuestionSnapshot, get_snapshot
 from service.auth.service import Principal
-from service.courses.service import role_in
+from service.courses.service import role_in, student_id
 from service.errors import Conflict, Forbidden, NotFound, UnprocessableAnswer
 from service.grading import service as grading
 from service.marking import repository
@@ -496,7 +496,7 @@ def student_history(
     person's grade; for the course's staff, and for the student themself (scores only once grades
     are visible to students)."""
     access = resolve_access(session, principal, course_slug, slug)
-    user_id = repository.student_in_course(session, access.snapshot.course_id, username)
+    user_id = student_id(session, access.snapshot.course_id, username)
     if not access.role.is_staff and user_id != principal.user_id:
         raise Forbidden("Students see only their own history.")
     if user_id is None:

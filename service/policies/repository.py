@@ -62,16 +62,6 @@ def flush(session: Session) -> None:
     session.flush()
 
 
-def student_in_course(session: Session, course_id: int, username: str) -> int | None:
-    """The user id of a student enrolled in the course under that username, else None."""
-    statement = (
-        select(User.id)
-        .join(Enrollment, Enrollment.user_id == User.id)
-        .where(Enrollment.course_id == course_id, User.username == username, Enrollment.role == Role.STUDENT)
-    )
-    return session.scalars(statement).one_or_none()
-
-
 def extension_of(session: Session, assignment_id: int, user_id: int) -> Extension | None:
     statement = select(Extension).where(
         Extension.assignment_id == assignment_id, Extension.user_id == user_id

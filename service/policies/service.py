@@ -20,6 +20,7 @@ from service.assignments.service import (
 )
 from service.assignments.snapshots import VersionSnapshot
 from service.auth.service import Principal
+from service.courses.service import student_id
 from service.errors import (
     AttemptLimitReached,
     DeadlinePassed,
@@ -128,7 +129,7 @@ def _in_zone(moment: datetime, policy: Policy) -> datetime:
 
 
 def _student(session: Session, snapshot: VersionSnapshot, username: str) -> int:
-    user_id = repository.student_in_course(session, snapshot.course_id, username)
+    user_id = student_id(session, snapshot.course_id, username)
     if user_id is None:
         raise NotFound(f"No student {username[:100]!r} in this course.")
     return user_id
