@@ -130,7 +130,7 @@ def current_answers(
         .where(QuestionResult.submission_id == submission_id, QuestionResult.is_current.is_(True))
         .order_by(QuestionResult.question_key)
     )
-    return [(result, grade) for result, grade in session.execute(statement).tuples()]
+    return [(result, grade) for result, grade in session.execute(statement)]
 
 
 # ---- the outbox -------------------------------------------------------------------------------
@@ -172,7 +172,7 @@ def deliveries_of(
     )
     if before is not None:
         statement = statement.where(WebhookDelivery.id < before)
-    return [(delivery, event) for delivery, event in session.execute(statement).tuples()]
+    return [(delivery, event) for delivery, event in session.execute(statement)]
 
 
 def delivery(
