@@ -89,6 +89,13 @@ class Settings(BaseSettings):
     # The Fernet key (base64, 32 bytes) that encrypts the secrets the LMS integration stores; unset:
     # one derived from SECRET_KEY (service/lms/secrets_box.py).
     encryption_key: str | None = Field(default=None, min_length=44, max_length=44)
+    # Outbound webhooks (service/lms/delivery.py): one attempt's time limit (connect, send, wait
+    # for the answer), so that a slow receiver costs only its own deliveries; the retry schedule
+    # (10 s, 1 min, 5 min, 30 min, 2 h, 8 h, then dead) times this scale (tests use a tiny one);
+    # and the deliveries one worker claims at a time, sent concurrently.
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    webhook_retry_scale: float = Field(default=1.0, gt=0, le=100)
+    webhook_batch: int = Field(default=16, ge=1, le=256)
     # How long the TA dashboard's sign-in cookie lives (the token itself may be revoked sooner).
     dashboard_session_seconds: int = Field(default=8 * 3600, ge=60, le=30 * 24 * 3600)
 

@@ -45,7 +45,10 @@ PUBLIC = dict.fromkeys(CALLERS, 200)
 STAFF_ONLY = STAFF | UNAUTHENTICATED
 
 
-def _endpoints(submission: str, regrade: str = "r") -> dict[str, Cell]:
+def _endpoints(
+    submission: str, regrade: str = "r", webhook: str = "{webhook_id}", delivery: str = "{delivery_id}"
+) -> dict[str, Cell]:
+    hooks = "/api/v1/courses/demo/webhooks"
     return {
         "assignment": Cell("GET", "/api/v1/courses/demo/assignments/hw5", None, ENROLLED | UNAUTHENTICATED),
         "variant": Cell(
@@ -182,6 +185,27 @@ def _endpoints(submission: str, regrade: str = "r") -> dict[str, Cell]:
             "GET", "/api/v1/courses/demo/assignments/hw5/regrades", None, STAFF | UNAUTHENTICATED
         ),
         "read_regrade": Cell("GET", f"/api/v1/regrades/{regrade}", None, STAFF | UNAUTHENTICATED),
+        "webhooks_create": Cell(
+            "POST",
+            hooks,
+            {"url": "https://lms.example.edu/hook", "events": ["grade.changed"]},
+            {k: 201 if v == 200 else v for k, v in STAFF.items()} | UNAUTHENTICATED,
+        ),
+        "webhooks_list": Cell("GET", hooks, None, STAFF_ONLY),
+        "webhooks_deliveries": Cell("GET", f"{hooks}/{webhook}/deliveries", None, STAFF_ONLY),
+        "webhooks_redeliver": Cell(
+            "POST",
+            f"{hooks}/{webhook}/deliveries/{delivery}/redeliver",
+            None,
+            {k: 202 if v == 200 else v for k, v in STAFF.items()} | UNAUTHENTICATED,
+        ),
+        # Deleting is idempotent: the instructor deletes what the TA already deleted.
+        "webhooks_delete": Cell(
+            "DELETE",
+            f"{hooks}/{webhook}",
+            None,
+            {k: 204 if v == 200 else v for k, v in STAFF.items()} | UNAUTHENTICATED,
+        ),
         "healthz": Cell("GET", "/healthz", None, PUBLIC),
         "readyz": Cell("GET", "/readyz", None, PUBLIC),
         # The matrix runs with AUTOGRADE_METRICS_TOKEN set: no user's API token opens /metrics.
@@ -224,10 +248,20 @@ def test_authorization_matrix(api: Api, endpoint: str) -> None:
     api.client.app.state.settings = settings.model_copy(  # type: ignore[attr-defined]
         update={"metrics_token": "the-prometheus-scrape-token"}
     )
+    # A webhook subscription of the course, so that grading leaves a delivery in its log.
+    hook = api.client.post(
+        "/api/v1/courses/demo/webhooks",
+        json={"url": "http://127.0.0.1:9/hook", "events": ["submission.graded"]},
+        headers=api.accounts.header("instructor"),
+    )
+    assert hook.status_code == 201
     created = api.submit("student", ANSWERS)
     assert created.status_code == 202
     submission = created.json()["id"]
     api.grade_pending()
+    deliveries = api.get("ta", f"/api/v1/courses/demo/webhooks/{hook.json()['id']}/deliveries").json()[
+        "items"
+    ]
     if endpoint == "delete_extension":
         granted = api.client.put(
             "/api/v1/courses/demo/assignments/hw5/extensions/student2",
@@ -244,7 +278,7 @@ def test_authorization_matrix(api: Api, endpoint: str) -> None:
         override = {"score": 0, "reason": "copied answer"}
         path = f"/api/v1/submissions/{submission}/questions/q1_1/grade"
         assert api.client.put(path, json=override, headers=api.accounts.header("ta")).status_code == 200
-    cell = _endpoints(submission, regrade.json()["id"])[endpoint]
+    cell = _endpoints(submission, regrade.json()["id"], hook.json()["id"], str(deliveries[0]["id"]))[endpoint]
     assert set(cell.expected) == set(CALLERS)
 
     send: Callable[..., httpx2.Response] = getattr(api.client, cell.method.lower())

@@ -52,6 +52,14 @@ EXPECTED_OPERATION_IDS = {
     ("get", "/api/v1/submissions/{submission_id}/results.json"): "marking-get-results",
     ("get", "/api/v1/courses/{course}/assignments/{assignment}/students/{username}"): "marking-get-student",
     ("delete", "/api/v1/users/{username}/tokens"): "tokens-revoke",
+    ("post", "/api/v1/courses/{course}/webhooks"): "webhooks-create",
+    ("get", "/api/v1/courses/{course}/webhooks"): "webhooks-list",
+    ("delete", "/api/v1/courses/{course}/webhooks/{webhook_id}"): "webhooks-delete",
+    ("get", "/api/v1/courses/{course}/webhooks/{webhook_id}/deliveries"): "webhooks-list-deliveries",
+    (
+        "post",
+        "/api/v1/courses/{course}/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver",
+    ): "webhooks-redeliver",
     ("get", "/api/v1/courses/{course}/assignments/{assignment}/policy"): "policies-get",
     ("put", "/api/v1/courses/{course}/assignments/{assignment}/policy"): "policies-set",
     ("delete", "/api/v1/courses/{course}/assignments/{assignment}/policy"): "policies-delete",
@@ -87,6 +95,7 @@ VERBS = {
     "delete",
     "release",
     "withhold",
+    "redeliver",
 }
 # The question kinds whose answers go in the JSON `answers` (notebooks are uploaded files).
 ANSWER_COMPONENTS = {

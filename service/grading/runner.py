@@ -27,6 +27,8 @@ from service.db import transaction
 from service.grading import repository
 from service.grading.repository import ClaimedJob
 from service.grading.service import QuestionOutcome, grade_submission
+from service.lms.schemas import WebhookEvent
+from service.lms.service import record_submission_event
 from service.models import Queue, utcnow
 
 logger = logging.getLogger(__name__)
@@ -244,6 +246,13 @@ class GradingRunner:
         repository.close_finished_regrades(
             session, list({item.job.regrade_id for item in kept if item.job.regrade_id is not None}), now
         )
+        # The outbox, in this transaction: the events commit with the scores or not at all. A
+        # first grading is `submission.graded`; a regrade that changed a score, `grade.changed`.
+        first = sorted({item.job.submission_id for item in kept if item.job.regrade_id is None})
+        for submission_id in first:
+            record_submission_event(session, submission_id, WebhookEvent.SUBMISSION_GRADED, now)
+        for submission_id in sorted(set(revisions.regraded_submissions) - set(first)):
+            record_submission_event(session, submission_id, WebhookEvent.GRADE_CHANGED, now)
 
     @contextmanager
     def _lease_keeper(self, jobs: Sequence[ClaimedJob]) -> Iterator[None]:

@@ -25,6 +25,8 @@ from service.auth.service import Principal
 from service.courses.service import role_in, student_id
 from service.errors import Conflict, Forbidden, NotFound, UnprocessableAnswer
 from service.grading import service as grading
+from service.lms.schemas import WebhookEvent
+from service.lms.service import record_submission_event
 from service.marking import repository
 from service.marking.repository import SubmissionContext
 from service.marking.schemas import (
@@ -270,6 +272,7 @@ def grade_answer(
         ),
     )
     grading.refresh_scores(session, [submission_id])
+    record_submission_event(session, submission_id, WebhookEvent.GRADE_CHANGED)
     return GradedAnswer(get_submission(session, principal, submission_id), version)
 
 
@@ -313,6 +316,7 @@ def delete_grade(
         ),
     )
     grading.refresh_scores(session, [submission_id])
+    record_submission_event(session, submission_id, WebhookEvent.GRADE_CHANGED)
     return GradedAnswer(get_submission(session, principal, submission_id), None)
 
 

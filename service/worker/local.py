@@ -25,6 +25,7 @@ from service.config import Settings
 from service.db import make_engine, make_session_factory
 from service.grading.runner import GradingRunner
 from service.grading.service import cuda_available
+from service.lms.delivery import run_delivery_loop
 from service.logs import configure_logging
 from service.models import Queue
 
@@ -45,9 +46,16 @@ def claimable_queues(settings: Settings) -> tuple[Queue, ...]:
 
 def run_worker_loop(settings: Settings, index: int, wake: SemaphoreType, stop: threading.Event) -> None:
     engine = make_engine(settings)
-    runner = GradingRunner(
-        make_session_factory(engine), settings, worker_id(index), claimable_queues(settings)
+    session_factory = make_session_factory(engine)
+    runner = GradingRunner(session_factory, settings, worker_id(index), claimable_queues(settings))
+    # Webhooks go out from a thread of their own: a slow receiver never holds up grading.
+    deliveries = threading.Thread(
+        target=run_delivery_loop,
+        args=(session_factory, settings, worker_id(index), stop),
+        name="webhook-delivery",
+        daemon=True,
     )
+    deliveries.start()
     logger.info("grading worker %s started", worker_id(index))
     try:
         while not stop.is_set():
@@ -61,6 +69,8 @@ def run_worker_loop(settings: Settings, index: int, wake: SemaphoreType, stop: t
             if claimed == 0 and not stop.is_set():
                 wake.acquire(timeout=settings.poll_seconds)
     finally:
+        stop.set()
+        deliveries.join()
         engine.dispose()
 
 

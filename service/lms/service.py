@@ -1,0 +1,235 @@
+"""Outbound webhooks: subscriptions (the course's staff), the outbox written where scores change,
+and the delivery log with its redeliver action. Sending is service/lms/delivery.py, in the workers.
+
+record_submission_event is called by grading (the runner) and marking, inside the transaction
+that changes the score: the event commits with the score or not at all. This module therefore
+imports neither of them (import-linter)."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import uuid
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from graders import GradeResult, Verdict
+from service.auth.service import Principal
+from service.config import Settings
+from service.courses.service import role_in
+from service.errors import Forbidden, NotFound
+from service.lms import repository, secrets_box
+from service.lms.schemas import (
+    DeliveryList,
+    DeliveryView,
+    WebhookCreate,
+    WebhookCreated,
+    WebhookEvent,
+    WebhookList,
+    WebhookView,
+)
+from service.models import utcnow
+from service.models.lms import OutboxEvent, WebhookDelivery, WebhookSubscription
+
+SECRET_BYTES = 32
+
+
+def webhook_id(subscription_id: uuid.UUID, event_id: int) -> str:
+    """The `webhook-id` of a delivery: the same on every attempt and redelivery, so a receiver
+    acts on it once (Standard Webhooks' idempotency key)."""
+    return f"msg_{subscription_id.hex}_{event_id}"
+
+
+def new_signing_secret() -> str:
+    # Standard Webhooks: "whsec_" + base64 of 24-64 random bytes.
+    return "whsec_" + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
+
+
+# ---- access -----------------------------------------------------------------------------------
+
+
+def _staff_course(session: Session, principal: Principal, course_slug: str) -> int:
+    course = repository.course_id(session, course_slug)
+    role = None if course is None else role_in(session, course, principal.user_id)
+    if course is None or role is None:
+        raise NotFound(f"No course {course_slug!r}.")
+    if not role.is_staff:
+        raise Forbidden("Only TAs and instructors manage the course's webhooks.")
+    return course
+
+
+def _subscription(
+    session: Session, principal: Principal, course_slug: str, subscription_id: uuid.UUID
+) -> WebhookSubscription:
+    course = _staff_course(session, principal, course_slug)
+    found = repository.subscription(session, course, subscription_id)
+    if found is None:
+        raise NotFound("No such webhook subscription in this course.")
+    return found
+
+
+def _view(subscription: WebhookSubscription) -> WebhookView:
+    return WebhookView(
+        id=subscription.id,
+        url=subscription.url,
+        events=list(subscription.events),
+        created_at=subscription.created_at,
+        disabled_at=subscription.disabled_at,
+    )
+
+
+# ---- subscriptions ----------------------------------------------------------------------------
+
+
+def create_subscription(
+    session: Session, settings: Settings, principal: Principal, course_slug: str, request: WebhookCreate
+) -> WebhookCreated:
+    course = _staff_course(session, principal, course_slug)
+    secret = new_signing_secret()
+    subscription = repository.add_subscription(
+        session,
+        WebhookSubscription(
+            id=uuid.uuid4(),
+            course_id=course,
+            url=request.url,
+            events=[str(event) for event in request.events],
+            secret_encrypted=secrets_box.encrypt(settings, secret),
+            created_by_user_id=principal.user_id,
+            created_at=utcnow(),
+        ),
+    )
+    return WebhookCreated(**_view(subscription).model_dump(), secret=secret)
+
+
+def list_subscriptions(session: Session, principal: Principal, course_slug: str) -> WebhookList:
+    course = _staff_course(session, principal, course_slug)
+    return WebhookList(items=[_view(item) for item in repository.subscriptions_of(session, course)])
+
+
+def disable_subscription(
+    session: Session, principal: Principal, course_slug: str, subscription_id: uuid.UUID
+) -> None:
+    """No new deliveries, and the pending ones are not sent (the claim skips a disabled
+    subscription); the log stays. Deleting twice is not an error."""
+    _subscription(session, principal, course_slug, subscription_id)
+    repository.disable_subscription(session, subscription_id, utcnow())
+
+
+def _delivery_view(delivery: WebhookDelivery, event: OutboxEvent) -> DeliveryView:
+    return DeliveryView(
+        id=delivery.id,
+        event_id=event.id,
+        event_type=event.event_type,
+        submission_id=event.submission_id,
+        webhook_id=webhook_id(delivery.subscription_id, event.id),
+        status=delivery.status,
+        attempts=delivery.attempts,
+        next_attempt_at=delivery.next_attempt_at if delivery.status == "pending" else None,
+        last_status_code=delivery.last_status_code,
+        last_error=delivery.last_error,
+        delivered_at=delivery.delivered_at,
+        created_at=delivery.created_at,
+    )
+
+
+def list_deliveries(
+    session: Session,
+    principal: Principal,
+    course_slug: str,
+    subscription_id: uuid.UUID,
+    before: int | None,
+    limit: int,
+) -> DeliveryList:
+    _subscription(session, principal, course_slug, subscription_id)
+    rows = repository.deliveries_of(session, subscription_id, before, limit)
+    items = [_delivery_view(delivery, event) for delivery, event in rows]
+    return DeliveryList(items=items, next=items[-1].id if len(items) == limit else None)
+
+
+def redeliver(
+    session: Session, principal: Principal, course_slug: str, subscription_id: uuid.UUID, delivery_id: int
+) -> DeliveryView:
+    """Send the delivery again, now, on a fresh retry schedule (a dead one, a delivered one the
+    receiver lost, or a pending one waiting out a long backoff)."""
+    _subscription(session, principal, course_slug, subscription_id)
+    if repository.delivery(session, subscription_id, delivery_id) is None:
+        raise NotFound("No such delivery of this subscription.")
+    repository.reset_delivery(session, delivery_id, utcnow())
+    session.expire_all()
+    found = repository.delivery(session, subscription_id, delivery_id)
+    assert found is not None  # read back in the same transaction
+    return _delivery_view(*found)
+
+
+# ---- the outbox -------------------------------------------------------------------------------
+
+
+def _verdict(max_score: float, verdict: Verdict, manual_score: float | None) -> str:
+    # As the submission view shows it: a person's grade decides the verdict.
+    if manual_score is None:
+        return str(verdict)
+    fraction = manual_score / max_score if max_score > 0 else 1.0
+    return str(GradeResult.from_fraction(fraction, "").verdict)
+
+
+def _effective(raw: float | None, late_penalty: float) -> float | None:
+    # The staff issue's rule (docs/grading-policy.md): raw times (1 - late penalty), 6 places.
+    return None if raw is None else round(raw * (1 - late_penalty), 6)
+
+
+def record_submission_event(
+    session: Session, submission_id: uuid.UUID, event_type: WebhookEvent, now: datetime | None = None
+) -> OutboxEvent | None:
+    """Write the event and one pending delivery per live subscription of the course that takes
+    it, in the caller's transaction (after the scores are written); nothing when none does."""
+    facts = repository.submission_facts(session, submission_id)
+    if facts is None:
+        return None
+    subscribers = repository.active_subscription_ids(session, facts.course_id, str(event_type))
+    if not subscribers:
+        return None
+    now = now or utcnow()
+    questions = []
+    for result, grade in repository.current_answers(session, submission_id):
+        manual = grade.score if grade is not None else None
+        raw = (
+            manual
+            if manual is not None
+            else (None if result.verdict == Verdict.PENDING_MANUAL else result.score)
+        )
+        questions.append(
+            {
+                "key": result.question_key,
+                "score": raw,
+                "max_score": result.max_score,
+                "verdict": _verdict(result.max_score, result.verdict, manual),
+                "graded_by_person": grade is not None,
+            }
+        )
+    data = {
+        "submission_id": str(submission_id),
+        "course": facts.course,
+        "assignment": facts.assignment,
+        "student": facts.student,
+        "score": facts.score,
+        "effective_score": _effective(facts.score, facts.late_penalty),
+        "max_score": facts.max_score,
+        "late_penalty": facts.late_penalty,
+        # A TA still has to grade an answer: the LMS may show the score as provisional.
+        "pending_manual": any(question["score"] is None for question in questions),
+        "questions": questions,
+    }
+    payload = {"type": str(event_type), "timestamp": now.isoformat(), "data": data}
+    return repository.add_event(
+        session,
+        OutboxEvent(
+            course_id=facts.course_id,
+            event_type=str(event_type),
+            submission_id=submission_id,
+            payload=payload,
+            created_at=now,
+        ),
+        subscribers,
+        now,
+    )
