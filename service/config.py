@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     # The Fernet key (base64, 32 bytes) that encrypts the secrets the LMS integration stores; unset:
     # one derived from SECRET_KEY (service/lms/secrets_box.py).
     encryption_key: str | None = Field(default=None, min_length=44, max_length=44)
+    # After an instructor sets a new inbound LMS secret, the previous ones still verify events for
+    # this long, so the LMS can switch over without losing a call (0: they stop at once).
+    lms_inbound_secret_grace_seconds: int = Field(default=24 * 3600, ge=0, le=30 * 24 * 3600)
     # How long the TA dashboard's sign-in cookie lives (the token itself may be revoked sooner).
     dashboard_session_seconds: int = Field(default=8 * 3600, ge=60, le=30 * 24 * 3600)
 

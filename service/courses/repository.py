@@ -44,3 +44,14 @@ def set_role(session: Session, course_id: int, user_id: int, role: Role) -> None
     else:
         enrollment.role = role
     session.flush()
+
+
+def delete_enrollment(session: Session, course_id: int, user_id: int) -> bool:
+    enrollment = session.scalars(
+        select(Enrollment).where(Enrollment.course_id == course_id, Enrollment.user_id == user_id)
+    ).one_or_none()
+    if enrollment is None:
+        return False
+    session.delete(enrollment)
+    session.flush()
+    return True

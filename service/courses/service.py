@@ -23,3 +23,17 @@ def enroll(session: Session, course: Course, user: User, role: Role) -> None:
 def role_in(session: Session, course_id: int, user_id: int) -> Role | None:
     """The user's role in the course, or None if they are not enrolled."""
     return repository.get_role(session, course_id, user_id)
+
+
+def find_course(session: Session, slug: str) -> Course | None:
+    return repository.get_course_by_slug(session, slug)
+
+
+def find_user(session: Session, username: str) -> User | None:
+    return repository.get_user_by_username(session, username)
+
+
+def unenroll(session: Session, course: Course, user: User) -> bool:
+    """Take the user out of the course (their submissions and grades stay); False if they were
+    not in it."""
+    return repository.delete_enrollment(session, course.id, user.id)
