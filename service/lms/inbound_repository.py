@@ -62,8 +62,10 @@ def record_webhook(session: Session, course_id: int, webhook_id: str, now: datet
         _insert(session, LmsReceivedWebhook)
         .values(course_id=course_id, webhook_id=webhook_id, received_at=now)
         .on_conflict_do_nothing(index_elements=["course_id", "webhook_id"])
+        .returning(LmsReceivedWebhook.id)
     )
-    return bool(session.execute(statement).rowcount)  # type: ignore[attr-defined]
+    # A row comes back only when this call inserted it.
+    return session.execute(statement).scalar_one_or_none() is not None
 
 
 def set_mapping(
