@@ -7,9 +7,12 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import threading
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -20,8 +23,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.config import Settings
+from service.db import transaction
+from service.lms import inbound_service
 from service.models import Enrollment, LmsInboundSecret, LmsReceivedWebhook, Role, Submission, User
-from tests.conftest import Api
+from tests.conftest import Api, scratch_service
 from tests.graders.notebooks import SOLUTION
 
 SECRET_PATH = "/api/v1/courses/demo/lms/inbound-secret"
@@ -351,3 +356,34 @@ def test_mappings_name_members_and_assignments_of_the_course(api: Api) -> None:
     assignments = "/api/v1/courses/demo/lms/assignments"
     assert api.client.put(f"{assignments}/7", json={"assignment": "other1"}, headers=ta).status_code == 404
     assert api.client.put(f"{assignments}/7", json={"assignment": "hw5"}, headers=ta).status_code == 200
+
+
+def test_two_deliveries_of_one_event_at_once_act_once(backend: str, tmp_path: Path) -> None:
+    """Real commits in two threads: the second delivery waits for the first's row, then is a
+    duplicate (PostgreSQL: the unique index; SQLite: the write lock)."""
+    with scratch_service(backend, tmp_path) as service:
+        instructor = {"Authorization": f"Bearer {service.tokens['instructor']}"}
+        secret = service.client.put(SECRET_PATH, headers=instructor).json()["secret"]
+        for path, body in (
+            ("/api/v1/courses/demo/lms/users/lms-user-1", {"username": "student"}),
+            ("/api/v1/courses/demo/lms/assignments/lms-hw5", {"assignment": "hw5"}),
+        ):
+            assert service.client.put(path, json=body, headers=instructor).status_code == 200
+        body = json.dumps(submission_event())
+        at = datetime.now(UTC)
+        headers = inbound_service.SignatureHeaders(
+            "msg_raced", str(int(at.timestamp())), SIGNERS["svix"](secret, "msg_raced", at, body)
+        )
+        start = threading.Barrier(2)
+
+        def deliver() -> str:
+            start.wait()
+            with transaction(service.session_factory) as session:
+                received = inbound_service.receive_event(session, service.settings, body.encode(), headers)
+            return received.result.status
+
+        with ThreadPoolExecutor(2) as pool:
+            outcomes = sorted(pool.map(lambda _: deliver(), range(2)))
+        assert outcomes == ["duplicate", "processed"]
+        with service.session_factory() as session:
+            assert count(session, Submission) == 1
