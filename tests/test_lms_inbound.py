@@ -364,11 +364,11 @@ def test_two_deliveries_of_one_event_at_once_act_once(backend: str, tmp_path: Pa
     with scratch_service(backend, tmp_path) as service:
         instructor = {"Authorization": f"Bearer {service.tokens['instructor']}"}
         secret = service.client.put(SECRET_PATH, headers=instructor).json()["secret"]
-        for path, body in (
+        for path, mapping in (
             ("/api/v1/courses/demo/lms/users/lms-user-1", {"username": "student"}),
             ("/api/v1/courses/demo/lms/assignments/lms-hw5", {"assignment": "hw5"}),
         ):
-            assert service.client.put(path, json=body, headers=instructor).status_code == 200
+            assert service.client.put(path, json=mapping, headers=instructor).status_code == 200
         body = json.dumps(submission_event())
         at = datetime.now(UTC)
         headers = inbound_service.SignatureHeaders(
