@@ -39,7 +39,7 @@ SignatureHeader = Annotated[str | None, Header(alias="webhook-signature", max_le
     "/courses/{course}/lms/inbound-secret",
     operation_id="lms-set-inbound-secret",
     response_model=InboundSecretView,
-    responses=error_responses(401, 403, 404, 413, 422),
+    responses=error_responses(400, 401, 403, 404, 413, 422),
 )
 async def set_inbound_secret(
     course: str, scope: Scope, body: InboundSecretSet | None = None
@@ -58,7 +58,7 @@ async def set_inbound_secret(
     "/courses/{course}/lms/users/{external_id}",
     operation_id="lms-set-user-mapping",
     response_model=UserMappingView,
-    responses=error_responses(401, 403, 404, 413, 422),
+    responses=error_responses(400, 401, 403, 404, 413, 422),
 )
 async def set_user_mapping(
     course: str, external_id: ExternalId, body: UserMappingSet, scope: Scope
@@ -73,7 +73,7 @@ async def set_user_mapping(
     "/courses/{course}/lms/assignments/{external_id}",
     operation_id="lms-set-assignment-mapping",
     response_model=AssignmentMappingView,
-    responses=error_responses(401, 403, 404, 413, 422),
+    responses=error_responses(400, 401, 403, 404, 413, 422),
 )
 async def set_assignment_mapping(
     course: str, external_id: ExternalId, body: AssignmentMappingSet, scope: Scope
