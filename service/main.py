@@ -20,7 +20,7 @@ from service.db import make_engine, make_session_factory
 from service.error_handlers import install_error_handlers
 from service.grades.endpoints import router as grades_router
 from service.health.endpoints import router as health_router
-from service.lms.inbound_endpoints import router as lms_inbound_router
+from service.lms_inbound.endpoints import router as lms_inbound_router
 from service.marking.endpoints import router as marking_router
 from service.openapi import operation_id, with_request_body_components
 from service.path_guard import NulFreePaths

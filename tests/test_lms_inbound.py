@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from service.config import Settings
 from service.db import transaction
-from service.lms import inbound_service
+from service.lms_inbound import service as inbound_service
 from service.models import Enrollment, LmsInboundSecret, LmsReceivedWebhook, Role, Submission, User
 from tests.conftest import Api, scratch_service
 from tests.graders.notebooks import SOLUTION

@@ -28,8 +28,9 @@ from service.errors import (
     UnprocessableEvent,
     WebhookRejected,
 )
-from service.lms import inbound_repository as repository
-from service.lms.inbound_schemas import (
+from service.lms.secrets_box import UnreadableSecret, decrypt, encrypt
+from service.lms_inbound import repository as repository
+from service.lms_inbound.schemas import (
     SECRET_PREFIX,
     AssignmentMappingSet,
     AssignmentMappingView,
@@ -43,7 +44,6 @@ from service.lms.inbound_schemas import (
     UserMappingSet,
     UserMappingView,
 )
-from service.lms.secrets_box import UnreadableSecret, decrypt, encrypt
 from service.models import Course, LmsMappingKind, Role, utcnow
 from service.submissions import service as submissions
 from service.submissions.schemas import SubmissionAccepted, SubmissionCreate, UploadedFile

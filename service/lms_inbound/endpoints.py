@@ -10,8 +10,8 @@ from fastapi import APIRouter, Header, Path, Request
 
 from service.api import RequestScope, Scope, error_responses
 from service.errors import AppError
-from service.lms import inbound_service as service
-from service.lms.inbound_schemas import (
+from service.lms_inbound import service as service
+from service.lms_inbound.schemas import (
     AssignmentMappingSet,
     AssignmentMappingView,
     InboundSecretSet,
