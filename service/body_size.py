@@ -19,11 +19,19 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 class BodySizeLimit:
     """Refuse bodies over the limit before they are read whole (Content-Length or streamed)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, max_multipart_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        max_multipart_bytes: int | None = None,
+        upload_paths: frozenset[str] = frozenset(),
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         # Uploads (multipart/form-data) may carry files up to their own limit on top.
         self.max_multipart_bytes = max_multipart_bytes or max_bytes
+        # JSON bodies that carry files too (an LMS event with a notebook in base64) get that limit.
+        self.upload_paths = upload_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -31,6 +39,7 @@ class BodySizeLimit:
             return
         headers = dict(scope.get("headers", []))
         is_upload = headers.get(b"content-type", b"").startswith(b"multipart/form-data")
+        is_upload = is_upload or scope.get("path") in self.upload_paths
         limit = self.max_multipart_bytes if is_upload else self.max_bytes
         if b"content-length" in headers:
             try:

@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     webhook_retry_scale: float = Field(default=1.0, gt=0, le=100)
     webhook_batch: int = Field(default=16, ge=1, le=256)
+    # After an instructor sets a new inbound LMS secret, the previous ones still verify events for
+    # this long, so the LMS can switch over without losing a call (0: they stop at once).
+    lms_inbound_secret_grace_seconds: int = Field(default=24 * 3600, ge=0, le=30 * 24 * 3600)
     # How long the TA dashboard's sign-in cookie lives (the token itself may be revoked sooner).
     dashboard_session_seconds: int = Field(default=8 * 3600, ge=60, le=30 * 24 * 3600)
 

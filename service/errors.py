@@ -89,3 +89,24 @@ class AttemptLimitReached(Conflict):
     """A question (or the assignment) has used all its attempts; details name which."""
 
     code = "attempt_limit_reached"
+
+
+class WebhookRejected(Unauthenticated):
+    """An inbound LMS event whose Standard Webhooks signature does not verify against any live
+    secret of its course (or whose signature headers are missing)."""
+
+    code = "invalid_signature"
+
+
+class StaleWebhook(WebhookRejected):
+    """An inbound LMS event signed more than the tolerance (5 minutes) away from now."""
+
+    code = "stale_timestamp"
+
+
+class UnprocessableEvent(AppError):
+    """An inbound LMS event that is not one we can act on: malformed, of an unknown type, or naming
+    an LMS user or assignment nobody mapped."""
+
+    status_code = 422
+    code = "invalid_event"

@@ -21,6 +21,7 @@ from service.error_handlers import install_error_handlers
 from service.grades.endpoints import router as grades_router
 from service.health.endpoints import router as health_router
 from service.lms.endpoints import router as webhooks_router
+from service.lms_inbound.endpoints import router as lms_inbound_router
 from service.marking.endpoints import router as marking_router
 from service.openapi import operation_id, with_request_body_components
 from service.path_guard import NulFreePaths
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None, executor: Executor | None = Non
     app.include_router(regrades_router)
     app.include_router(marking_router)
     app.include_router(webhooks_router)
+    app.include_router(lms_inbound_router)
     app.include_router(dashboard_router)
     app.include_router(dashboard_overview_router)
     app.include_router(dashboard_policy_router)
@@ -82,6 +84,8 @@ def create_app(settings: Settings | None = None, executor: Executor | None = Non
         max_bytes=settings.max_body_bytes,
         # Room for the JSON answers and two files of the upload limit.
         max_multipart_bytes=settings.max_body_bytes + 2 * settings.max_upload_bytes,
+        # An LMS event carries its notebook in base64 (a third larger) in the JSON body.
+        upload_paths=frozenset({"/api/v1/lms/events"}),
     )
     app.add_middleware(NulFreePaths)
     return app

@@ -206,6 +206,26 @@ def _endpoints(
             None,
             {k: 204 if v == 200 else v for k, v in STAFF.items()} | UNAUTHENTICATED,
         ),
+        "set_inbound_secret": Cell(
+            "PUT",
+            "/api/v1/courses/demo/lms/inbound-secret",
+            None,
+            {"student": 403, "student2": 403, "other_ta": 404, "ta": 403, "instructor": 200}
+            | UNAUTHENTICATED,
+        ),
+        "set_lms_user": Cell(
+            "PUT", "/api/v1/courses/demo/lms/users/lms-1", {"username": "student"}, STAFF_ONLY
+        ),
+        "set_lms_assignment": Cell(
+            "PUT", "/api/v1/courses/demo/lms/assignments/lms-hw5", {"assignment": "hw5"}, STAFF_ONLY
+        ),
+        # No bearer token opens it, only a Standard Webhooks signature (tests/test_lms_inbound.py).
+        "lms_event": Cell(
+            "POST",
+            "/api/v1/lms/events",
+            {"type": "enrollment.deleted", "data": {"course": "demo", "user": "lms-1"}},
+            dict.fromkeys(CALLERS, 401),
+        ),
         "healthz": Cell("GET", "/healthz", None, PUBLIC),
         "readyz": Cell("GET", "/readyz", None, PUBLIC),
         # The matrix runs with AUTOGRADE_METRICS_TOKEN set: no user's API token opens /metrics.
@@ -237,6 +257,8 @@ def test_the_matrix_names_every_route(api: Api) -> None:
         .replace("/questions/{question}/manual-queue", "/questions/q3_2/manual-queue")
         .replace("/students/{username}", "/students/student")
         .replace("/questions/{question}/statistics", "/questions/q2_1/statistics")
+        .replace("/lms/users/{external_id}", "/lms/users/lms-1")
+        .replace("/lms/assignments/{external_id}", "/lms/assignments/lms-hw5")
         for path in paths
     }
     assert normalised == covered

@@ -26,6 +26,10 @@ from tests.test_e2e_serve import CLI, free_port, running, service_env
 
 # Pinned: a generated client names its functions after these, so changing one breaks clients.
 EXPECTED_OPERATION_IDS = {
+    ("put", "/api/v1/courses/{course}/lms/inbound-secret"): "lms-set-inbound-secret",
+    ("put", "/api/v1/courses/{course}/lms/users/{external_id}"): "lms-set-user-mapping",
+    ("put", "/api/v1/courses/{course}/lms/assignments/{external_id}"): "lms-set-assignment-mapping",
+    ("post", "/api/v1/lms/events"): "lms-receive-event",
     ("get", "/healthz"): "health-check-liveness",
     ("get", "/readyz"): "health-check-readiness",
     ("get", "/metrics"): "health-get-metrics",
@@ -96,6 +100,7 @@ VERBS = {
     "release",
     "withhold",
     "redeliver",
+    "receive",
 }
 # The question kinds whose answers go in the JSON `answers` (notebooks are uploaded files).
 ANSWER_COMPONENTS = {

@@ -54,3 +54,14 @@ def student_id(session: Session, course_id: int, username: str) -> int | None:
         .where(Enrollment.course_id == course_id, User.username == username, Enrollment.role == Role.STUDENT)
     )
     return session.scalars(statement).one_or_none()
+
+
+def delete_enrollment(session: Session, course_id: int, user_id: int) -> bool:
+    enrollment = session.scalars(
+        select(Enrollment).where(Enrollment.course_id == course_id, Enrollment.user_id == user_id)
+    ).one_or_none()
+    if enrollment is None:
+        return False
+    session.delete(enrollment)
+    session.flush()
+    return True

@@ -28,3 +28,17 @@ def role_in(session: Session, course_id: int, user_id: int) -> Role | None:
 def student_id(session: Session, course_id: int, username: str) -> int | None:
     """The id of the course's student of that username; None for staff, outsiders, unknown names."""
     return repository.student_id(session, course_id, username)
+
+
+def find_course(session: Session, slug: str) -> Course | None:
+    return repository.get_course_by_slug(session, slug)
+
+
+def find_user(session: Session, username: str) -> User | None:
+    return repository.get_user_by_username(session, username)
+
+
+def unenroll(session: Session, course: Course, user: User) -> bool:
+    """Take the user out of the course (their submissions and grades stay); False if they were
+    not in it."""
+    return repository.delete_enrollment(session, course.id, user.id)
