@@ -20,6 +20,7 @@ from service.db import make_engine, make_session_factory
 from service.error_handlers import install_error_handlers
 from service.grades.endpoints import router as grades_router
 from service.health.endpoints import router as health_router
+from service.lms.lti_endpoints import router as lti_router
 from service.marking.endpoints import router as marking_router
 from service.openapi import operation_id, with_request_body_components
 from service.path_guard import NulFreePaths
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None, executor: Executor | None = Non
     app.include_router(auth_router)
     app.include_router(regrades_router)
     app.include_router(marking_router)
+    app.include_router(lti_router)
     app.include_router(dashboard_router)
     app.include_router(dashboard_overview_router)
     app.include_router(dashboard_policy_router)

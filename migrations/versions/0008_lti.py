@@ -68,15 +68,9 @@ def upgrade() -> None:
         sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("course_id", sa.Integer(), nullable=False),
-        sa.Column("assignment_id", sa.Integer(), nullable=True),
+        sa.Column("assignment_slug", sa.String(length=64), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["assignment_id"],
-            ["assignments.id"],
-            name=op.f("fk_lti_launch_sessions_assignment_id_assignments"),
-            ondelete="CASCADE",
-        ),
         sa.ForeignKeyConstraint(
             ["course_id"],
             ["courses.id"],

@@ -44,3 +44,11 @@ def set_role(session: Session, course_id: int, user_id: int, role: Role) -> None
     else:
         enrollment.role = role
     session.flush()
+
+
+def get_user(session: Session, user_id: int) -> User | None:
+    return session.get(User, user_id)
+
+
+def get_course(session: Session, course_id: int) -> Course | None:
+    return session.get(Course, course_id)

@@ -23,3 +23,15 @@ def enroll(session: Session, course: Course, user: User, role: Role) -> None:
 def role_in(session: Session, course_id: int, user_id: int) -> Role | None:
     """The user's role in the course, or None if they are not enrolled."""
     return repository.get_role(session, course_id, user_id)
+
+
+def find_course(session: Session, slug: str) -> Course | None:
+    return repository.get_course_by_slug(session, slug)
+
+
+def user_by_id(session: Session, user_id: int) -> User | None:
+    return repository.get_user(session, user_id)
+
+
+def course_by_id(session: Session, course_id: int) -> Course | None:
+    return repository.get_course(session, course_id)

@@ -74,8 +74,7 @@ class LtiLaunchSession(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"))
-    assignment_id: Mapped[int | None] = mapped_column(
-        ForeignKey("assignments.id", ondelete="CASCADE"), nullable=True
-    )
+    # The assignment the launch placed (its slug in the course), or none: the course as a whole.
+    assignment_slug: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
