@@ -52,6 +52,11 @@ EXPECTED_OPERATION_IDS = {
     ("get", "/api/v1/submissions/{submission_id}/results.json"): "marking-get-results",
     ("get", "/api/v1/courses/{course}/assignments/{assignment}/students/{username}"): "marking-get-student",
     ("delete", "/api/v1/users/{username}/tokens"): "tokens-revoke",
+    ("put", "/api/v1/courses/{course}/lti/platform"): "lti-set-platform",
+    ("get", "/.well-known/jwks.json"): "lti-get-jwks",
+    ("get", "/lti/login"): "lti-login",
+    ("post", "/lti/login"): "lti-login-form",
+    ("post", "/lti/launch"): "lti-launch",
     ("get", "/api/v1/courses/{course}/assignments/{assignment}/policy"): "policies-get",
     ("put", "/api/v1/courses/{course}/assignments/{assignment}/policy"): "policies-set",
     ("delete", "/api/v1/courses/{course}/assignments/{assignment}/policy"): "policies-delete",
@@ -87,6 +92,9 @@ VERBS = {
     "delete",
     "release",
     "withhold",
+    # LTI 1.3's own steps (the OIDC login and the launch).
+    "login",
+    "launch",
 }
 # The question kinds whose answers go in the JSON `answers` (notebooks are uploaded files).
 ANSWER_COMPONENTS = {
