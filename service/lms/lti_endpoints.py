@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Cookie, Form, Query, Request
 from fastapi import Path as PathParameter
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -33,6 +33,9 @@ MAX_HINT = 2000
 MAX_ID_TOKEN = 65_536
 MAX_STATE = 128
 STUDENT_PAGE_SUBMISSIONS = 50
+LAUNCH_PAGE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/html": {}}, "description": "The student's page, or the way to the dashboard"}
+}
 
 Result = TypeVar("Result")
 Text = Annotated[str, Query(min_length=1, max_length=MAX_HINT)]
@@ -141,8 +144,8 @@ async def login_form(
 @router.post(
     service.LAUNCH_PATH,
     operation_id="lti-launch",
-    response_class=HTMLResponse,
-    responses=error_responses(401, 403, 404, 422),
+    # The page is HTML; the errors keep the JSON error shape (a response_class would relabel them).
+    responses=LAUNCH_PAGE | error_responses(401, 403, 404, 422),
 )
 async def launch(
     request: Request,
