@@ -102,6 +102,16 @@ class Settings(BaseSettings):
     # How long the TA dashboard's sign-in cookie lives (the token itself may be revoked sooner).
     dashboard_session_seconds: int = Field(default=8 * 3600, ge=60, le=30 * 24 * 3600)
 
+    # LTI 1.3 (docs/lms.md). The address browsers and LMSs reach this service at: the tool's launch,
+    # login and JWKS URLs are built on it.
+    public_url: str = Field(default="http://127.0.0.1:8000", pattern=r"^https?://[^/?#\s]+$")
+    # How long an OIDC login may take before its launch is refused (its state and nonce expire).
+    lti_login_seconds: int = Field(default=600, ge=10, le=3600)
+    # A retired tool key stays in the published JWKS this long (platforms cache JWKS for hours).
+    lti_key_grace_seconds: int = Field(default=7 * 24 * 3600, ge=0)
+    # Fetching a platform's JWKS: one slow LMS must not hold a request thread for long.
+    lti_http_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+
     # `json`: one JSON object per log line (with submission and job ids), for log collectors.
     log_format: LogFormat = LogFormat.TEXT
 

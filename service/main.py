@@ -22,6 +22,7 @@ from service.grades.endpoints import router as grades_router
 from service.health.endpoints import router as health_router
 from service.lms.endpoints import router as webhooks_router
 from service.lms_inbound.endpoints import router as lms_inbound_router
+from service.lti.endpoints import router as lti_router
 from service.marking.endpoints import router as marking_router
 from service.openapi import operation_id, with_request_body_components
 from service.path_guard import NulFreePaths
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None, executor: Executor | None = Non
     app.include_router(marking_router)
     app.include_router(webhooks_router)
     app.include_router(lms_inbound_router)
+    app.include_router(lti_router)
     app.include_router(dashboard_router)
     app.include_router(dashboard_overview_router)
     app.include_router(dashboard_policy_router)

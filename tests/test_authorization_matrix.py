@@ -43,6 +43,14 @@ UNAUTHENTICATED = {"no_token": 401, "bad_token": 401}
 STAFF = {"student": 403, "student2": 403, "other_ta": 404, "ta": 200, "instructor": 200}
 PUBLIC = dict.fromkeys(CALLERS, 200)
 STAFF_ONLY = STAFF | UNAUTHENTICATED
+LTI_REGISTRATION = {
+    "issuer": "https://lms.example",
+    "client_id": "client-1",
+    "deployment_ids": ["deployment-1"],
+    "auth_login_url": "https://lms.example/auth",
+    "token_url": "https://lms.example/token",
+    "jwks_url": "https://lms.example/jwks",
+}
 
 
 def _endpoints(
@@ -226,6 +234,26 @@ def _endpoints(
             {"type": "enrollment.deleted", "data": {"course": "demo", "user": "lms-1"}},
             dict.fromkeys(CALLERS, 401),
         ),
+        # LTI: the course's instructor registers the LMS; the JWKS, the login and the launch answer
+        # the LMS and the browser, for whom a bearer token means nothing (docs/lms.md).
+        "lti_platform": Cell(
+            "PUT",
+            "/api/v1/courses/demo/lti/platform",
+            LTI_REGISTRATION,
+            {"student": 403, "student2": 403, "other_ta": 404, "ta": 403, "instructor": 200}
+            | UNAUTHENTICATED,
+        ),
+        "lti_jwks": Cell("GET", "/.well-known/jwks.json", None, PUBLIC),
+        # No course is registered for this issuer: 404 whoever asks.
+        "lti_login": Cell(
+            "GET",
+            "/lti/login?iss=https%3A%2F%2Flms.example&login_hint=u"
+            "&target_link_uri=http%3A%2F%2F127.0.0.1%3A8000%2Flti%2Flaunch",
+            None,
+            dict.fromkeys(CALLERS, 404),
+        ),
+        # Without the platform's id_token and the login's state: 422 whoever asks.
+        "lti_launch": Cell("POST", "/lti/launch", None, dict.fromkeys(CALLERS, 422)),
         "healthz": Cell("GET", "/healthz", None, PUBLIC),
         "readyz": Cell("GET", "/readyz", None, PUBLIC),
         # The matrix runs with AUTOGRADE_METRICS_TOKEN set: no user's API token opens /metrics.

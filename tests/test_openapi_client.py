@@ -64,6 +64,11 @@ EXPECTED_OPERATION_IDS = {
         "post",
         "/api/v1/courses/{course}/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver",
     ): "webhooks-redeliver",
+    ("put", "/api/v1/courses/{course}/lti/platform"): "lti-set-platform",
+    ("get", "/.well-known/jwks.json"): "lti-get-jwks",
+    ("get", "/lti/login"): "lti-login",
+    ("post", "/lti/login"): "lti-login-form",
+    ("post", "/lti/launch"): "lti-launch",
     ("get", "/api/v1/courses/{course}/assignments/{assignment}/policy"): "policies-get",
     ("put", "/api/v1/courses/{course}/assignments/{assignment}/policy"): "policies-set",
     ("delete", "/api/v1/courses/{course}/assignments/{assignment}/policy"): "policies-delete",
@@ -101,6 +106,9 @@ VERBS = {
     "withhold",
     "redeliver",
     "receive",
+    # LTI 1.3's own steps (the OIDC login and the launch).
+    "login",
+    "launch",
 }
 # The question kinds whose answers go in the JSON `answers` (notebooks are uploaded files).
 ANSWER_COMPONENTS = {

@@ -65,3 +65,11 @@ def delete_enrollment(session: Session, course_id: int, user_id: int) -> bool:
     session.delete(enrollment)
     session.flush()
     return True
+
+
+def get_user(session: Session, user_id: int) -> User | None:
+    return session.get(User, user_id)
+
+
+def get_course(session: Session, course_id: int) -> Course | None:
+    return session.get(Course, course_id)

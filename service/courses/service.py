@@ -42,3 +42,11 @@ def unenroll(session: Session, course: Course, user: User) -> bool:
     """Take the user out of the course (their submissions and grades stay); False if they were
     not in it."""
     return repository.delete_enrollment(session, course.id, user.id)
+
+
+def user_by_id(session: Session, user_id: int) -> User | None:
+    return repository.get_user(session, user_id)
+
+
+def course_by_id(session: Session, course_id: int) -> Course | None:
+    return repository.get_course(session, course_id)

@@ -13,6 +13,7 @@ from service.models.lms import (
     WebhookDelivery,
     WebhookSubscription,
 )
+from service.models.lti import LtiLaunchSession, LtiNonce, LtiPlatform, LtiToolKey
 from service.models.queue import Queue
 from service.models.rate_limit import RateLimitEvent
 from service.models.staff import (
@@ -42,6 +43,10 @@ __all__ = [
     "LmsMapping",
     "LmsMappingKind",
     "LmsReceivedWebhook",
+    "LtiLaunchSession",
+    "LtiNonce",
+    "LtiPlatform",
+    "LtiToolKey",
     "ManualGrade",
     "ManualGradeKind",
     "OutboxEvent",
