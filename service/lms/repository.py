@@ -13,19 +13,27 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from service.models import (
     Assignment,
     AssignmentVersion,
     Course,
+    LmsMapping,
+    LmsMappingKind,
+    LtiLineItem,
+    LtiPlatform,
+    LtiScoreDelivery,
     ManualGrade,
     QuestionResult,
     Submission,
     User,
 )
 from service.models.lms import DeliveryStatus, OutboxEvent, WebhookDelivery, WebhookSubscription
+
+# The two kinds of delivery share their lease columns and so the claim, fence and retry rules.
+LeasedRow = type[WebhookDelivery] | type[LtiScoreDelivery]
 
 
 def course_id(session: Session, slug: str) -> int | None:
@@ -85,7 +93,9 @@ def active_subscription_ids(session: Session, course: int, event_type: str) -> l
 class SubmissionFacts:
     course_id: int
     course: str
+    assignment_id: int
     assignment: str
+    user_id: int
     student: str
     score: float | None
     max_score: float
@@ -98,7 +108,9 @@ def submission_facts(session: Session, submission_id: uuid.UUID) -> SubmissionFa
         select(
             Course.id,
             Course.slug,
+            Assignment.id,
             Assignment.slug,
+            User.id,
             User.username,
             Submission.score,
             Submission.max_score,
@@ -111,7 +123,10 @@ def submission_facts(session: Session, submission_id: uuid.UUID) -> SubmissionFa
         .join(User, User.id == Submission.user_id)
         .where(Submission.id == submission_id)
     ).one_or_none()
-    return None if row is None else SubmissionFacts(*row)
+    if row is None:
+        return None
+    values: tuple[Any, ...] = tuple(row)  # ten columns: past the typed overloads of select()
+    return SubmissionFacts(*values)
 
 
 def current_answers(
@@ -217,12 +232,46 @@ class ClaimedDelivery:
     payload: dict[str, Any]
 
 
-def _claimable(now: datetime) -> ColumnElement[bool]:
+def _claimable(now: datetime, model: LeasedRow = WebhookDelivery) -> ColumnElement[bool]:
     return and_(
-        WebhookDelivery.status == DeliveryStatus.PENDING,
-        WebhookDelivery.next_attempt_at <= now,
-        or_(WebhookDelivery.lease_expires_at.is_(None), WebhookDelivery.lease_expires_at < now),
+        model.status == DeliveryStatus.PENDING,
+        model.next_attempt_at <= now,
+        or_(model.lease_expires_at.is_(None), model.lease_expires_at < now),
     )
+
+
+def _take_lease(
+    session: Session, model: LeasedRow, candidates: Any, worker_id: str, now: datetime, lease: timedelta
+) -> dict[int, int]:
+    """Lease the candidates still claimable (re-checked here: SQLite has no row locks); the attempt
+    number each claim holds, by row id. Every later write is fenced by it (_finish)."""
+    claimed = session.execute(
+        update(model)
+        .where(model.id.in_(select(candidates.c.id)), _claimable(now, model))
+        .values(attempts=model.attempts + 1, lease_owner=worker_id, lease_expires_at=now + lease)
+        .returning(model.id, model.attempts)
+        .execution_options(synchronize_session=False)
+    ).all()
+    return {row.id: row.attempts for row in claimed}
+
+
+def _finish(
+    session: Session, model: LeasedRow, row_id: int, attempt: int, worker_id: str, values: dict[str, Any]
+) -> bool:
+    """Store an attempt's outcome if this worker still holds that attempt; False if it was taken
+    over (lease expired) or reset by a redeliver meanwhile."""
+    result = session.execute(
+        update(model)
+        .where(
+            model.id == row_id,
+            model.lease_owner == worker_id,
+            model.attempts == attempt,
+            model.status == DeliveryStatus.PENDING,
+        )
+        .values(lease_owner=None, lease_expires_at=None, **values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def _no_earlier_pending() -> ColumnElement[bool]:
@@ -257,20 +306,9 @@ def claim_deliveries(
         .with_for_update(skip_locked=True, of=WebhookDelivery)
         .cte("due")
     )
-    claimed = session.execute(
-        update(WebhookDelivery)
-        .where(WebhookDelivery.id.in_(select(candidates.c.id)), _claimable(now))
-        .values(
-            attempts=WebhookDelivery.attempts + 1,
-            lease_owner=worker_id,
-            lease_expires_at=now + lease,
-        )
-        .returning(WebhookDelivery.id, WebhookDelivery.attempts)
-        .execution_options(synchronize_session=False)
-    ).all()
-    if not claimed:
+    attempts = _take_lease(session, WebhookDelivery, candidates, worker_id, now, lease)
+    if not attempts:
         return []
-    attempts = {row.id: row.attempts for row in claimed}
     rows = session.execute(
         select(
             WebhookDelivery.id,
@@ -297,17 +335,184 @@ def finish_delivery(
     worker_id: str,
     values: dict[str, Any],
 ) -> bool:
-    """Store an attempt's outcome if this worker still holds that attempt; False if it was taken
-    over (lease expired) or reset by a redeliver meanwhile."""
-    result = session.execute(
-        update(WebhookDelivery)
-        .where(
-            WebhookDelivery.id == claimed.id,
-            WebhookDelivery.lease_owner == worker_id,
-            WebhookDelivery.attempts == claimed.attempt,
-            WebhookDelivery.status == DeliveryStatus.PENDING,
+    return _finish(session, WebhookDelivery, claimed.id, claimed.attempt, worker_id, values)
+
+
+# ---- LTI score passback (Assignment and Grade Services) ---------------------------------------
+# The outbox's second kind of delivery. Its rows are queued here with the event; sending them is
+# service/lti/passback.py's, behind the ScoreSender interface of service/lms/delivery.py.
+
+# Platforms keep a score only if its timestamp is later than the last one's: a millisecond apart
+# survives a platform that stores milliseconds.
+SCORE_TIMESTAMP_STEP = timedelta(milliseconds=1)
+
+
+def passback_targets(session: Session, facts: SubmissionFacts) -> list[tuple[int, str]]:
+    """(line item, LMS user id) pairs to send this submission's score to: the assignment's line
+    item on the course's LTI platform (known once a launch brought its AGS claim) and each LMS id
+    the student is mapped from in the course."""
+    rows = session.execute(
+        select(LtiLineItem.id, LmsMapping.external_id)
+        .join(LtiPlatform, LtiPlatform.id == LtiLineItem.platform_id)
+        .join(
+            LmsMapping,
+            and_(
+                LmsMapping.course_id == LtiPlatform.course_id,
+                LmsMapping.kind == LmsMappingKind.USER,
+                LmsMapping.local_id == facts.user_id,
+            ),
         )
-        .values(lease_owner=None, lease_expires_at=None, **values)
-        .execution_options(synchronize_session=False)
+        .where(LtiPlatform.course_id == facts.course_id, LtiLineItem.assignment_id == facts.assignment_id)
+        .order_by(LtiLineItem.id, LmsMapping.external_id)
+    ).all()
+    return [(row[0], row[1]) for row in rows]
+
+
+def add_passbacks(session: Session, event_id: int, targets: Sequence[tuple[int, str]], now: datetime) -> None:
+    session.add_all(
+        LtiScoreDelivery(
+            event_id=event_id,
+            line_item_id=line_item_id,
+            lms_user_id=lms_user_id,
+            status=DeliveryStatus.PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        for line_item_id, lms_user_id in targets
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    session.flush()
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedPassback:
+    id: int
+    attempt: int
+    line_item_id: int
+    token_url: str
+    client_id: str
+    lineitems_url: str | None
+    lineitem_url: str | None
+    resource_link_id: str | None
+    assignment: str
+    lms_user_id: str
+    score_given: float | None
+    score_maximum: float
+    pending_manual: bool
+    timestamp: datetime
+
+
+def _no_earlier_pending_passback() -> ColumnElement[bool]:
+    """Order per (line item, LMS user): a score waits while an earlier one is still pending."""
+    earlier = aliased(LtiScoreDelivery)
+    return ~exists(
+        select(earlier.id).where(
+            earlier.line_item_id == LtiScoreDelivery.line_item_id,
+            earlier.lms_user_id == LtiScoreDelivery.lms_user_id,
+            earlier.status == DeliveryStatus.PENDING,
+            earlier.id < LtiScoreDelivery.id,
+        )
+    )
+
+
+def _score_timestamp(session: Session, row_id: int, now: datetime) -> datetime:
+    """Later than every timestamp already given to a score of the same (line item, user). Only one
+    of them is in flight at a time (the order rule above), so reading the latest is enough."""
+    target = select(LtiScoreDelivery.line_item_id, LtiScoreDelivery.lms_user_id).where(
+        LtiScoreDelivery.id == row_id
+    )
+    line_item_id, lms_user_id = session.execute(target).one()
+    latest = session.scalar(
+        select(func.max(LtiScoreDelivery.score_timestamp)).where(
+            LtiScoreDelivery.line_item_id == line_item_id,
+            LtiScoreDelivery.lms_user_id == lms_user_id,
+            LtiScoreDelivery.id != row_id,
+        )
+    )
+    stamp = now.replace(microsecond=now.microsecond // 1000 * 1000)
+    if latest is not None and stamp < latest + SCORE_TIMESTAMP_STEP:
+        stamp = latest + SCORE_TIMESTAMP_STEP
+    return stamp
+
+
+def claim_passbacks(
+    session: Session, worker_id: str, now: datetime, lease: timedelta, limit: int
+) -> list[ClaimedPassback]:
+    candidates = (
+        select(LtiScoreDelivery.id)
+        .where(_claimable(now, LtiScoreDelivery), _no_earlier_pending_passback())
+        .order_by(LtiScoreDelivery.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=LtiScoreDelivery)
+        .cte("due_scores")
+    )
+    attempts = _take_lease(session, LtiScoreDelivery, candidates, worker_id, now, lease)
+    if not attempts:
+        return []
+    # A fresh timestamp per attempt: a retry of a score the platform did take is still newer.
+    for row_id in sorted(attempts):
+        session.execute(
+            update(LtiScoreDelivery)
+            .where(LtiScoreDelivery.id == row_id)
+            .values(score_timestamp=_score_timestamp(session, row_id, now))
+            .execution_options(synchronize_session=False)
+        )
+    rows = session.execute(
+        select(
+            LtiScoreDelivery.id,
+            LtiScoreDelivery.line_item_id,
+            LtiPlatform.token_url,
+            LtiPlatform.client_id,
+            LtiLineItem.lineitems_url,
+            LtiLineItem.lineitem_url,
+            LtiLineItem.resource_link_id,
+            Assignment.slug,
+            LtiScoreDelivery.lms_user_id,
+            LtiScoreDelivery.score_timestamp,
+            OutboxEvent.payload,
+        )
+        .join(LtiLineItem, LtiLineItem.id == LtiScoreDelivery.line_item_id)
+        .join(LtiPlatform, LtiPlatform.id == LtiLineItem.platform_id)
+        .join(Assignment, Assignment.id == LtiLineItem.assignment_id)
+        .join(OutboxEvent, OutboxEvent.id == LtiScoreDelivery.event_id)
+        .where(LtiScoreDelivery.id.in_(list(attempts)))
+        .order_by(LtiScoreDelivery.id)
+    ).all()
+    claimed = []
+    for row in rows:
+        data = row.payload["data"]
+        claimed.append(
+            ClaimedPassback(
+                id=row[0],
+                attempt=attempts[row[0]],
+                line_item_id=row.line_item_id,
+                token_url=row.token_url,
+                client_id=row.client_id,
+                lineitems_url=row.lineitems_url,
+                lineitem_url=row.lineitem_url,
+                resource_link_id=row.resource_link_id,
+                assignment=row.slug,
+                lms_user_id=row.lms_user_id,
+                score_given=data["effective_score"],
+                score_maximum=data["max_score"],
+                pending_manual=bool(data["pending_manual"]),
+                timestamp=row.score_timestamp,
+            )
+        )
+    return claimed
+
+
+def finish_passback(
+    session: Session, claimed: ClaimedPassback, worker_id: str, values: dict[str, Any]
+) -> bool:
+    return _finish(session, LtiScoreDelivery, claimed.id, claimed.attempt, worker_id, values)
+
+
+def passbacks_of_event(session: Session, event_id: int) -> list[LtiScoreDelivery]:
+    return list(
+        session.scalars(
+            select(LtiScoreDelivery)
+            .where(LtiScoreDelivery.event_id == event_id)
+            .order_by(LtiScoreDelivery.id)
+        )
+    )

@@ -182,12 +182,14 @@ def record_submission_event(
     session: Session, submission_id: uuid.UUID, event_type: WebhookEvent, now: datetime | None = None
 ) -> OutboxEvent | None:
     """Write the event and one pending delivery per live subscription of the course that takes
-    it, in the caller's transaction (after the scores are written); nothing when none does."""
+    it, and one score passback per LTI line item of the assignment and LMS id of the student, in
+    the caller's transaction (after the scores are written); nothing when none is due."""
     facts = repository.submission_facts(session, submission_id)
     if facts is None:
         return None
     subscribers = repository.active_subscription_ids(session, facts.course_id, str(event_type))
-    if not subscribers:
+    passbacks = repository.passback_targets(session, facts)
+    if not subscribers and not passbacks:
         return None
     now = now or utcnow()
     questions = []
@@ -221,7 +223,7 @@ def record_submission_event(
         "questions": questions,
     }
     payload = {"type": str(event_type), "timestamp": now.isoformat(), "data": data}
-    return repository.add_event(
+    event = repository.add_event(
         session,
         OutboxEvent(
             course_id=facts.course_id,
@@ -233,3 +235,5 @@ def record_submission_event(
         subscribers,
         now,
     )
+    repository.add_passbacks(session, event.id, passbacks, now)
+    return event

@@ -8,7 +8,15 @@ from datetime import datetime
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from service.models import LmsMapping, LmsMappingKind, LtiLaunchSession, LtiNonce, LtiPlatform, LtiToolKey
+from service.models import (
+    LmsMapping,
+    LmsMappingKind,
+    LtiLaunchSession,
+    LtiLineItem,
+    LtiNonce,
+    LtiPlatform,
+    LtiToolKey,
+)
 
 
 def platform_of_course(session: Session, course_id: int) -> LtiPlatform | None:
@@ -100,4 +108,26 @@ def live_launch_session(session: Session, token_hash: str, now: datetime) -> Lti
         select(LtiLaunchSession).where(
             LtiLaunchSession.token_hash == token_hash, LtiLaunchSession.expires_at > now
         )
+    )
+
+
+def line_item(session: Session, platform_id: int, assignment_id: int) -> LtiLineItem | None:
+    return session.scalar(
+        select(LtiLineItem).where(
+            LtiLineItem.platform_id == platform_id, LtiLineItem.assignment_id == assignment_id
+        )
+    )
+
+
+def add_line_item(session: Session, row: LtiLineItem) -> None:
+    session.add(row)
+    session.flush()
+
+
+def set_line_item_url(session: Session, line_item_id: int, url: str, now: datetime) -> None:
+    session.execute(
+        update(LtiLineItem)
+        .where(LtiLineItem.id == line_item_id)
+        .values(lineitem_url=url, updated_at=now)
+        .execution_options(synchronize_session=False)
     )

@@ -35,6 +35,7 @@ from service.models import (
     LmsMapping,
     LmsMappingKind,
     LtiLaunchSession,
+    LtiLineItem,
     LtiNonce,
     LtiPlatform,
     LtiToolKey,
@@ -55,6 +56,8 @@ DEPLOYMENT_ID = CLAIM + "deployment_id"
 ROLES = CLAIM + "roles"
 CUSTOM = CLAIM + "custom"
 RESOURCE_LINK = CLAIM + "resource_link"
+# Assignment and Grade Services (LTI AGS 2.0 section 3.1): where the tool sends scores.
+AGS_ENDPOINT = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
 
 # The LIS v2 context roles (LTI 1.3 section A.2.2), full URIs and the short names the spec still
 # allows. A teaching assistant is a sub-role of Instructor, so it is looked for first.
@@ -66,6 +69,7 @@ INSTRUCTOR_ROLES = frozenset(
 STUDENT_ROLES = frozenset({f"{_LIS}#Learner", f"{_LIS}/Learner#Learner", "Learner"})
 
 RSA_KEY_BITS = 2048
+MAX_URL = 2000
 MAX_DISPLAY_NAME = 200
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -325,6 +329,8 @@ def complete_launch(
     course = course_by_id(session, platform.course_id)
     assert course is not None  # the registration's row cascades with its course
     assignment = _launched_assignment(session, course.slug, claims.get(CUSTOM))
+    if assignment is not None:
+        _remember_line_item(session, settings, platform.id, course.slug, assignment, claims)
     user = _map_user(session, course.id, platform.issuer, subject, claims.get("name"))
     enroll(session, course, user, role)
     if role.is_staff:
@@ -367,6 +373,47 @@ def _launched_assignment(session: Session, course_slug: str, custom: object) -> 
     if not isinstance(slug, str) or len(slug) > 64:
         raise UnprocessableAnswer("The custom parameter assignment must be an assignment's slug.")
     return latest_snapshot(session, course_slug, slug).assignment_slug
+
+
+def _ags_url(settings: Settings, value: object) -> str | None:
+    if isinstance(value, str) and len(value) <= MAX_URL and _url_problem(settings, value) is None:
+        return value
+    return None
+
+
+def _remember_line_item(
+    session: Session,
+    settings: Settings,
+    platform_id: int,
+    course_slug: str,
+    slug: str,
+    claims: dict[str, Any],
+) -> None:
+    """Where the assignment's scores go: the launch's Assignment and Grade Services claim names
+    the line items container (and the link's own line item, when the LMS made one). A claim that
+    is absent or unusable leaves what an earlier launch stored."""
+    endpoint = claims.get(AGS_ENDPOINT)
+    if not isinstance(endpoint, dict):
+        return
+    lineitems, lineitem = (
+        _ags_url(settings, endpoint.get("lineitems")),
+        _ags_url(settings, endpoint.get("lineitem")),
+    )
+    if lineitems is None and lineitem is None:
+        return
+    link = claims.get(RESOURCE_LINK)
+    link_id = link.get("id") if isinstance(link, dict) else None
+    resource_link_id = link_id if isinstance(link_id, str) and 0 < len(link_id) <= 255 else None
+    assignment_id = latest_snapshot(session, course_slug, slug).assignment_id
+    now = utcnow()
+    found = repository.line_item(session, platform_id, assignment_id)
+    if found is None:
+        found = LtiLineItem(platform_id=platform_id, assignment_id=assignment_id, created_at=now)
+    found.lineitems_url = lineitems or found.lineitems_url
+    found.lineitem_url = lineitem or found.lineitem_url
+    found.resource_link_id = resource_link_id or found.resource_link_id
+    found.updated_at = now
+    repository.add_line_item(session, found)
 
 
 def _map_user(session: Session, course_id: int, issuer: str, subject: str, name: object) -> User:
@@ -415,3 +462,19 @@ def student_session(session: Session, cookie_value: str | None) -> StudentSessio
     if user is None or course is None:
         raise Unauthenticated("No LTI session: launch the assignment from the LMS again.")
     return StudentSession(Principal(user.id, user.username), course.slug, found.assignment_slug)
+
+
+# ---- what the score passback (service/lti/passback.py) reads and stores -----------------------
+
+
+def signing_key(session: Session, settings: Settings) -> tuple[str, str]:
+    """The kid and private key (PEM) of the tool's live key: it signs the token requests."""
+    ensure_tool_key(session, settings)
+    key = repository.current_tool_key(session)
+    assert key is not None  # ensure_tool_key made one
+    return key.kid, secrets_box.decrypt(settings, key.private_key_encrypted)
+
+
+def store_line_item_url(session: Session, line_item_id: int, url: str) -> None:
+    """The line item found or created for an assignment: later scores go straight to it."""
+    repository.set_line_item_url(session, line_item_id, url, utcnow())

@@ -13,7 +13,14 @@ from service.models.lms import (
     WebhookDelivery,
     WebhookSubscription,
 )
-from service.models.lti import LtiLaunchSession, LtiNonce, LtiPlatform, LtiToolKey
+from service.models.lti import (
+    LtiLaunchSession,
+    LtiLineItem,
+    LtiNonce,
+    LtiPlatform,
+    LtiScoreDelivery,
+    LtiToolKey,
+)
 from service.models.queue import Queue
 from service.models.rate_limit import RateLimitEvent
 from service.models.staff import (
@@ -44,8 +51,10 @@ __all__ = [
     "LmsMappingKind",
     "LmsReceivedWebhook",
     "LtiLaunchSession",
+    "LtiLineItem",
     "LtiNonce",
     "LtiPlatform",
+    "LtiScoreDelivery",
     "LtiToolKey",
     "ManualGrade",
     "ManualGradeKind",

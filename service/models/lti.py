@@ -8,10 +8,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.models.base import Base, JSONDocument, UTCDateTime, utcnow
+from service.models.base import Base, JSONDocument, UTCDateTime, string_enum, utcnow
+from service.models.lms import DeliveryStatus
 
 
 class LtiPlatform(Base):
@@ -78,3 +79,53 @@ class LtiLaunchSession(Base):
     assignment_slug: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LtiLineItem(Base):
+    """Where an assignment's scores go in the LMS (Assignment and Grade Services): the line items
+    container a launch's AGS claim named, and the line item found or created there (its URL, once
+    known; a launch may name it directly)."""
+
+    __tablename__ = "lti_line_items"
+    __table_args__ = (UniqueConstraint("platform_id", "assignment_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform_id: Mapped[int] = mapped_column(ForeignKey("lti_platforms.id", ondelete="CASCADE"))
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id", ondelete="CASCADE"))
+    lineitems_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    lineitem_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    resource_link_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class LtiScoreDelivery(Base):
+    """One outbox event's score for one LMS user on one line item: claimed, retried and
+    dead-lettered exactly like a webhook delivery (service/lms/delivery.py). `score_timestamp` is
+    set at each attempt, later than any earlier one of the same (line item, user): platforms
+    ignore a score not newer than the last they took."""
+
+    __tablename__ = "lti_score_deliveries"
+    __table_args__ = (
+        UniqueConstraint("event_id", "line_item_id", "lms_user_id"),
+        Index("ix_lti_score_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_lti_score_deliveries_target", "line_item_id", "lms_user_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("outbox_events.id", ondelete="CASCADE"), index=True)
+    line_item_id: Mapped[int] = mapped_column(ForeignKey("lti_line_items.id", ondelete="CASCADE"))
+    # The LTI `sub` of the student (the AGS score's userId).
+    lms_user_id: Mapped[str] = mapped_column(String(255))
+    status: Mapped[DeliveryStatus] = mapped_column(
+        string_enum(DeliveryStatus, "lti_score_status"), default=DeliveryStatus.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    score_timestamp: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

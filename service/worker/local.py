@@ -27,6 +27,7 @@ from service.grading.runner import GradingRunner
 from service.grading.service import cuda_available
 from service.lms.delivery import run_delivery_loop
 from service.logs import configure_logging
+from service.lti.passback import LtiScoreSender
 from service.models import Queue
 
 logger = logging.getLogger(__name__)
@@ -48,10 +49,11 @@ def run_worker_loop(settings: Settings, index: int, wake: SemaphoreType, stop: t
     engine = make_engine(settings)
     session_factory = make_session_factory(engine)
     runner = GradingRunner(session_factory, settings, worker_id(index), claimable_queues(settings))
-    # Webhooks go out from a thread of their own: a slow receiver never holds up grading.
+    # Webhooks and LTI scores go out from a thread of their own: a slow receiver never holds up
+    # grading.
     deliveries = threading.Thread(
         target=run_delivery_loop,
-        args=(session_factory, settings, worker_id(index), stop),
+        args=(session_factory, settings, worker_id(index), stop, LtiScoreSender),
         name="webhook-delivery",
         daemon=True,
     )
