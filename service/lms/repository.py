@@ -506,13 +506,3 @@ def finish_passback(
     session: Session, claimed: ClaimedPassback, worker_id: str, values: dict[str, Any]
 ) -> bool:
     return _finish(session, LtiScoreDelivery, claimed.id, claimed.attempt, worker_id, values)
-
-
-def passbacks_of_event(session: Session, event_id: int) -> list[LtiScoreDelivery]:
-    return list(
-        session.scalars(
-            select(LtiScoreDelivery)
-            .where(LtiScoreDelivery.event_id == event_id)
-            .order_by(LtiScoreDelivery.id)
-        )
-    )
