@@ -14,6 +14,7 @@ from service.config import Settings, get_settings
 from service.dashboard.endpoints import router as dashboard_router
 from service.dashboard.gradebook import router as dashboard_gradebook_router
 from service.dashboard.grading import router as dashboard_grading_router
+from service.dashboard.integrations import router as dashboard_integrations_router
 from service.dashboard.overview import router as dashboard_overview_router
 from service.dashboard.policy import router as dashboard_policy_router
 from service.db import make_engine, make_session_factory
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None, executor: Executor | None = Non
     app.include_router(dashboard_policy_router)
     app.include_router(dashboard_gradebook_router)
     app.include_router(dashboard_grading_router)
+    app.include_router(dashboard_integrations_router)
     app.openapi = with_request_body_components(app)  # type: ignore[method-assign]
     install_error_handlers(app)
     app.add_middleware(

@@ -191,7 +191,43 @@ def record_submission_event(
     passbacks = repository.passback_targets(session, facts)
     if not subscribers and not passbacks:
         return None
-    now = now or utcnow()
+    return _record(session, submission_id, facts, subscribers, passbacks, event_type, now or utcnow())
+
+
+def record_grade_changes(session: Session, course_id: int, submission_ids: list[uuid.UUID]) -> int:
+    """`grade.changed` for submissions whose late penalty was measured again (a policy, an
+    extension, a new material version), in the caller's transaction; how many were recorded.
+
+    One not graded yet gets none: its first grading announces it, with the new penalty. Call it
+    after the UPDATE of the lateness: on PostgreSQL that UPDATE waited for a grading holding the
+    row to commit, so graded_at read here is the committed one and no score goes unannounced."""
+    if not submission_ids:
+        return 0
+    subscribers = repository.active_subscription_ids(session, course_id, WebhookEvent.GRADE_CHANGED)
+    now = utcnow()
+    recorded = 0
+    for submission_id in submission_ids:
+        facts = repository.submission_facts(session, submission_id)
+        if facts is None or facts.graded_at is None:
+            continue
+        # The LMS gradebook (LTI passback) hears of the new effective score too.
+        passbacks = repository.passback_targets(session, facts)
+        if not subscribers and not passbacks:
+            continue
+        _record(session, submission_id, facts, subscribers, passbacks, WebhookEvent.GRADE_CHANGED, now)
+        recorded += 1
+    return recorded
+
+
+def _record(
+    session: Session,
+    submission_id: uuid.UUID,
+    facts: repository.SubmissionFacts,
+    subscribers: list[uuid.UUID],
+    passbacks: list[tuple[int, str]],
+    event_type: WebhookEvent,
+    now: datetime,
+) -> OutboxEvent:
     questions = []
     for result, grade in repository.current_answers(session, submission_id):
         manual = grade.score if grade is not None else None

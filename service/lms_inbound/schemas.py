@@ -62,6 +62,15 @@ class InboundSecretView(BaseModel):
     live_secrets: int
 
 
+class InboundSecretStatus(BaseModel):
+    """Whether the course's inbound events can be verified; never the secrets themselves."""
+
+    course: str
+    live_secrets: int
+    # When the newest live secret was set; null when none is.
+    set_at: datetime | None
+
+
 class UserMappingSet(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

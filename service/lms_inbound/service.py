@@ -37,6 +37,7 @@ from service.lms_inbound.schemas import (
     EnrollmentCreatedData,
     EnrollmentDeletedData,
     InboundSecretSet,
+    InboundSecretStatus,
     InboundSecretView,
     LmsEvent,
     LmsEventResult,
@@ -112,6 +113,16 @@ def set_inbound_secret(
         created_at=row.created_at,
         previous_valid_until=until if replaced else None,
         live_secrets=live,
+    )
+
+
+def inbound_secret_status(session: Session, principal: Principal, course_slug: str) -> InboundSecretStatus:
+    """How many secrets verify the course's events now (the course's staff; the dashboard shows
+    it), and since when the newest; nothing of the secrets."""
+    course = _course_as(session, principal, course_slug, instructor_only=False)
+    live = repository.live_secrets(session, course.id, utcnow())
+    return InboundSecretStatus(
+        course=course.slug, live_secrets=len(live), set_at=max((row.created_at for row in live), default=None)
     )
 
 

@@ -123,6 +123,33 @@ def tool_endpoints(settings: Settings) -> ToolEndpoints:
     )
 
 
+def platform_of(
+    session: Session, settings: Settings, principal: Principal, course_slug: str
+) -> PlatformView | None:
+    """The course's LMS registration for its staff (the dashboard shows it), None when there is
+    none; no key is part of it."""
+    course = find_course(session, course_slug)
+    role = None if course is None else role_in(session, course.id, principal.user_id)
+    if course is None or role is None:
+        raise NotFound(f"No course {course_slug!r}.")
+    if not role.is_staff:
+        raise Forbidden("Only the course's TAs and instructors see its LMS registration.")
+    platform = repository.platform_of_course(session, course.id)
+    if platform is None:
+        return None
+    return PlatformView(
+        course=course_slug,
+        issuer=platform.issuer,
+        client_id=platform.client_id,
+        deployment_ids=list(platform.deployment_ids),
+        auth_login_url=platform.auth_login_url,
+        token_url=platform.token_url,
+        jwks_url=platform.jwks_url,
+        updated_at=platform.updated_at,
+        tool=tool_endpoints(settings),
+    )
+
+
 def set_platform(
     session: Session, settings: Settings, principal: Principal, course_slug: str, body: PlatformRegistration
 ) -> PlatformView:

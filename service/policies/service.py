@@ -5,6 +5,7 @@ material's policy, per-student extensions, the release of held grades, what a su
 from __future__ import annotations
 
 import math
+import uuid
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -29,6 +30,7 @@ from service.errors import (
     NotOpen,
     UnprocessableAnswer,
 )
+from service.lms.service import record_grade_changes
 from service.models import Extension, utcnow
 from service.policies import repository
 from service.policies.schemas import ExtensionList, ExtensionSet, ExtensionView, LatenessView, PolicyView
@@ -210,17 +212,22 @@ def _measure(rules: AssignmentRules, created_at: datetime, due_at: datetime | No
 
 def recompute_lateness(session: Session, snapshot: VersionSnapshot, user_id: int | None = None) -> int:
     """Measure again the students' submissions to the snapshot's assignment (one student's if
-    user_id is given) after the policy or an extension changed; returns how many changed."""
+    user_id is given) after the policy or an extension changed; returns how many changed. A
+    changed penalty changes the effective score: the LMS hears `grade.changed` (outbound webhooks)."""
     rules = current_rules(session, snapshot)
     extensions = repository.extension_due_times(session, snapshot.assignment_id)
     changes = []
+    rescored: list[uuid.UUID] = []
     for submission_id, owner, created_at, late_seconds, penalty in repository.student_submission_times(
         session, snapshot.course_id, snapshot.assignment_id, user_id
     ):
         new_seconds, new_penalty = _measure(rules, created_at, extensions.get(owner))
         if (new_seconds, new_penalty) != (late_seconds, penalty):
             changes.append({"id": submission_id, "late_seconds": new_seconds, "late_penalty": new_penalty})
+            if new_penalty != penalty:  # only late_seconds moved: the same scores, nothing to tell
+                rescored.append(submission_id)
     repository.set_lateness(session, changes)
+    record_grade_changes(session, snapshot.course_id, rescored)
     return len(changes)
 
 

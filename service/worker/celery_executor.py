@@ -2,6 +2,7 @@
 
 A message carries one job id and nothing else. The worker claims THAT job row with a lease, grades it
 with the same GradingRunner as the local executor, and stores the result fenced by the attempt.
+Each pool process also sends the outbound webhooks (service/lms/delivery.py) from a thread.
 The broker is a fast path, not the truth: a lost message is re-sent by the sweeper, and a message
 delivered twice (acks_late redelivery, the sweeper's re-send) claims nothing the second time.
 """
@@ -18,6 +19,7 @@ from typing import Any
 
 import redis
 from celery import Celery
+from celery.signals import worker_process_init, worker_process_shutdown
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
@@ -27,6 +29,8 @@ from service.config import Settings
 from service.db import make_engine, make_session_factory
 from service.grading import repository
 from service.grading.runner import GradingRunner
+from service.lms.delivery import run_delivery_loop
+from service.lti.passback import LtiScoreSender
 from service.models import Queue
 from service.worker.sweeper import Sweeper
 
@@ -41,22 +45,55 @@ DATABASE_RETRIES = 20
 
 
 class _WorkerProcessState:
-    """The engine and runner of one worker process, made on its first task (after the fork)."""
+    """The engine, runner and webhook delivery thread of one pool process, made after the fork:
+    nothing the parent opened (connections, threads) is used by a child."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._pid = -1
+        self._lock = threading.Lock()  # the task thread and the delivery thread both ask
+        self._session_factory: sessionmaker[Session] | None = None
         self._runner: GradingRunner | None = None
+        self._deliveries: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def _here(self) -> sessionmaker[Session]:
+        with self._lock:
+            if self._session_factory is None or self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._session_factory = make_session_factory(make_engine(self._settings))
+                self._runner = None
+            return self._session_factory
+
+    def worker_id(self) -> str:
+        return f"{socket.gethostname()}:{os.getpid()}:celery"
 
     def runner(self) -> GradingRunner:
-        if self._runner is None or self._pid != os.getpid():
-            self._pid = os.getpid()
-            engine = make_engine(self._settings)
-            worker_id = f"{socket.gethostname()}:{self._pid}:celery"
-            self._runner = GradingRunner(
-                make_session_factory(engine), self._settings, worker_id, tuple(Queue)
-            )
+        session_factory = self._here()
+        if self._runner is None:
+            self._runner = GradingRunner(session_factory, self._settings, self.worker_id(), tuple(Queue))
         return self._runner
+
+    def start_deliveries(self) -> None:
+        """Each pool process sends webhooks and LTI scores from a thread of its own, as
+        LocalExecutor's grading processes do: a slow receiver never holds up grading, and a pool
+        process Celery replaces (killed, crashed) comes back with its thread."""
+        self._stop = threading.Event()
+        self._deliveries = threading.Thread(
+            target=run_delivery_loop,
+            args=(self._here(), self._settings, self.worker_id(), self._stop, LtiScoreSender),
+            name="webhook-delivery",
+            daemon=True,
+        )
+        self._deliveries.start()
+
+    def stop_deliveries(self) -> None:
+        """A warm shutdown: the attempt in flight is finished and stored (bounded by its timeout);
+        a delivery cut off anyway is sent again by another worker once its lease expires."""
+        self._stop.set()
+        if self._deliveries is not None:
+            self._deliveries.join(timeout=4 * self._settings.webhook_timeout_seconds + 5)
+            self._deliveries = None
 
 
 # The API only sends: a dead broker must cost a request milliseconds, not kombu's default connection
@@ -92,6 +129,16 @@ def create_celery_app(settings: Settings, sender_only: bool = False) -> Celery:
         task_send_sent_event=False,
     )
     state = _WorkerProcessState(settings)
+    if not sender_only:
+        # Sent in each prefork pool process right after it starts, and as it exits (the CLI
+        # always runs the prefork pool). Celery's signals are process-wide: the uid ties these
+        # receivers to this app and keeps its state alive (weak=False).
+        worker_process_init.connect(
+            lambda **_: state.start_deliveries(), weak=False, dispatch_uid=f"deliveries-start-{id(app)}"
+        )
+        worker_process_shutdown.connect(
+            lambda **_: state.stop_deliveries(), weak=False, dispatch_uid=f"deliveries-stop-{id(app)}"
+        )
 
     @app.task(name=TASK_NAME, bind=True, max_retries=DATABASE_RETRIES)  # type: ignore[untyped-decorator]
     def grade_job(task: Any, job_id: int) -> None:
