@@ -77,7 +77,10 @@ class Side:
     error: ExpressionError | None = None
 
 
-_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "@": 2, "**": 4}
+_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "@": 2, "**": 4, SIDE_BY_SIDE: 2, CDOT: 2}
+# Products the shape pass has not resolved yet show as written (in messages about the tree that
+# stopped the reading before that pass): side by side, or with \cdot.
+_JOINERS = {SIDE_BY_SIDE: " ", CDOT: " \\cdot "}
 _NEGATE = 3
 _ATOM = 5
 
@@ -164,7 +167,7 @@ def _binary_text(expr: Binary) -> str:
     # Left-associative: an equal-precedence right operand keeps its parentheses.
     if _precedence(expr.right) <= own:
         right = f"({right})"
-    return f"{left} {expr.op} {right}"
+    return left + _JOINERS.get(expr.op, f" {expr.op} ") + right
 
 
 def shifted(expr: Expr, delta: int) -> Expr:

@@ -63,7 +63,7 @@ def _settings(request: Request) -> Settings:
     "/api/v1/courses/{course}/lti/platform",
     operation_id="lti-set-platform",
     response_model=PlatformView,
-    responses=error_responses(401, 403, 404, 409, 422),
+    responses=error_responses(400, 401, 403, 404, 409, 413, 422),
 )
 async def set_platform(
     course: Annotated[str, PathParameter(min_length=1, max_length=64)],

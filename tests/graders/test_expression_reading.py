@@ -171,3 +171,11 @@ def test_random_latex_reads_or_fails_with_the_parsers_own_error(latex: str) -> N
         assert error.message  # noqa: PT017  (the property: any failure is the parser's own, with a message)
         return
     assert parse_text(to_text(tree)) == tree
+
+
+@pytest.mark.parametrize("latex", ["t/tt t", "(t t)/t t", "t t / t t", r"(t \cdot t)/t t"])
+def test_an_ambiguous_quotient_with_an_unresolved_product_is_the_parsers_own_error(latex: str) -> None:
+    # Found by the random-LaTeX property: the message about `a / b c` printed a product the shape
+    # pass had not resolved yet, and that raised a KeyError (a 500 in the preview) instead.
+    with pytest.raises(ExpressionError, match="is ambiguous"):
+        parse_latex(latex, config())
