@@ -7,7 +7,6 @@ import csv
 import io
 import re
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -27,13 +26,6 @@ HW5 = "/dashboard/courses/demo/assignments/hw5"
 API_HW5 = "/api/v1/courses/demo/assignments/hw5"
 GRADEBOOK = f"{HW5}/gradebook"
 QUESTIONS = ["q1_1", "q1_2", "q1_3", "q2_1", "q2_2", "q2_3", "q2_4", "q3_1", "q3_1b", "q3_3", "q3_2", "q4"]
-
-
-@pytest.fixture
-def browser(api: Api) -> Iterator[TestClient]:
-    """The app over https (the cookie is Secure), following no redirects, with no token."""
-    with TestClient(api.client.app, base_url="https://testserver", follow_redirects=False) as client:
-        yield client
 
 
 @dataclass

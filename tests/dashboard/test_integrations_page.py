@@ -4,8 +4,6 @@ set, the LTI registration; never a secret. Students get nothing. SQLite and Post
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 
@@ -23,12 +21,6 @@ REGISTRATION = {
     "token_url": "https://canvas.example.edu/login/oauth2/token",
     "jwks_url": "https://canvas.example.edu/api/lti/security/jwks",
 }
-
-
-@pytest.fixture
-def browser(api: Api) -> Iterator[TestClient]:
-    with TestClient(api.client.app, base_url="https://testserver", follow_redirects=False) as client:
-        yield client
 
 
 @pytest.fixture

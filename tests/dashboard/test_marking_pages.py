@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from markupsafe import escape
 
@@ -18,13 +16,6 @@ from tests.conftest import Api
 HOSTILE = '<script>alert("owned")</script><img src=x onerror="alert(1)"> & friends\n  indented line'
 Q2_3 = r"\sum_{i=1}^t g_{h,i} \times \psi'(z_i) \times h_{t-1}"
 GRADING = "/dashboard/courses/demo/assignments/hw5/questions/q3_2/grading"
-
-
-@pytest.fixture
-def browser(api: Api) -> Iterator[TestClient]:
-    """The app over https (the cookie is Secure), following no redirects."""
-    with TestClient(api.client.app, base_url="https://testserver", follow_redirects=False) as client:
-        yield client
 
 
 def sign_in(browser: TestClient, api: Api, who: str = "ta") -> str:

@@ -4,7 +4,6 @@ started from its form (htmx and plain), polled to the end, with the report of ch
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -20,12 +19,6 @@ from tests.test_regrades import OFF_BY_HALF, RIGHT, load_hw5_with_tolerance
 
 OVERVIEW = "/dashboard/courses/demo/assignments/hw5"
 HTMX = {"HX-Request": "true"}
-
-
-@pytest.fixture
-def browser(api: Api) -> Iterator[TestClient]:
-    with TestClient(api.client.app, base_url="https://testserver", follow_redirects=False) as client:
-        yield client
 
 
 def sign_in(browser: TestClient, api: Api, who: str = "ta") -> str:

@@ -4,8 +4,6 @@ withheld; students get nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 
@@ -14,12 +12,6 @@ from tests.conftest import Api
 
 PAGE = "/dashboard/courses/demo/assignments/hw5/policy"
 POLICY_API = "/api/v1/courses/demo/assignments/hw5/policy"
-
-
-@pytest.fixture
-def browser(api: Api) -> Iterator[TestClient]:
-    with TestClient(api.client.app, base_url="https://testserver", follow_redirects=False) as client:
-        yield client
 
 
 @pytest.fixture

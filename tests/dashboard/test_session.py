@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from fastapi.testclient import TestClient
 
 from service.dashboard.pages import CSRF_FIELD, SESSION_COOKIE, csrf_token
 from tests.conftest import Api
-
-
-@pytest.fixture
-def browser(api: Api) -> Iterator[TestClient]:
-    """The app over https (the cookie is Secure), following no redirects, with no token."""
-    with TestClient(api.client.app, base_url="https://testserver", follow_redirects=False) as client:
-        yield client
 
 
 def sign_in(browser: TestClient, api: Api, who: str) -> str:
