@@ -232,7 +232,7 @@ class ClaimedDelivery:
     payload: dict[str, Any]
 
 
-def _claimable(now: datetime, model: LeasedRow = WebhookDelivery) -> ColumnElement[bool]:
+def _claimable(now: datetime, model: LeasedRow) -> ColumnElement[bool]:
     return and_(
         model.status == DeliveryStatus.PENDING,
         model.next_attempt_at <= now,
@@ -300,7 +300,9 @@ def claim_deliveries(
     candidates = (
         select(WebhookDelivery.id)
         .join(WebhookSubscription, WebhookSubscription.id == WebhookDelivery.subscription_id)
-        .where(_claimable(now), _no_earlier_pending(), WebhookSubscription.disabled_at.is_(None))
+        .where(
+            _claimable(now, WebhookDelivery), _no_earlier_pending(), WebhookSubscription.disabled_at.is_(None)
+        )
         .order_by(WebhookDelivery.id)
         .limit(limit)
         .with_for_update(skip_locked=True, of=WebhookDelivery)
