@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import io
 import logging
+import zipfile
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -13,19 +14,90 @@ import numpy.typing as npt
 from graders._context import GradingContext
 from graders._result import JSONValue
 from graders.notebook._session import CheckResult
-from graders.notebook.config import ClassifierCheck, FunctionCheck
+from graders.notebook._wire import layout_leaves
+from graders.notebook.config import ClassifierCheck, FunctionCheck, Visibility
 
 logger = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
+# A check's value: one array, or a tuple, list or dict of them (nested), as the reference returned
+# it or as a structured record (`_wire.py`) brought it out of the sandbox.
+Tree: TypeAlias = "FloatArray | tuple[Tree, ...] | list[Tree] | dict[str, Tree]"
 
 
 def load_array(payload: bytes) -> FloatArray:
     """One .npy array from the sandbox: never unpickled, always a float64 array."""
-    array = np.load(io.BytesIO(payload), allow_pickle=False)
+    return _numeric(np.load(io.BytesIO(payload), allow_pickle=False))
+
+
+def load_tree(payload: bytes, layout: Any) -> Tree:
+    """A check's value from the sandbox: one .npy array (layout None), or the .npz of a structured
+    record rebuilt along its layout. Never unpickled; every member stored uncompressed (so no
+    member is larger than the payload the pipe's limit already bounded) and named by the layout
+    exactly once; every leaf a float64 array. Raises ValueError saying what is wrong."""
+    if layout is None:
+        return load_array(payload)
+    names = layout_leaves(layout)
+    try:
+        with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        raise ValueError(f"the result is not an .npz archive ({error})") from None
+    if any(member.compress_type != zipfile.ZIP_STORED for member in members):
+        raise ValueError("the result's archive is compressed")
+    if sum(member.file_size for member in members) > len(payload):
+        raise ValueError("the result's archive claims more bytes than it holds")
+    if sorted(member.filename for member in members) != sorted(f"{name}.npy" for name in names):
+        raise ValueError("the result's archive does not hold exactly the parts its layout names")
+    arrays: dict[str, FloatArray] = {}
+    with np.load(io.BytesIO(payload), allow_pickle=False) as archive:
+        for name in names:
+            arrays[name] = _numeric(archive[name])
+
+    def build(node: Any) -> Tree:
+        if isinstance(node, str):
+            return arrays[node]
+        ((kind, children),) = node.items()
+        if kind == "tuple":
+            return tuple(build(child) for child in children)
+        if kind == "list":
+            return [build(child) for child in children]
+        return {key: build(child) for key, child in children}
+
+    return build(layout)
+
+
+def _numeric(array: Any) -> FloatArray:
     if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiu":
-        raise ValueError("the result is not a numeric array")
+        raise ValueError("a part of the result is not a numeric array")
     return np.asarray(array, dtype=np.float64)
+
+
+def as_tree(value: Any) -> Tree:
+    """A reference's value (tensors, arrays or numbers, or tuples, lists or dicts of them) as a Tree."""
+    if isinstance(value, tuple):
+        return tuple(as_tree(part) for part in value)
+    if isinstance(value, list):
+        return [as_tree(part) for part in value]
+    if isinstance(value, dict):
+        return {str(key): as_tree(part) for key, part in value.items()}
+    return as_numpy(value)
+
+
+def tree_size(tree: Tree) -> int:
+    """How many values a Tree holds (the plan bounds a result by it)."""
+    if isinstance(tree, np.ndarray):
+        return int(tree.size)
+    parts = tree.values() if isinstance(tree, dict) else tree
+    return sum(tree_size(part) for part in parts)
+
+
+def describe(tree: Tree) -> str:
+    """A value's kind for feedback: "a tensor of shape (3, 2)", "a tuple of 3 parts"."""
+    if isinstance(tree, np.ndarray):
+        return f"a tensor of shape {tuple(tree.shape)}"
+    kind = "dict" if isinstance(tree, dict) else type(tree).__name__
+    return f"a {kind} of {len(tree)} part{'' if len(tree) == 1 else 's'}"
 
 
 def as_numpy(value: Any) -> FloatArray:
@@ -42,11 +114,13 @@ class CheckOutcome:
     max_points: float
     line: str
     details: dict[str, JSONValue] = field(default_factory=dict)
+    # Whether the student sees this check's result at once or once hidden results are released.
+    visibility: Visibility = "public"
 
 
 def function_outcome(
     check: FunctionCheck,
-    expected: dict[str, tuple[dict[str, Any], FloatArray]],
+    expected: dict[str, tuple[dict[str, Any], Tree]],
     results: dict[str, CheckResult],
     context: GradingContext,
     stopped: str,
@@ -61,10 +135,14 @@ def function_outcome(
 
     for trial in range(check.trials):
         check_id = f"{check.name}#{trial}"
-        given = _returned_array(results.get(check_id), stopped, "result")
-        if isinstance(given, tuple):
-            return failed(*given)
+        returned = _returned_value(results.get(check_id), stopped, "result")
+        if isinstance(returned, Failure):
+            return failed(returned.message, returned.status)
         inputs, want = expected[check_id]
+        # Structured values (tuples, lists, dicts) are compared part by part in their own pass.
+        if not isinstance(want, np.ndarray) or not isinstance(returned, np.ndarray):
+            return failed(f"returned {describe(returned)}, expected {describe(want)}.", "shape")
+        given = returned
         if want.shape == () and given.size == 1:
             given = given.reshape(())  # a scalar may come back as a 1-element tensor
         if given.shape != want.shape:
@@ -100,9 +178,11 @@ def classifier_outcome(
     def failed(message: str, status: str) -> CheckOutcome:
         return _no_points(check.name, check.points, details, message, status)
 
-    logits = _returned_array(results.get(check.name), stopped, "output")
-    if isinstance(logits, tuple):
-        return failed(*logits)
+    logits = _returned_value(results.get(check.name), stopped, "output")
+    if isinstance(logits, Failure):
+        return failed(logits.message, logits.status)
+    if not isinstance(logits, np.ndarray):
+        return failed("the model returned a structure, not one tensor of logits.", "shape")
     if logits.shape != (len(labels), check.classes):
         return failed(
             f"the model returned shape {tuple(logits.shape)}, not (batch, {check.classes}).", "shape"
@@ -121,16 +201,24 @@ def classifier_outcome(
     return CheckOutcome(check.name, points, check.points, line, details)
 
 
-def _returned_array(result: CheckResult | None, stopped: str, what: str) -> FloatArray | tuple[str, str]:
-    """The array a check returned, or the feedback and the status of why there is none."""
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why a check has no value to compare: the feedback, and the status stored in its details."""
+
+    message: str
+    status: str
+
+
+def _returned_value(result: CheckResult | None, stopped: str, what: str) -> Tree | Failure:
+    """The value a check returned (one array, or a structure of them), or why there is none."""
     if result is None:
-        return f"not run: the run was stopped by {stopped}.", "not_run"
+        return Failure(f"not run: the run was stopped by {stopped}.", "not_run")
     if result.status != "ok":
-        return _failure(result)
+        return Failure(*_failure(result))
     try:
-        return load_array(result.payload)
+        return load_tree(result.payload, result.layout)
     except ValueError as error:
-        return f"the {what} could not be read as a tensor ({error}).", "error"
+        return Failure(f"the {what} could not be read as a tensor ({error}).", "error")
 
 
 def _no_points(

@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from graders._context import GradingContext
-from graders.notebook._compare import FloatArray, as_numpy, torch_arguments
+from graders.notebook._compare import Tree, as_tree, torch_arguments, tree_size
 from graders.notebook.config import ClassifierCheck, FunctionCheck, NotebookConfig
 from graders.sandbox import SandboxLimits
 
@@ -58,7 +58,7 @@ class Plan:
     # What the runner is told of each check (the checks of plan.json, in order).
     entries: list[dict[str, Any]]
     # Per function check and trial: the inputs (kept to evaluate named mistakes) and the expected output.
-    expected: dict[str, tuple[dict[str, Any], FloatArray]]
+    expected: dict[str, tuple[dict[str, Any], Tree]]
     labels: dict[str, npt.NDArray[np.int64]]
 
 
@@ -88,11 +88,11 @@ def _add_function_trial(
     rng = np.random.default_rng([config.seed, context.variant_seed, zlib.crc32(check.name.encode()), trial])
     inputs = dict(context.reference_function(check.inputs)(rng))
     arrays = {name: np.asarray(value) for name, value in inputs.items()}
-    want = as_numpy(context.reference_function(check.reference)(*torch_arguments(arrays)))
+    want = as_tree(context.reference_function(check.reference)(*torch_arguments(arrays)))
     plan.expected[check_id] = (arrays, want)
     inputs_file = f"{check_id.replace('#', '-')}.npz"
     plan.files[inputs_file] = npz_bytes(arrays)
-    max_elements = WRONG_SHAPE_FACTOR * want.size + WRONG_SHAPE_EXTRA_ELEMENTS
+    max_elements = WRONG_SHAPE_FACTOR * tree_size(want) + WRONG_SHAPE_EXTRA_ELEMENTS
     plan.entries.append(
         {
             "id": check_id,

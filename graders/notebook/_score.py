@@ -43,6 +43,9 @@ def score(
         outcomes.append(function_outcome(check, plan.expected, report.checks, context, stopped))
     for classifier in config.classifiers:
         outcomes.append(classifier_outcome(classifier, plan.labels[classifier.name], report.checks, stopped))
+    visibility = {check.name: check.visibility for check in config.checks}
+    for outcome in outcomes:
+        outcome.visibility = visibility[outcome.name]
     earned = sum(outcome.points for outcome in outcomes)
     possible = sum(outcome.max_points for outcome in outcomes)
     lines = cell_lines + [outcome.line for outcome in outcomes]

@@ -34,6 +34,10 @@ class CheckResult:
     status: str
     message: str = ""
     payload: bytes = b""
+    # As in the record (`_wire.Record`): None for one .npy array, else the .npz payload's layout.
+    layout: Any = None
+    # Arguments the call changed in place, as the runner saw them (feedback; names only).
+    mutated: tuple[str, ...] = ()
 
 
 @dataclass
@@ -150,6 +154,7 @@ def read_check_result(read: PipeRead, seconds: float) -> CheckResult:
     except ValueError as error:
         reason = clean_text(str(error), MAX_REASON_CHARS)
         return CheckResult("invalid", f"its result could not be read ({reason})")
+    mutated = tuple(clean_text(name, MAX_REASON_CHARS) for name in record.mutated)
     if record.status == "ok":
-        return CheckResult("ok", payload=record.payload)
-    return CheckResult("error", clean_text(record.error))
+        return CheckResult("ok", payload=record.payload, layout=record.layout, mutated=mutated)
+    return CheckResult("error", clean_text(record.error), mutated=mutated)

@@ -5,6 +5,13 @@ line); a check request from the grading process (JSON, sent with the write end o
 pipe); and, on that pipe, ONE result record: a 4-byte big-endian header length, a JSON header, then
 `payload_bytes` bytes (the `.npy` array of an `ok` result, nothing for an `error`).
 
+A result that is not one tensor (a tuple, a list or a dict of them: `(dx, dW, db)`, a module's
+parameter gradients by name) carries a `layout` in its header and an uncompressed `.npz` archive
+as its payload, one member per leaf. A layout is a leaf (the member's name, a string) or
+`{"tuple": [layout, ...]}`, `{"list": [layout, ...]}`, `{"dict": [[key, layout], ...]}`; it is at
+most MAX_LAYOUT_DEPTH deep and has at most MAX_LAYOUT_PARTS leaves. A header may also name the
+arguments the call changed in place (`mutated`), which would corrupt the checks after it.
+
 Standard library only: the runner cannot import `graders` (it is not mounted in the sandbox), so
 the grader ships this file into the run's input directory and the runner loads it from there
 (see `_runner.load_wire`). One writer and one strict reader, here, keep the two sides in step.
@@ -24,7 +31,13 @@ HEADER_LENGTH = struct.Struct(">I")
 # A real header is under 1 KB (a status and an error message of at most a few hundred chars);
 # a longer one is not read at all, whatever it holds.
 MAX_HEADER_BYTES = 64 * 1024
-HEADER_KEYS = frozenset({"status", "error", "payload_bytes"})
+HEADER_KEYS = frozenset({"status", "error", "payload_bytes", "layout", "mutated"})
+# A structured result's bounds: a backward pass returns 3 to 10 parts, a module's gradients a few
+# dozen; nesting beyond a dict of tuples is not a shape homework asks for.
+MAX_LAYOUT_DEPTH = 4
+MAX_LAYOUT_PARTS = 256
+# A dict key or an argument name: an identifier, or a parameter path such as `layers.0.weight`.
+MAX_NAME_CHARS = 128
 # A check request is `{"check": <index>}`: a few bytes; the runner reads at most this much of one.
 MAX_REQUEST_BYTES = 4096
 
@@ -43,6 +56,10 @@ class Record:
     status: str
     error: str = ""
     payload: bytes = b""
+    # None: the payload is one .npy array; else the structure of the .npz payload (see above).
+    layout: Any = None
+    # The names of the arguments the call modified in place.
+    mutated: tuple[str, ...] = ()
 
 
 def encode_line(event: dict[str, Any]) -> bytes:
@@ -66,6 +83,10 @@ def encode_record(record: Record) -> bytes:
     header: dict[str, Any] = {"status": record.status, "payload_bytes": len(record.payload)}
     if record.status == "error":
         header["error"] = record.error
+    if record.layout is not None:
+        header["layout"] = record.layout
+    if record.mutated:
+        header["mutated"] = list(record.mutated)
     encoded = json.dumps(header, allow_nan=False).encode()
     return HEADER_LENGTH.pack(len(encoded)) + encoded + record.payload
 
@@ -109,8 +130,59 @@ def read_record(data: bytes) -> Record:
         raise RecordError("not a result header")
     if header.get("payload_bytes") != len(payload):
         raise RecordError("not exactly one record")
+    mutated = _names(header.get("mutated", []))
     if header.get("status") == "ok":
-        return Record("ok", payload=payload)
+        layout = header.get("layout")
+        if layout is not None:
+            layout_leaves(layout)
+        return Record("ok", payload=payload, layout=layout, mutated=mutated)
     if header.get("status") == "error" and not payload and isinstance(header.get("error"), str):
-        return Record("error", error=header["error"])
+        return Record("error", error=header["error"], mutated=mutated)
     raise RecordError("an unknown status")
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or len(value) > MAX_LAYOUT_PARTS:
+        raise RecordError("`mutated` is not a list of names")
+    if not all(isinstance(name, str) and 0 < len(name) <= MAX_NAME_CHARS for name in value):
+        raise RecordError("`mutated` is not a list of names")
+    return tuple(value)
+
+
+def layout_leaves(layout: Any) -> list[str]:
+    """The member names of a layout's leaves, in order; raises RecordError if it is not a layout
+    within the bounds, or names a member twice."""
+    leaves: list[str] = []
+
+    def walk(node: Any, depth: int) -> None:
+        if depth > MAX_LAYOUT_DEPTH:
+            raise RecordError(f"the result is nested more than {MAX_LAYOUT_DEPTH} levels")
+        if isinstance(node, str):
+            if not 0 < len(node) <= MAX_NAME_CHARS:
+                raise RecordError("a part has no name or too long a name")
+            leaves.append(node)
+            if len(leaves) > MAX_LAYOUT_PARTS:
+                raise RecordError(f"the result has more than {MAX_LAYOUT_PARTS} parts")
+            return
+        if not isinstance(node, dict) or len(node) != 1:
+            raise RecordError("not a result layout")
+        ((kind, children),) = node.items()
+        if kind in ("tuple", "list") and isinstance(children, list):
+            for child in children:
+                walk(child, depth + 1)
+        elif kind == "dict" and isinstance(children, list):
+            keys = set()
+            for pair in children:
+                if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str)):
+                    raise RecordError("not a result layout")
+                if not 0 < len(pair[0]) <= MAX_NAME_CHARS or pair[0] in keys:
+                    raise RecordError("a dict part has no key, too long a key or a repeated key")
+                keys.add(pair[0])
+                walk(pair[1], depth + 1)
+        else:
+            raise RecordError("not a result layout")
+
+    walk(layout, 0)
+    if len(set(leaves)) != len(leaves):
+        raise RecordError("a part is named twice")
+    return leaves

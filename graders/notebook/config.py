@@ -1,14 +1,26 @@
 from __future__ import annotations
 
+from typing import Literal, TypeAlias
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from graders._grader import GraderAnswer, GraderConfig
 
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# `public`: the check's result and feedback are shown to the student at once; `hidden`: only
+# once the assignment's hidden results are released (docs/authoring.md says when).
+Visibility: TypeAlias = Literal["public", "hidden"]
+# A keyword argument of a module's constructor, as TOML writes it.
+InitValue: TypeAlias = bool | int | float | str | list[int] | list[float]
 
 
 class _Part(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Tolerance(_Part):
+    rtol: float = Field(ge=0)
+    atol: float = Field(ge=0)
 
 
 class NamedMistake(_Part):
@@ -34,6 +46,107 @@ class FunctionCheck(_Part):
     atol: float = Field(default=1e-5, ge=0)
     cuda_tolerance_factor: float = Field(default=10.0, ge=1)
     mistakes: list[NamedMistake] = Field(default_factory=list)
+    # A tuple's or list's parts by name, in order (used in feedback: "dW is wrong"); a dict's parts
+    # are named by their keys. None: the reference returns one tensor, or the parts are numbered.
+    outputs: list[str] | None = Field(default=None, min_length=1, max_length=64)
+    # A part's own tolerance, by its name (the check's rtol/atol for the others).
+    tolerances: dict[str, Tolerance] = Field(default_factory=dict)
+    # Whether each right part earns its share of the points (else all parts must be right).
+    part_credit: bool = False
+    visibility: Visibility = "public"
+
+
+class ModuleCheck(_Part):
+    """The notebook's torch.nn.Module subclass `name`, built with `init`, given the reference
+    module's parameters, compared on the forward outputs (and parameter gradients) for `inputs`."""
+
+    name: str = Field(pattern=IDENTIFIER)
+    points: float = Field(gt=0)
+    # Keyword arguments of both classes' constructors.
+    init: dict[str, InitValue] = Field(default_factory=dict)
+    # A torch.nn.Module subclass in the reference module.
+    reference: str = Field(pattern=IDENTIFIER)
+    # A reference function (rng) -> dict of the forward's keyword arguments (arrays).
+    inputs: str = Field(pattern=IDENTIFIER)
+    # Also compare the parameters' gradients after a backward pass of a fixed loss.
+    backward: bool = False
+    trials: int = Field(default=2, ge=1, le=10)
+    seconds: float = Field(default=10.0, gt=0, le=600)
+    rtol: float = Field(default=1e-5, ge=0)
+    atol: float = Field(default=1e-5, ge=0)
+    cuda_tolerance_factor: float = Field(default=10.0, ge=1)
+    # Names of the forward output's parts, as for a function check.
+    outputs: list[str] | None = Field(default=None, min_length=1, max_length=64)
+    visibility: Visibility = "public"
+
+
+class GradientCheck(_Part):
+    """The notebook's hand-written backward function `name`, called as
+    `name(upstream, *forward arguments)`, against torch.autograd of `forward` in float64."""
+
+    name: str = Field(pattern=IDENTIFIER)
+    points: float = Field(gt=0)
+    # The forward function: a reference function (the score is always anchored on it) ...
+    forward: str = Field(pattern=IDENTIFIER)
+    # ... and, optionally, the notebook's own forward, also differentiated in the sandbox: the
+    # feedback then says whether the backward agrees with the student's own forward.
+    notebook_forward: str | None = Field(default=None, pattern=IDENTIFIER)
+    # A reference function (rng) -> ordered dict of the forward's arguments (arrays).
+    inputs: str = Field(pattern=IDENTIFIER)
+    # The arguments the backward returns gradients for, in the order it returns them.
+    wrt: list[str] = Field(min_length=1, max_length=16)
+    trials: int = Field(default=3, ge=1, le=10)
+    seconds: float = Field(default=10.0, gt=0, le=600)
+    rtol: float = Field(default=1e-6, ge=0)
+    atol: float = Field(default=1e-8, ge=0)
+    visibility: Visibility = "public"
+
+
+class _TrainedModelCheck(_Part):
+    """A trained module scored on a hidden test set: features enter the sandbox, targets do not."""
+
+    name: str = Field(pattern=IDENTIFIER)
+    points: float = Field(gt=0)
+    # A reference function (seed, size) -> (X, y).
+    dataset: str = Field(pattern=IDENTIFIER)
+    seed: int = Field(ge=0)
+    size: int = Field(default=2000, ge=10, le=1_000_000)
+    seconds: float = Field(default=30.0, gt=0, le=600)
+    batch: int = Field(default=1024, ge=1)
+    visibility: Visibility = "public"
+
+
+class RegressionCheck(_TrainedModelCheck):
+    """Scored by MSE or MAE: all points at or below `full_at`, none at or above `zero_at`."""
+
+    metric: Literal["mse", "mae"] = "mse"
+    zero_at: float = Field(gt=0)
+    full_at: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _ordered_thresholds(self) -> RegressionCheck:
+        if self.full_at >= self.zero_at:
+            raise ValueError("full_at must be below zero_at (a lower error is better)")
+        return self
+
+
+class SequenceCheck(_TrainedModelCheck):
+    """A model returning (batch, time, vocabulary) logits for token sequences, scored by per-token
+    accuracy (higher is better) or perplexity (lower is better), between `zero_at` and `full_at`."""
+
+    metric: Literal["accuracy", "perplexity"] = "accuracy"
+    vocabulary: int = Field(ge=2, le=100_000)
+    zero_at: float = Field(ge=0)
+    full_at: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _ordered_thresholds(self) -> SequenceCheck:
+        better_is_higher = self.metric == "accuracy"
+        if (self.full_at <= self.zero_at) if better_is_higher else (self.full_at >= self.zero_at):
+            raise ValueError(
+                "full_at must be the better end: above zero_at for accuracy, below for perplexity"
+            )
+        return self
 
 
 class ClassifierCheck(_Part):
@@ -51,6 +164,7 @@ class ClassifierCheck(_Part):
     full_at: float = Field(default=0.9, ge=0, le=1)
     seconds: float = Field(default=30.0, gt=0, le=600)
     batch: int = Field(default=1024, ge=1)
+    visibility: Visibility = "public"
 
     @model_validator(mode="after")
     def _ordered_thresholds(self) -> ClassifierCheck:
@@ -66,9 +180,18 @@ class DataFile(_Part):
     generator: str = Field(pattern=IDENTIFIER)
 
 
+AnyCheck: TypeAlias = (
+    FunctionCheck | ModuleCheck | GradientCheck | ClassifierCheck | RegressionCheck | SequenceCheck
+)
+
+
 class NotebookConfig(GraderConfig):
     functions: list[FunctionCheck] = Field(default_factory=list)
+    modules: list[ModuleCheck] = Field(default_factory=list)
+    gradients: list[GradientCheck] = Field(default_factory=list)
     classifiers: list[ClassifierCheck] = Field(default_factory=list)
+    regressions: list[RegressionCheck] = Field(default_factory=list)
+    sequences: list[SequenceCheck] = Field(default_factory=list)
     data: list[DataFile] = Field(default_factory=list)
     # Limits for running the notebook's cells (each check has its own time limit on top).
     notebook_seconds: float = Field(default=120.0, gt=0, le=3600)
@@ -79,11 +202,26 @@ class NotebookConfig(GraderConfig):
     # Mixed into every check's input seed together with the student's variant seed.
     seed: int = Field(default=0, ge=0)
 
+    @property
+    def checks(self) -> list[AnyCheck]:
+        """Every check, in the order they run and are reported."""
+        return [
+            *self.functions,
+            *self.modules,
+            *self.gradients,
+            *self.classifiers,
+            *self.regressions,
+            *self.sequences,
+        ]
+
     @model_validator(mode="after")
     def _checks_are_named_once(self) -> NotebookConfig:
-        names = [check.name for check in self.functions] + [check.name for check in self.classifiers]
+        names = [check.name for check in self.checks]
         if not names:
-            raise ValueError("a notebook question needs at least one check (functions or classifiers)")
+            raise ValueError(
+                "a notebook question needs at least one check "
+                "(functions, modules, gradients, classifiers, regressions or sequences)"
+            )
         if len(set(names)) != len(names):
             raise ValueError("each checked name may appear only once")
         return self
