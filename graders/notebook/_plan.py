@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,8 @@ import numpy.typing as npt
 
 from graders._context import GradingContext
 from graders.notebook._compare import Tree, as_tree, torch_arguments, tree_size
-from graders.notebook.config import ClassifierCheck, FunctionCheck, NotebookConfig
+from graders.notebook._modules import ModuleTrial, module_result_elements, module_trial
+from graders.notebook.config import ClassifierCheck, FunctionCheck, ModuleCheck, NotebookConfig
 from graders.sandbox import SandboxLimits
 
 # The runner's names for its input files (it cannot import these: see _runner.py); it loads its
@@ -60,6 +61,8 @@ class Plan:
     # Per function check and trial: the inputs (kept to evaluate named mistakes) and the expected output.
     expected: dict[str, tuple[dict[str, Any], Tree]]
     labels: dict[str, npt.NDArray[np.int64]]
+    # Per module check and trial: the reference module's output, gradients and parameter count.
+    modules: dict[str, ModuleTrial] = field(default_factory=dict)
 
 
 def build_plan(config: NotebookConfig, context: GradingContext, device: str) -> Plan:
@@ -69,6 +72,9 @@ def build_plan(config: NotebookConfig, context: GradingContext, device: str) -> 
     for check in config.functions:
         for trial in range(check.trials):
             _add_function_trial(plan, config, check, trial, context)
+    for module in config.modules:
+        for trial in range(module.trials):
+            _add_module_trial(plan, config, module, trial, context)
     for classifier in config.classifiers:
         _add_classifier(plan, classifier, context)
     runner_plan = {
@@ -99,6 +105,30 @@ def _add_function_trial(
             "name": check.name,
             "kind": "function",
             "args": list(arrays),
+            "inputs": inputs_file,
+            "seconds": check.seconds,
+            "max_elements": max_elements,
+            "max_bytes": _result_bytes(max_elements),
+        }
+    )
+
+
+def _add_module_trial(
+    plan: Plan, config: NotebookConfig, check: ModuleCheck, trial: int, context: GradingContext
+) -> None:
+    check_id = f"{check.name}#{trial}"
+    rng = np.random.default_rng([config.seed, context.variant_seed, zlib.crc32(check.name.encode()), trial])
+    built = module_trial(check, rng, context)
+    plan.modules[check_id] = built
+    inputs_file = f"{check_id.replace('#', '-')}.npz"
+    plan.files[inputs_file] = npz_bytes(built.arrays)
+    max_elements = module_result_elements(built, WRONG_SHAPE_FACTOR, WRONG_SHAPE_EXTRA_ELEMENTS)
+    plan.entries.append(
+        {
+            "id": check_id,
+            "name": check.name,
+            "kind": "module",
+            **built.entry,
             "inputs": inputs_file,
             "seconds": check.seconds,
             "max_elements": max_elements,

@@ -241,9 +241,125 @@ def call_function(
     return structured_result(target(*arguments), check["max_elements"])
 
 
+class ModuleMismatch(Exception):
+    """The notebook's module cannot be checked: not a Module class, a constructor that raised, or
+    parameters that do not fit the reference's. The grader shows the message as it stands."""
+
+
+# Of a module's parameters, how many are listed in a message saying they do not fit.
+MAX_LISTED_PARAMETERS = 12
+
+
+def call_module(
+    check: dict[str, Any], namespace: dict[str, Any], inputs: Any, device: str, seed: int
+) -> Result:
+    """Build the notebook's module with `init`, give it the reference's parameters, run the
+    forward on the check's arguments and (with `backward`) the fixed loss's backward pass:
+    `{"output": ..., "gradients": {reference parameter name: gradient}, "parameters": count}`."""
+    import torch
+
+    name = check["name"]
+    target = seeded_target(check, namespace, seed)
+    if not isinstance(target, type):
+        raise ModuleMismatch(f"{name} is a {type(target).__name__}, not a torch.nn.Module subclass")
+    if not issubclass(target, torch.nn.Module):
+        raise ModuleMismatch(f"{name} is a class, but not a subclass of torch.nn.Module")
+    arguments_text = ", ".join(f"{key}={value!r}" for key, value in check["init"].items())
+    try:
+        module = target(**check["init"]).to(device)
+    except Exception as error:
+        raise ModuleMismatch(f"{name}({arguments_text}) raised {short_error(error)}") from None
+    reference = [(key, inputs[f"p{index}"]) for index, key in enumerate(check["parameters"])]
+    pairs = matched_parameters(name, module, reference)
+    with torch.no_grad():
+        for (_, array), parameter in zip(reference, pairs.values(), strict=True):
+            parameter.copy_(torch.as_tensor(array))
+    module.eval()
+    arguments = {key: torch.as_tensor(inputs[f"a{index}"]).to(device) for index, key in enumerate(check["args"])}
+    # Kept to name the arguments the forward changes in place (an `x += ...` on an input).
+    originals = {key: value.clone() for key, value in arguments.items()}
+    output = module(**arguments)
+    mutated = tuple(key for key, value in arguments.items() if not torch.equal(value, originals[key]))
+    gradients: dict[str, Any] = {}
+    if check["backward"]:
+        gradients = loss_gradients(output, pairs, inputs, check["loss_parts"])
+    count = sum(parameter.numel() for parameter in module.parameters())
+    value = {"output": output, "gradients": gradients, "parameters": count}
+    result = structured_result(value, check["max_elements"])
+    result.mutated = mutated
+    return result
+
+
+def matched_parameters(name: str, module: Any, reference: list[tuple[str, Any]]) -> dict[str, Any]:
+    """The module's parameter taking each reference parameter, by reference name: by name when every
+    reference name is the module's with the same shape, else by shape in declaration order (the
+    first unused one of that shape) when both have as many; else ModuleMismatch listing both."""
+    own = list(module.named_parameters())
+    by_name = dict(own)
+    if all(key in by_name and tuple(by_name[key].shape) == array.shape for key, array in reference):
+        return {key: by_name[key] for key, _ in reference}
+    unused = [parameter for _, parameter in own]
+    pairs: dict[str, Any] = {}
+    for key, array in reference:
+        match = next((p for p in unused if tuple(p.shape) == array.shape), None) if len(own) == len(reference) else None
+        if match is None:
+            count = sum(parameter.numel() for _, parameter in own)
+            reference_count = sum(array.size for _, array in reference)
+            raise ModuleMismatch(
+                f"{name}'s parameters do not fit the reference's, by name or by shape in declaration "
+                f"order ({name} has {count} parameters, the reference {reference_count}): the reference "
+                f"has {listed((k, a.shape) for k, a in reference)}; {name} has "
+                f"{listed((k, tuple(p.shape)) for k, p in own)}"
+            )
+        unused.remove(match)
+        pairs[key] = match
+    return pairs
+
+
+def listed(parameters: Any) -> str:
+    """`W_xh (3, 4), b (4,)`: the first MAX_LISTED_PARAMETERS of (name, shape) pairs."""
+    items = [f"{key} {tuple(shape)}" for key, shape in parameters]
+    if not items:
+        return "none"
+    more = len(items) - MAX_LISTED_PARAMETERS
+    return ", ".join(items[:MAX_LISTED_PARAMETERS]) + (f" and {more} more" if more > 0 else "")
+
+
+def loss_gradients(output: Any, pairs: dict[str, Any], inputs: Any, loss_parts: list[Any]) -> dict[str, Any]:
+    """The parameters' gradients of the check's fixed loss, sum_i (part_i * weights_i).sum(), by
+    reference name; none when the output lacks a part of the reference's shape (the grader says so)."""
+    import torch
+
+    loss = None
+    for index, path in enumerate(loss_parts):
+        part = output
+        for key in path:
+            fits = isinstance(part, dict) and key in part or isinstance(part, tuple | list) and (
+                isinstance(key, int) and key < len(part)
+            )
+            if not fits:
+                return {}
+            part = part[key]
+        weights = inputs[f"w{index}"]
+        if not isinstance(part, torch.Tensor) or tuple(part.shape) != weights.shape:
+            return {}
+        term = (part * torch.as_tensor(weights).to(part.device, part.dtype)).sum()
+        loss = term if loss is None else loss + term
+    if loss is None or not loss.requires_grad:
+        return {key: torch.zeros_like(parameter) for key, parameter in pairs.items()}
+    trainable = {key: p for key, p in pairs.items() if p.requires_grad}
+    grads = torch.autograd.grad(loss, list(trainable.values()), allow_unused=True)
+    found = dict(zip(trainable, grads, strict=True))
+    return {
+        key: torch.zeros_like(parameter) if found.get(key) is None else found[key]
+        for key, parameter in pairs.items()
+    }
+
+
 # One call per check kind (the plan's `kind`): (check, namespace, inputs, device, seed) -> Result.
 CALLS = {
     "function": call_function,
+    "module": call_module,
     "classifier": call_classifier,
 }
 

@@ -64,10 +64,14 @@ class NotebookGrader(Grader[NotebookConfig, NotebookAnswer]):
         names = [data.generator for data in config.data]
         for check in config.functions:
             names += [check.reference, check.inputs] + [mistake.reference for mistake in check.mistakes]
+        for module in config.modules:
+            names += [module.reference, module.inputs]
         names += [check.dataset for check in config.classifiers]
         return names
 
     def self_check(self, config: NotebookConfig, context: GradingContext) -> None:
+        # Building the plan runs every reference: each module check's reference class is built
+        # with its `init` and run forward (and backward) on its inputs.
         plan = build_plan(config, context, "cpu")
         for check in config.classifiers:
             labels = plan.labels[check.name]
@@ -80,6 +84,10 @@ class NotebookGrader(Grader[NotebookConfig, NotebookAnswer]):
         checks: list[JSONValue] = [
             {"name": check.name, "points": check.points, "seconds": check.seconds}
             for check in config.functions
+        ]
+        checks += [
+            {"name": check.name, "points": check.points, "seconds": check.seconds, "backward": check.backward}
+            for check in config.modules
         ]
         checks += [
             {"name": check.name, "points": check.points, "zero_at": check.zero_at, "full_at": check.full_at}
