@@ -16,7 +16,9 @@ from tests.graders.test_notebook_modules import IMPORTS, LINEAR, MODULES, RNN_CE
 
 
 @pytest.mark.skipif(bwrap_path() is None, reason="needs bubblewrap (make system-deps)")
-def test_a_module_notebook_is_graded_per_check_over_http(api: Api, session_factory: sessionmaker[Session]) -> None:
+def test_a_module_notebook_is_graded_per_check_over_http(
+    api: Api, session_factory: sessionmaker[Session]
+) -> None:
     with session_factory() as session:
         load_assignment(session, "demo", read_material(MODULES))
         session.commit()

@@ -112,7 +112,9 @@ def module_trial(check: ModuleCheck, rng: np.random.Generator, context: GradingC
 def module_result_elements(trial: ModuleTrial, wrong_shape_factor: int, extra: int) -> int:
     """How many values the runner's result may hold: the output with room for a wrong shape, the
     gradients and the count."""
-    return wrong_shape_factor * tree_size(trial.output) + sum(g.size for g in trial.gradients.values()) + extra
+    return (
+        wrong_shape_factor * tree_size(trial.output) + sum(g.size for g in trial.gradients.values()) + extra
+    )
 
 
 def _float32(array: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
@@ -184,7 +186,9 @@ def _walk(
     return mismatches
 
 
-def _compare_leaf(want: FloatArray, got: FloatArray, rtol: float, atol: float, label: str) -> list[PartMismatch]:
+def _compare_leaf(
+    want: FloatArray, got: FloatArray, rtol: float, atol: float, label: str
+) -> list[PartMismatch]:
     if want.shape == () and got.size == 1:
         got = got.reshape(())  # a scalar may come back as a 1-element tensor
     if got.shape != want.shape:

@@ -275,7 +275,9 @@ def call_module(
         for (_, array), parameter in zip(reference, pairs.values(), strict=True):
             parameter.copy_(torch.as_tensor(array))
     module.eval()
-    arguments = {key: torch.as_tensor(inputs[f"a{index}"]).to(device) for index, key in enumerate(check["args"])}
+    arguments = {
+        key: torch.as_tensor(inputs[f"a{index}"]).to(device) for index, key in enumerate(check["args"])
+    }
     # Kept to name the arguments the forward changes in place (an `x += ...` on an input).
     originals = {key: value.clone() for key, value in arguments.items()}
     output = module(**arguments)
@@ -301,7 +303,8 @@ def matched_parameters(name: str, module: Any, reference: list[tuple[str, Any]])
     unused = [parameter for _, parameter in own]
     pairs: dict[str, Any] = {}
     for key, array in reference:
-        match = next((p for p in unused if tuple(p.shape) == array.shape), None) if len(own) == len(reference) else None
+        same_shape = (p for p in unused if tuple(p.shape) == array.shape)
+        match = next(same_shape, None) if len(own) == len(reference) else None
         if match is None:
             count = sum(parameter.numel() for _, parameter in own)
             reference_count = sum(array.size for _, array in reference)
@@ -332,28 +335,34 @@ def loss_gradients(output: Any, pairs: dict[str, Any], inputs: Any, loss_parts: 
 
     loss = None
     for index, path in enumerate(loss_parts):
-        part = output
-        for key in path:
-            fits = isinstance(part, dict) and key in part or isinstance(part, tuple | list) and (
-                isinstance(key, int) and key < len(part)
-            )
-            if not fits:
-                return {}
-            part = part[key]
+        part = part_at(output, path)
         weights = inputs[f"w{index}"]
         if not isinstance(part, torch.Tensor) or tuple(part.shape) != weights.shape:
             return {}
         term = (part * torch.as_tensor(weights).to(part.device, part.dtype)).sum()
         loss = term if loss is None else loss + term
-    if loss is None or not loss.requires_grad:
-        return {key: torch.zeros_like(parameter) for key, parameter in pairs.items()}
+    # A parameter no gradient reaches (frozen, detached, unused) gets zeros: the grader names it.
     trainable = {key: p for key, p in pairs.items() if p.requires_grad}
-    grads = torch.autograd.grad(loss, list(trainable.values()), allow_unused=True)
-    found = dict(zip(trainable, grads, strict=True))
+    found: dict[str, Any] = {}
+    if loss is not None and loss.requires_grad and trainable:
+        grads = torch.autograd.grad(loss, list(trainable.values()), allow_unused=True)
+        found = dict(zip(trainable, grads, strict=True))
     return {
         key: torch.zeros_like(parameter) if found.get(key) is None else found[key]
         for key, parameter in pairs.items()
     }
+
+
+def part_at(output: Any, path: list[Any]) -> Any:
+    """The part of a forward output at a path of positions and keys, or None if it has none there."""
+    part = output
+    for key in path:
+        by_key = isinstance(part, dict) and isinstance(key, str) and key in part
+        by_position = isinstance(part, tuple | list) and isinstance(key, int) and 0 <= key < len(part)
+        if not (by_key or by_position):
+            return None
+        part = part[key]
+    return part
 
 
 # One call per check kind (the plan's `kind`): (check, namespace, inputs, device, seed) -> Result.

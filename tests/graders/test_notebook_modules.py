@@ -227,7 +227,9 @@ def test_nan_and_a_wrong_shape_and_skipped_gradients_are_named(modules: Modules)
 
     outcome = outcome_of(modules, nan_output)
     assert outcome.points == 1.0
-    assert "the forward output holds NaN or infinite values; the parameter gradients are right" in outcome.line
+    assert (
+        "the forward output holds NaN or infinite values; the parameter gradients are right" in outcome.line
+    )
 
     outcome = outcome_of(
         modules, lambda _want: record({"output": np.zeros((4, 2)), "gradients": {}, "parameters": 28})
