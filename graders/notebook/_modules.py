@@ -266,11 +266,12 @@ def _module_value(
         return unreadable
     if not isinstance(count, np.ndarray) or count.size != 1 or not np.isfinite(count).all():
         return unreadable
-    return returned["output"], dict(gradients), int(count.reshape(()))
+    arrays = {key: g for key, g in gradients.items() if isinstance(g, np.ndarray)}
+    return returned["output"], arrays, int(count.reshape(()))
 
 
 def _compare_gradients(
-    want: dict[str, FloatArray], got: dict[str, Tree], rtol: float, atol: float
+    want: dict[str, FloatArray], got: dict[str, FloatArray], rtol: float, atol: float
 ) -> list[PartMismatch]:
     mismatches = []
     for name, gradient in want.items():

@@ -314,7 +314,7 @@ def matched_parameters(name: str, module: Any, reference: list[tuple[str, Any]])
                 f"has {listed((k, a.shape) for k, a in reference)}; {name} has "
                 f"{listed((k, tuple(p.shape)) for k, p in own)}"
             )
-        unused.remove(match)
+        unused = [parameter for parameter in unused if parameter is not match]  # (== compares values)
         pairs[key] = match
     return pairs
 
