@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,8 @@ import numpy.typing as npt
 
 from graders._context import GradingContext
 from graders.notebook._compare import Tree, as_tree, torch_arguments, tree_size
-from graders.notebook.config import ClassifierCheck, FunctionCheck, NotebookConfig
+from graders.notebook._gradients import UPSTREAM, GradientTrial, reference_gradients
+from graders.notebook.config import ClassifierCheck, FunctionCheck, GradientCheck, NotebookConfig
 from graders.sandbox import SandboxLimits
 
 # The runner's names for its input files (it cannot import these: see _runner.py); it loads its
@@ -60,6 +61,8 @@ class Plan:
     # Per function check and trial: the inputs (kept to evaluate named mistakes) and the expected output.
     expected: dict[str, tuple[dict[str, Any], Tree]]
     labels: dict[str, npt.NDArray[np.int64]]
+    # Per gradient check, its trials: the point, dy and the reference's gradients (see _gradients.py).
+    gradients: dict[str, list[GradientTrial]] = field(default_factory=dict)
 
 
 def build_plan(config: NotebookConfig, context: GradingContext, device: str) -> Plan:
@@ -69,6 +72,8 @@ def build_plan(config: NotebookConfig, context: GradingContext, device: str) -> 
     for check in config.functions:
         for trial in range(check.trials):
             _add_function_trial(plan, config, check, trial, context)
+    for gradient in config.gradients:
+        _add_gradient_check(plan, config, gradient, context)
     for classifier in config.classifiers:
         _add_classifier(plan, classifier, context)
     runner_plan = {
@@ -105,6 +110,39 @@ def _add_function_trial(
             "max_bytes": _result_bytes(max_elements),
         }
     )
+
+
+def _add_gradient_check(
+    plan: Plan, config: NotebookConfig, check: GradientCheck, context: GradingContext
+) -> None:
+    """Each trial's float64 arguments and dy enter the sandbox; the reference's gradients stay here."""
+    trials = plan.gradients.setdefault(check.name, [])
+    for trial_number in range(check.trials):
+        check_id = f"{check.name}#{trial_number}"
+        seed = [config.seed, context.variant_seed, zlib.crc32(check.name.encode()), trial_number]
+        trial = reference_gradients(check, context, np.random.default_rng(seed))
+        trials.append(trial)
+        inputs_file = f"{check_id.replace('#', '-')}.npz"
+        plan.files[inputs_file] = npz_bytes(trial.inputs | {UPSTREAM: trial.upstream})
+        # The backward's gradients, and as many again for autograd through the notebook's forward.
+        copies = 2 if check.notebook_forward is not None else 1
+        due = sum(int(gradient.size) for gradient in trial.gradients)
+        max_elements = copies * (WRONG_SHAPE_FACTOR * due + WRONG_SHAPE_EXTRA_ELEMENTS)
+        plan.entries.append(
+            {
+                "id": check_id,
+                "name": check.name,
+                "kind": "gradient",
+                "args": list(trial.inputs),
+                "wrt": check.wrt,
+                "upstream": UPSTREAM,
+                "notebook_forward": check.notebook_forward,
+                "inputs": inputs_file,
+                "seconds": check.seconds,
+                "max_elements": max_elements,
+                "max_bytes": _result_bytes(max_elements),
+            }
+        )
 
 
 def _add_classifier(plan: Plan, classifier: ClassifierCheck, context: GradingContext) -> None:

@@ -64,10 +64,13 @@ class NotebookGrader(Grader[NotebookConfig, NotebookAnswer]):
         names = [data.generator for data in config.data]
         for check in config.functions:
             names += [check.reference, check.inputs] + [mistake.reference for mistake in check.mistakes]
+        names += [name for check in config.gradients for name in (check.forward, check.inputs)]
         names += [check.dataset for check in config.classifiers]
         return names
 
     def self_check(self, config: NotebookConfig, context: GradingContext) -> None:
+        # Building the plan also runs each gradient check's reference forward and autograd: a `wrt`
+        # name that is no argument, or an output that does not depend on one, fails here.
         plan = build_plan(config, context, "cpu")
         for check in config.classifiers:
             labels = plan.labels[check.name]
@@ -80,6 +83,10 @@ class NotebookGrader(Grader[NotebookConfig, NotebookAnswer]):
         checks: list[JSONValue] = [
             {"name": check.name, "points": check.points, "seconds": check.seconds}
             for check in config.functions
+        ]
+        checks += [
+            {"name": check.name, "points": check.points, "seconds": check.seconds, "wrt": list(check.wrt)}
+            for check in config.gradients
         ]
         checks += [
             {"name": check.name, "points": check.points, "zero_at": check.zero_at, "full_at": check.full_at}
