@@ -14,6 +14,7 @@ only, the score is always anchored on the reference's gradients.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,8 +24,8 @@ from graders._context import GradingContext
 from graders._result import JSONValue
 from graders.notebook._compare import (
     CheckOutcome,
-    FloatArray,
     Failure,
+    FloatArray,
     Tree,
     _no_points,
     _returned_value,
@@ -48,7 +49,9 @@ class GradientTrial:
     ones_gradients: tuple[FloatArray, ...]
 
 
-def reference_gradients(check: GradientCheck, context: GradingContext, rng: np.random.Generator) -> GradientTrial:
+def reference_gradients(
+    check: GradientCheck, context: GradingContext, rng: np.random.Generator
+) -> GradientTrial:
     """The trial's point and the reference's gradients there; ValueError naming what is wrong with
     the configuration (a `wrt` name that is not an argument, a forward that is not differentiable)."""
     import torch
@@ -104,7 +107,11 @@ def gradient_outcome(
         returned = _returned_value(results.get(f"{check.name}#{trial_number}"), stopped, "result")
         if isinstance(returned, Failure):
             return _no_points(check.name, check.points, details, returned.message, returned.status)
-        if not isinstance(returned, dict) or "backward" not in returned or set(returned) - {"backward", "autograd"}:
+        if (
+            not isinstance(returned, dict)
+            or "backward" not in returned
+            or set(returned) - {"backward", "autograd"}
+        ):
             message = "the result could not be read (it is not a gradient check's result)."
             return _no_points(check.name, check.points, details, message, "invalid")
         gradients = _as_gradients(returned["backward"], check.wrt)
@@ -208,8 +215,10 @@ def _summary(problems: dict[str, str | None], right: list[str], wrong: list[str]
     if not wrong:
         return "correct."
     said = [f"the gradient for {name} is wrong: {problems[name]}" for name in wrong]
-    if right:
-        said.append(f"the gradient{'s' if len(right) > 1 else ''} for {_join(right)} {'are' if len(right) > 1 else 'is'} right")
+    if len(right) == 1:
+        said.append(f"the gradient for {right[0]} is right")
+    elif right:
+        said.append(f"the gradients for {_join(right)} are right")
     text = "; ".join(said) + "."
     return text[0].upper() + text[1:]
 
@@ -234,15 +243,14 @@ class _OwnForward:
         rtol: float,
         atol: float,
     ) -> None:
-        if not isinstance(value, tuple | list) or len(value) != len(reference):
-            self.available = False
-            return
-        own = list(value)
-        if not all(isinstance(part, np.ndarray) and part.shape == want.shape for part, want in zip(own, reference, strict=True)):
+        parts = list(value) if isinstance(value, tuple | list) else []
+        own = [part for part in parts if isinstance(part, np.ndarray)]
+        shapes = [gradient.shape for gradient in reference]
+        if len(parts) != len(reference) or [part.shape for part in own] != shapes:
             self.available = False
             return
 
-        def agree(left: list[FloatArray] | tuple[FloatArray, ...], right: list[FloatArray] | tuple[FloatArray, ...]) -> bool:
+        def agree(left: Sequence[FloatArray], right: Sequence[FloatArray]) -> bool:
             return all(
                 a.shape == b.shape and bool(np.allclose(a, b, rtol=rtol, atol=atol))
                 for a, b in zip(left, right, strict=True)
@@ -267,12 +275,12 @@ class _OwnForward:
                 "error, or is not differentiable for these arguments.)"
             )
         if backward_right:
-            return "" if self.forward_agrees else f"(Autograd through your {forward} differs: check {forward}.)"
+            return "" if self.forward_agrees else f"(Autograd through your {forward} differs: check it.)"
         if self.backward_agrees:
             return (
                 f"Your backward matches autograd through your own {forward}, but not the reference: "
                 f"{forward} itself is wrong."
             )
         if self.forward_agrees:
-            return f"Autograd through your {forward} gives the right gradients: the mistake is in the backward."
+            return f"Autograd through your {forward} gives the right gradients: the backward is at fault."
         return f"It does not match autograd through your own {forward} either, and {forward} is wrong too."

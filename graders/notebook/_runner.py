@@ -265,7 +265,9 @@ def call_gradient(
     return structured_result(value, check["max_elements"])
 
 
-def own_autograd(check: dict[str, Any], namespace: dict[str, Any], arguments: list[Any], upstream: Any) -> Any:
+def own_autograd(
+    check: dict[str, Any], namespace: dict[str, Any], arguments: list[Any], upstream: Any
+) -> Any:
     """The gradients for the `wrt` arguments that autograd gives through the notebook's forward."""
     import torch
 
