@@ -305,3 +305,12 @@ def test_a_forged_result_is_refused_without_points() -> None:
     layout = {"dict": [["backward", {"tuple": ["p0", "p1", "p2"]}]]}
     line = forged_outcome(CheckResult("ok", payload=archive.getvalue(), layout=layout))
     assert line.startswith("g: 0/1 - the result could not be read as a tensor")
+
+
+def test_the_reference_names_and_public_config_cover_gradient_checks() -> None:
+    grader = get_grader("notebook")
+    checked = config(linear("linear_backward", notebook_forward="my_forward"))
+    # The notebook's own forward is the student's, not a reference name.
+    assert set(grader.reference_names(checked)) == {"linear_forward", "linear_inputs"}
+    public = grader.public_config(checked)["checks"]
+    assert public == [{"name": "linear_backward", "points": 1.0, "seconds": 10.0, "wrt": ["x", "W", "b"]}]
