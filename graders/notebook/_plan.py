@@ -19,8 +19,9 @@ import numpy.typing as npt
 
 from graders._context import GradingContext
 from graders.notebook._compare import Tree, as_tree, torch_arguments, tree_size
+from graders.notebook._gradients import UPSTREAM, GradientTrial, reference_gradients
 from graders.notebook._modules import ModuleTrial, module_result_elements, module_trial
-from graders.notebook.config import ClassifierCheck, FunctionCheck, ModuleCheck, NotebookConfig
+from graders.notebook.config import ClassifierCheck, FunctionCheck, GradientCheck, ModuleCheck, NotebookConfig
 from graders.sandbox import SandboxLimits
 
 # The runner's names for its input files (it cannot import these: see _runner.py); it loads its
@@ -63,6 +64,8 @@ class Plan:
     labels: dict[str, npt.NDArray[np.int64]]
     # Per module check and trial: the reference module's output, gradients and parameter count.
     modules: dict[str, ModuleTrial] = field(default_factory=dict)
+    # Per gradient check, its trials: the point, dy and the reference's gradients (see _gradients.py).
+    gradients: dict[str, list[GradientTrial]] = field(default_factory=dict)
 
 
 def build_plan(config: NotebookConfig, context: GradingContext, device: str) -> Plan:
@@ -75,6 +78,8 @@ def build_plan(config: NotebookConfig, context: GradingContext, device: str) -> 
     for module in config.modules:
         for trial in range(module.trials):
             _add_module_trial(plan, config, module, trial, context)
+    for gradient in config.gradients:
+        _add_gradient_check(plan, config, gradient, context)
     for classifier in config.classifiers:
         _add_classifier(plan, classifier, context)
     runner_plan = {
@@ -135,6 +140,39 @@ def _add_module_trial(
             "max_bytes": _result_bytes(max_elements),
         }
     )
+
+
+def _add_gradient_check(
+    plan: Plan, config: NotebookConfig, check: GradientCheck, context: GradingContext
+) -> None:
+    """Each trial's float64 arguments and dy enter the sandbox; the reference's gradients stay here."""
+    trials = plan.gradients.setdefault(check.name, [])
+    for trial_number in range(check.trials):
+        check_id = f"{check.name}#{trial_number}"
+        seed = [config.seed, context.variant_seed, zlib.crc32(check.name.encode()), trial_number]
+        trial = reference_gradients(check, context, np.random.default_rng(seed))
+        trials.append(trial)
+        inputs_file = f"{check_id.replace('#', '-')}.npz"
+        plan.files[inputs_file] = npz_bytes(trial.inputs | {UPSTREAM: trial.upstream})
+        # The backward's gradients, and as many again for autograd through the notebook's forward.
+        copies = 2 if check.notebook_forward is not None else 1
+        due = sum(int(gradient.size) for gradient in trial.gradients)
+        max_elements = copies * (WRONG_SHAPE_FACTOR * due + WRONG_SHAPE_EXTRA_ELEMENTS)
+        plan.entries.append(
+            {
+                "id": check_id,
+                "name": check.name,
+                "kind": "gradient",
+                "args": list(trial.inputs),
+                "wrt": check.wrt,
+                "upstream": UPSTREAM,
+                "notebook_forward": check.notebook_forward,
+                "inputs": inputs_file,
+                "seconds": check.seconds,
+                "max_elements": max_elements,
+                "max_bytes": _result_bytes(max_elements),
+            }
+        )
 
 
 def _add_classifier(plan: Plan, classifier: ClassifierCheck, context: GradingContext) -> None:

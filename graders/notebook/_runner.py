@@ -365,10 +365,52 @@ def part_at(output: Any, path: list[Any]) -> Any:
     return part
 
 
+def call_gradient(
+    check: dict[str, Any], namespace: dict[str, Any], inputs: Any, device: str, seed: int
+) -> Result:
+    """A hand-written backward called as `name(dy, *arguments)` on float64 tensors, returned as
+    `{"backward": what it returned}`; with `notebook_forward`, also `"autograd"`: the gradients
+    autograd gives through the notebook's own forward (left out if that fails: it is diagnostic)."""
+    import torch
+
+    target = seeded_target(check, namespace, seed)
+    if not callable(target):
+        raise TypeError(f"{check['name']} is a {type(target).__name__}, not a function")
+
+    def fresh_arguments() -> list[Any]:
+        # Copies: a call that changes its arguments in place changes no other call's.
+        return [torch.tensor(inputs[name]).to(device) for name in check["args"]]
+
+    upstream = torch.tensor(inputs[check["upstream"]]).to(device)
+    value = {"backward": target(upstream.clone(), *fresh_arguments())}
+    if check["notebook_forward"] is not None:
+        with contextlib.suppress(Exception):
+            value["autograd"] = own_autograd(check, namespace, fresh_arguments(), upstream)
+    return structured_result(value, check["max_elements"])
+
+
+def own_autograd(
+    check: dict[str, Any], namespace: dict[str, Any], arguments: list[Any], upstream: Any
+) -> Any:
+    """The gradients for the `wrt` arguments that autograd gives through the notebook's forward."""
+    import torch
+
+    forward = namespace.get(check["notebook_forward"])
+    if not callable(forward):
+        raise NameError(f"the notebook defines no function {check['notebook_forward']!r}")
+    by_name = dict(zip(check["args"], arguments, strict=True))
+    wrt = [by_name[name].requires_grad_(True) for name in check["wrt"]]
+    with torch.enable_grad():
+        output = forward(*arguments)
+        found = torch.autograd.grad(output, wrt, upstream, allow_unused=True)
+    return tuple(torch.zeros_like(w) if g is None else g for g, w in zip(found, wrt, strict=True))
+
+
 # One call per check kind (the plan's `kind`): (check, namespace, inputs, device, seed) -> Result.
 CALLS = {
     "function": call_function,
     "module": call_module,
+    "gradient": call_gradient,
     "classifier": call_classifier,
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from graders._context import GradingContext
 from graders._result import GradeResult, JSONValue
 from graders.notebook._compare import CheckOutcome, classifier_outcome, function_outcome
+from graders.notebook._gradients import gradient_outcome
 from graders.notebook._modules import module_outcome
 from graders.notebook._plan import Plan
 from graders.notebook._session import RunReport, clean_text
@@ -44,6 +45,8 @@ def score(
         outcomes.append(function_outcome(check, plan.expected, report.checks, context, stopped))
     for module in config.modules:
         outcomes.append(module_outcome(module, plan.modules, report.checks, context, stopped))
+    for gradient in config.gradients:
+        outcomes.append(gradient_outcome(gradient, plan.gradients[gradient.name], report.checks, stopped))
     for classifier in config.classifiers:
         outcomes.append(classifier_outcome(classifier, plan.labels[classifier.name], report.checks, stopped))
     visibility = {check.name: check.visibility for check in config.checks}

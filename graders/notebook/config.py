@@ -99,7 +99,15 @@ class GradientCheck(_Part):
     seconds: float = Field(default=10.0, gt=0, le=600)
     rtol: float = Field(default=1e-6, ge=0)
     atol: float = Field(default=1e-8, ge=0)
+    # Whether each right gradient earns its share of the points (else all must be right).
+    part_credit: bool = False
     visibility: Visibility = "public"
+
+    @model_validator(mode="after")
+    def _distinct_gradients(self) -> GradientCheck:
+        if len(set(self.wrt)) != len(self.wrt):
+            raise ValueError("each argument may appear in wrt only once")
+        return self
 
 
 class _TrainedModelCheck(_Part):

@@ -66,12 +66,15 @@ class NotebookGrader(Grader[NotebookConfig, NotebookAnswer]):
             names += [check.reference, check.inputs] + [mistake.reference for mistake in check.mistakes]
         for module in config.modules:
             names += [module.reference, module.inputs]
+        names += [name for check in config.gradients for name in (check.forward, check.inputs)]
         names += [check.dataset for check in config.classifiers]
         return names
 
     def self_check(self, config: NotebookConfig, context: GradingContext) -> None:
         # Building the plan runs every reference: each module check's reference class is built
-        # with its `init` and run forward (and backward) on its inputs.
+        # with its `init` and run forward (and backward) on its inputs; each gradient check's
+        # reference forward and autograd run (a `wrt` name that is no argument, or an output that
+        # does not depend on one, fails here).
         plan = build_plan(config, context, "cpu")
         for check in config.classifiers:
             labels = plan.labels[check.name]
@@ -88,6 +91,10 @@ class NotebookGrader(Grader[NotebookConfig, NotebookAnswer]):
         checks += [
             {"name": check.name, "points": check.points, "seconds": check.seconds, "backward": check.backward}
             for check in config.modules
+        ]
+        checks += [
+            {"name": check.name, "points": check.points, "seconds": check.seconds, "wrt": list(check.wrt)}
+            for check in config.gradients
         ]
         checks += [
             {"name": check.name, "points": check.points, "zero_at": check.zero_at, "full_at": check.full_at}

@@ -1,0 +1,286 @@
+"""Gradient checks: a hand-written backward function against torch.autograd, in float64.
+
+Stage 0 (`reference_gradients`, outside the sandbox): at each trial's random point, the reference
+forward's output, an upstream gradient `dy` of its shape drawn from the trial's rng, and the
+gradients autograd gives for the `wrt` arguments (and for `dy` all ones, to recognise a backward
+that ignores `dy`). Only the arguments and `dy` enter the sandbox.
+
+Stage 2 (`gradient_outcome`): each returned gradient, named by its argument, against the
+reference's, naming the mistake where one is recognisable (a flipped sign, a transposed matrix,
+a constant factor, an unsummed axis, `dy` left out). With `notebook_forward`, the feedback also says
+whether the backward agrees with autograd through the student's own forward; that is diagnostic
+only, the score is always anchored on the reference's gradients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from graders._context import GradingContext
+from graders._result import JSONValue
+from graders.notebook._compare import (
+    CheckOutcome,
+    Failure,
+    FloatArray,
+    Tree,
+    _no_points,
+    _returned_value,
+    describe,
+)
+from graders.notebook._session import CheckResult
+from graders.notebook.config import GradientCheck
+
+# The inputs file's member holding the upstream gradient (no forward argument may be named so).
+UPSTREAM = "upstream_gradient"
+
+
+@dataclass(frozen=True)
+class GradientTrial:
+    """One random point: the forward's arguments (float64 where floating), `dy`, and the
+    reference's gradients in `wrt` order, for `dy` and for `dy` all ones."""
+
+    inputs: dict[str, np.ndarray]
+    upstream: FloatArray
+    gradients: tuple[FloatArray, ...]
+    ones_gradients: tuple[FloatArray, ...]
+
+
+def reference_gradients(
+    check: GradientCheck, context: GradingContext, rng: np.random.Generator
+) -> GradientTrial:
+    """The trial's point and the reference's gradients there; ValueError naming what is wrong with
+    the configuration (a `wrt` name that is not an argument, a forward that is not differentiable)."""
+    import torch
+
+    drawn = dict(context.reference_function(check.inputs)(rng))
+    arrays = {str(name): _float64(np.asarray(value)) for name, value in drawn.items()}
+    where = f"gradient check {check.name!r}"
+    if UPSTREAM in arrays:
+        raise ValueError(f"{where}: no argument of {check.inputs!r} may be named {UPSTREAM!r}")
+    for name in check.wrt:
+        if name not in arrays:
+            raise ValueError(
+                f"{where}: wrt names {name!r}, which is not among the arguments of "
+                f"{check.inputs!r} ({', '.join(arrays) or 'none'})"
+            )
+        if arrays[name].dtype.kind != "f":
+            raise ValueError(f"{where}: argument {name!r} is not floating, so it has no gradient")
+    tensors = {name: torch.tensor(array) for name, array in arrays.items()}
+    wrt = [tensors[name].requires_grad_(True) for name in check.wrt]
+    output = context.reference_function(check.forward)(*tensors.values())
+    if not isinstance(output, torch.Tensor) or not output.is_floating_point():
+        raise ValueError(f"{where}: the forward {check.forward!r} must return one floating tensor")
+    if not output.requires_grad:
+        raise ValueError(f"{where}: the forward's output does not depend on {', '.join(check.wrt)}")
+    upstream = np.asarray(rng.standard_normal(tuple(output.shape)), dtype=np.float64)
+
+    def autograd(dy: Any) -> tuple[FloatArray, ...]:
+        found = torch.autograd.grad(output, wrt, dy.to(output.dtype), retain_graph=True, allow_unused=True)
+        for name, gradient in zip(check.wrt, found, strict=True):
+            if gradient is None:
+                raise ValueError(f"{where}: the forward's output does not depend on {name!r}")
+        return tuple(np.asarray(gradient.detach().numpy(), dtype=np.float64) for gradient in found)
+
+    gradients = autograd(torch.tensor(upstream))
+    return GradientTrial(arrays, upstream, gradients, autograd(torch.ones_like(output)))
+
+
+def _float64(array: np.ndarray) -> np.ndarray:
+    return array.astype(np.float64) if array.dtype.kind == "f" else array
+
+
+def gradient_outcome(
+    check: GradientCheck, trials: list[GradientTrial], results: dict[str, CheckResult], stopped: str
+) -> CheckOutcome:
+    rtol, atol = check.rtol, check.atol
+    details: dict[str, JSONValue] = {"max_points": check.points, "rtol": rtol, "atol": atol}
+    # Each gradient's first problem over the trials (None: right in every trial so far).
+    problems: dict[str, str | None] = dict.fromkeys(check.wrt)
+    errors: dict[str, float] = {}
+    own = _OwnForward()
+
+    for trial_number, trial in enumerate(trials):
+        returned = _returned_value(results.get(f"{check.name}#{trial_number}"), stopped, "result")
+        if isinstance(returned, Failure):
+            return _no_points(check.name, check.points, details, returned.message, returned.status)
+        if (
+            not isinstance(returned, dict)
+            or "backward" not in returned
+            or set(returned) - {"backward", "autograd"}
+        ):
+            message = "the result could not be read (it is not a gradient check's result)."
+            return _no_points(check.name, check.points, details, message, "invalid")
+        gradients = _as_gradients(returned["backward"], check.wrt)
+        if isinstance(gradients, str):
+            return _no_points(check.name, check.points, details, gradients, "shape")
+        for index, name in enumerate(check.wrt):
+            given, want = gradients[index], trial.gradients[index]
+            if given.shape == want.shape and np.all(np.isfinite(given)):
+                errors[name] = max(errors.get(name, 0.0), float(np.max(np.abs(given - want), initial=0.0)))
+            if problems[name] is None:
+                problems[name] = _problem(given, want, trial.ones_gradients[index], rtol, atol)
+        if check.notebook_forward is not None:
+            own.observe(returned.get("autograd"), gradients, trial.gradients, rtol, atol)
+
+    right = [name for name in check.wrt if problems[name] is None]
+    wrong = [name for name in check.wrt if problems[name] is not None]
+    if not wrong:
+        points = check.points
+    elif check.part_credit:
+        points = round(check.points * len(right) / len(check.wrt), 6)
+    else:
+        points = 0.0
+    details["gradients"] = {
+        name: {"status": "correct" if problems[name] is None else "wrong", "message": problems[name]}
+        | ({"max_abs_error": errors[name]} if name in errors else {})
+        for name in check.wrt
+    }
+    message = _summary(problems, right, wrong)
+    if check.notebook_forward is not None:
+        details["own_forward"] = own.details()
+        note = own.sentence(check.notebook_forward, backward_right=not wrong)
+        message = f"{message} {note}" if note else message
+    details.update(points=points, status="correct" if not wrong else "values")
+    if wrong:
+        details["message"] = message
+    line = f"{check.name}: {points:g}/{check.points:g} - {message}"
+    return CheckOutcome(check.name, points, check.points, line, details)
+
+
+def _as_gradients(value: Tree, wrt: list[str]) -> list[FloatArray] | str:
+    """The returned gradients in `wrt` order, or the feedback on a value of the wrong structure.
+    One tensor for one argument; else a tuple or list in `wrt` order (or a dict keyed by `wrt`)."""
+    due = f"{len(wrt)} gradients (for {_join(wrt)}, in that order)"
+    if isinstance(value, np.ndarray):
+        return [value] if len(wrt) == 1 else f"returned one tensor, expected a tuple of {due}."
+    if isinstance(value, dict):
+        if set(value) != set(wrt):
+            return f"returned a dict with keys {_join(sorted(value))}, expected {due}."
+        parts = [value[name] for name in wrt]
+    else:
+        parts = list(value)
+        if len(parts) != len(wrt):
+            expected = f"one gradient (for {wrt[0]})" if len(wrt) == 1 else due
+            return f"returned {describe(value)}, expected {expected}."
+    arrays = [part for part in parts if isinstance(part, np.ndarray)]
+    if len(arrays) != len(parts):
+        return f"returned {describe(value)} whose parts are not all tensors, expected {due}."
+    return arrays
+
+
+def _problem(given: FloatArray, want: FloatArray, ones: FloatArray, rtol: float, atol: float) -> str | None:
+    """What is wrong with one gradient, named where the mistake is recognisable; None if right."""
+
+    def close(a: FloatArray, b: FloatArray) -> bool:
+        return a.shape == b.shape and bool(np.allclose(a, b, rtol=rtol, atol=atol))
+
+    if want.shape == () and given.size == 1:
+        given = given.reshape(())  # a scalar's gradient may come back as a 1-element tensor
+    if not np.all(np.isfinite(given)):
+        return "it holds NaN or infinite values"
+    shapes = f"shape {tuple(given.shape)} where {tuple(want.shape)} is due"
+    if given.shape != want.shape:
+        if given.ndim == 2 and close(given.T, want):
+            return f"it is transposed ({shapes})"
+        for axis in range(given.ndim):
+            if close(given.sum(axis=axis), want):
+                return f"it is not summed over axis {axis} ({shapes})"
+        if given.size == want.size and close(given.reshape(want.shape), want):
+            return f"its values are right but its shape is not ({shapes})"
+        return f"wrong shape: {shapes}"
+    if close(given, want):
+        return None
+    if close(given, -want):
+        return "its sign is flipped"
+    if given.ndim == 2 and given.shape[0] == given.shape[1] and close(given.T, want):
+        return "it is transposed"
+    if close(given, ones) and not close(ones, want):
+        return "it is the gradient for an upstream gradient of all ones: multiply by dy"
+    scale = float(np.sum(want * want))
+    if scale > 0:
+        factor = float(np.sum(given * want)) / scale
+        if close(given, factor * want):
+            return f"it is off by a constant factor ({factor:.3g} times the right gradient)"
+    if not np.any(given) and np.any(want):
+        return "it is all zeros"
+    largest = float(np.max(np.abs(given - want), initial=0.0))
+    return f"wrong values: the largest difference is {largest:.3g} (atol {atol:g}, rtol {rtol:g})"
+
+
+def _summary(problems: dict[str, str | None], right: list[str], wrong: list[str]) -> str:
+    if not wrong:
+        return "correct."
+    said = [f"the gradient for {name} is wrong: {problems[name]}" for name in wrong]
+    if len(right) == 1:
+        said.append(f"the gradient for {right[0]} is right")
+    elif right:
+        said.append(f"the gradients for {_join(right)} are right")
+    text = "; ".join(said) + "."
+    return text[0].upper() + text[1:]
+
+
+def _join(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+class _OwnForward:
+    """What autograd through the notebook's own forward says, over all trials (diagnostic only)."""
+
+    def __init__(self) -> None:
+        self.available = True
+        self.backward_agrees = True
+        self.forward_agrees = True
+
+    def observe(
+        self,
+        value: Tree | None,
+        backward: list[FloatArray],
+        reference: tuple[FloatArray, ...],
+        rtol: float,
+        atol: float,
+    ) -> None:
+        parts = list(value) if isinstance(value, tuple | list) else []
+        own = [part for part in parts if isinstance(part, np.ndarray)]
+        shapes = [gradient.shape for gradient in reference]
+        if len(parts) != len(reference) or [part.shape for part in own] != shapes:
+            self.available = False
+            return
+
+        def agree(left: Sequence[FloatArray], right: Sequence[FloatArray]) -> bool:
+            return all(
+                a.shape == b.shape and bool(np.allclose(a, b, rtol=rtol, atol=atol))
+                for a, b in zip(left, right, strict=True)
+            )
+
+        self.backward_agrees &= agree(backward, own)
+        self.forward_agrees &= agree(own, reference)
+
+    def details(self) -> dict[str, JSONValue]:
+        if not self.available:
+            return {"available": False}
+        return {
+            "available": True,
+            "backward_agrees_with_own_forward": self.backward_agrees,
+            "own_forward_agrees_with_reference": self.forward_agrees,
+        }
+
+    def sentence(self, forward: str, backward_right: bool) -> str:
+        if not self.available:
+            return (
+                f"(Autograd through your {forward} could not be compared: it is missing, raised an "
+                "error, or is not differentiable for these arguments.)"
+            )
+        if backward_right:
+            return "" if self.forward_agrees else f"(Autograd through your {forward} differs: check it.)"
+        if self.backward_agrees:
+            return (
+                f"Your backward matches autograd through your own {forward}, but not the reference: "
+                f"{forward} itself is wrong."
+            )
+        if self.forward_agrees:
+            return f"Autograd through your {forward} gives the right gradients: the backward is at fault."
+        return f"It does not match autograd through your own {forward} either, and {forward} is wrong too."
