@@ -7,6 +7,7 @@ from graders._result import GradeResult, JSONValue
 from graders.notebook._compare import CheckOutcome, classifier_outcome, function_outcome
 from graders.notebook._plan import Plan
 from graders.notebook._session import RunReport, clean_text
+from graders.notebook._trained import regression_outcome, sequence_outcome
 from graders.notebook.config import NotebookConfig
 from graders.sandbox import SandboxRun
 
@@ -43,6 +44,10 @@ def score(
         outcomes.append(function_outcome(check, plan.expected, report.checks, context, stopped))
     for classifier in config.classifiers:
         outcomes.append(classifier_outcome(classifier, plan.labels[classifier.name], report.checks, stopped))
+    for regression in config.regressions:
+        outcomes.append(regression_outcome(regression, plan.targets[regression.name], report.checks, stopped))
+    for sequence in config.sequences:
+        outcomes.append(sequence_outcome(sequence, plan.labels[sequence.name], report.checks, stopped))
     visibility = {check.name: check.visibility for check in config.checks}
     for outcome in outcomes:
         outcome.visibility = visibility[outcome.name]
