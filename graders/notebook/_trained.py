@@ -27,6 +27,8 @@ from graders.notebook.config import RegressionCheck, SequenceCheck
 METRIC_NAMES = {"mse": "MSE", "mae": "MAE"}
 # A perplexity is reported as at most exp(this): the largest float64 is about exp(709.8).
 MAX_LOG_PERPLEXITY = 700.0
+# Perplexities below this are written with three decimals, larger ones with four significant digits.
+PERPLEXITY_DECIMALS_BELOW = 1000.0
 
 
 def regression_outcome(
@@ -128,13 +130,18 @@ def sequence_outcome(
     else:
         points = threshold_points(perplexity, check.zero_at, check.full_at, check.points)
         summary = (
-            f"perplexity {perplexity:.4g} {where} (all points at {check.full_at:g} or less, "
+            f"perplexity {_perplexity_text(perplexity)} {where} (all points at {check.full_at:g} or less, "
             f"none at {check.zero_at:g} or more)."
         )
     details.update(points=points, status="scored")
     return CheckOutcome(
         check.name, points, check.points, f"{check.name}: {points:g}/{check.points:g} - {summary}", details
     )
+
+
+def _perplexity_text(perplexity: float) -> str:
+    """Three decimals near 1, where they matter (1.004 is not a perfect 1); significant digits above."""
+    return f"{perplexity:.3f}" if perplexity < PERPLEXITY_DECIMALS_BELOW else f"{perplexity:.4g}"
 
 
 def _shape_hint(shape: tuple[int, ...], due: tuple[int, int, int]) -> str:
