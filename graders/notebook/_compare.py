@@ -166,6 +166,14 @@ def function_outcome(
     )
 
 
+def threshold_points(value: float, zero_at: float, full_at: float, points: float) -> float:
+    """A trained model's points for its metric: none at `zero_at` or worse, all at `full_at` or
+    better, linear between. Either end may be the higher one (an accuracy: higher is better; an
+    error or a perplexity: lower is better); the config validators keep the two apart."""
+    fraction = min(max((value - zero_at) / (full_at - zero_at), 0.0), 1.0)
+    return round(fraction * points, 6)
+
+
 def classifier_outcome(
     check: ClassifierCheck, labels: npt.NDArray[np.int64], results: dict[str, CheckResult], stopped: str
 ) -> CheckOutcome:
@@ -190,8 +198,7 @@ def classifier_outcome(
     if not np.all(np.isfinite(logits)):
         return failed("the model's outputs hold NaN or infinite values.", "values")
     accuracy = float(np.mean(np.argmax(logits, axis=1) == labels))
-    fraction = min(max((accuracy - check.zero_at) / (check.full_at - check.zero_at), 0.0), 1.0)
-    points = round(fraction * check.points, 6)
+    points = threshold_points(accuracy, check.zero_at, check.full_at, check.points)
     details.update(points=points, status="scored", accuracy=accuracy)
     line = (
         f"{check.name}: {points:g}/{check.points:g} - accuracy {accuracy:.1%} on {len(labels)} "

@@ -1,7 +1,8 @@
 """Stage 0 of notebook grading, outside the sandbox: what one run needs, generated from seeds.
 
 The data files, each check's inputs, the expected outputs of the reference and the hidden labels
-of a classifier; only the files (inputs, features, the plan and the runner's wire format) enter
+of the trained-model checks (a classifier's labels, a regression's targets, a sequence model's
+target tokens); only the files (inputs, features, the plan and the runner's wire format) enter
 the sandbox, the expected outputs and the labels stay in the grading process.
 """
 
@@ -21,7 +22,16 @@ from graders._context import GradingContext
 from graders.notebook._compare import Tree, as_tree, torch_arguments, tree_size
 from graders.notebook._gradients import UPSTREAM, GradientTrial, reference_gradients
 from graders.notebook._modules import ModuleTrial, module_result_elements, module_trial
-from graders.notebook.config import ClassifierCheck, FunctionCheck, GradientCheck, ModuleCheck, NotebookConfig
+from graders.notebook.config import (
+    MAX_SEQUENCE_OUTPUT_VALUES,
+    ClassifierCheck,
+    FunctionCheck,
+    GradientCheck,
+    ModuleCheck,
+    NotebookConfig,
+    RegressionCheck,
+    SequenceCheck,
+)
 from graders.sandbox import SandboxLimits
 
 # The runner's names for its input files (it cannot import these: see _runner.py); it loads its
@@ -44,6 +54,8 @@ WRONG_SHAPE_EXTRA_ELEMENTS = 16
 # A classifier's output may have this many columns, whatever its classes: a model returning its
 # input (or a hidden layer) still comes back, so the feedback can name the wrong shape.
 MIN_CLASSIFIER_COLUMNS = 64
+# The same room for a regression model's output, whatever its targets' columns.
+MIN_REGRESSION_COLUMNS = 64
 # A result pipe's room beyond the array's values: the record header and the .npy header.
 RESULT_OVERHEAD_BYTES = 65536
 # The control stream carries progress lines (one per cell, each at most 64 KB, see
@@ -61,11 +73,14 @@ class Plan:
     entries: list[dict[str, Any]]
     # Per function check and trial: the inputs (kept to evaluate named mistakes) and the expected output.
     expected: dict[str, tuple[dict[str, Any], Tree]]
+    # A classifier's labels (N,) and a sequence check's target tokens (N, T), by check name.
     labels: dict[str, npt.NDArray[np.int64]]
     # Per module check and trial: the reference module's output, gradients and parameter count.
     modules: dict[str, ModuleTrial] = field(default_factory=dict)
     # Per gradient check, its trials: the point, dy and the reference's gradients (see _gradients.py).
     gradients: dict[str, list[GradientTrial]] = field(default_factory=dict)
+    # A regression check's targets, (N,) or (N, k), by check name.
+    targets: dict[str, npt.NDArray[np.float64]] = field(default_factory=dict)
 
 
 def build_plan(config: NotebookConfig, context: GradingContext, device: str) -> Plan:
@@ -82,6 +97,10 @@ def build_plan(config: NotebookConfig, context: GradingContext, device: str) -> 
         _add_gradient_check(plan, config, gradient, context)
     for classifier in config.classifiers:
         _add_classifier(plan, classifier, context)
+    for regression in config.regressions:
+        _add_regression(plan, regression, context)
+    for sequence in config.sequences:
+        _add_sequence(plan, sequence, context)
     runner_plan = {
         "device": device,
         "seed": config.seed,
@@ -190,6 +209,74 @@ def _add_classifier(plan: Plan, classifier: ClassifierCheck, context: GradingCon
             "inputs": inputs_file,
             "seconds": classifier.seconds,
             "batch": classifier.batch,
+            "max_elements": max_elements,
+            "max_bytes": _result_bytes(max_elements),
+        }
+    )
+
+
+def _add_regression(plan: Plan, check: RegressionCheck, context: GradingContext) -> None:
+    features, targets = context.reference_function(check.dataset)(check.seed, check.size)
+    features, targets = np.asarray(features), np.asarray(targets)
+    where = f"dataset {check.dataset!r} of {check.name}"
+    if features.ndim < 1 or len(features) != check.size or features.dtype.kind not in "fiub":
+        raise ValueError(f"{where} must give {check.size} numeric feature rows, not {features.shape}")
+    if targets.dtype.kind not in "fiu" or targets.shape[:1] != (check.size,) or targets.ndim > 2:
+        raise ValueError(f"{where} must give numeric targets of shape ({check.size},) or ({check.size}, k)")
+    if targets.size == 0 or not np.all(np.isfinite(targets)):
+        raise ValueError(f"{where} gives targets that are empty, NaN or infinite")
+    # Only the features enter the sandbox; the targets stay here.
+    plan.targets[check.name] = np.asarray(targets, dtype=np.float64)
+    columns = targets.shape[1] if targets.ndim == 2 else 1
+    _add_trained_model(
+        plan,
+        check,
+        "regression",
+        features.astype(np.float32),
+        check.size * max(columns, MIN_REGRESSION_COLUMNS),
+    )
+
+
+def _add_sequence(plan: Plan, check: SequenceCheck, context: GradingContext) -> None:
+    tokens, targets = context.reference_function(check.dataset)(check.seed, check.size)
+    tokens, targets = np.asarray(tokens), np.asarray(targets)
+    where = f"dataset {check.dataset!r} of {check.name}"
+    if (
+        tokens.ndim != 2
+        or tokens.shape[0] != check.size
+        or tokens.shape[1] < 1
+        or tokens.dtype.kind not in "iu"
+    ):
+        raise ValueError(f"{where} must give integer tokens of shape ({check.size}, T), not {tokens.shape}")
+    if targets.shape != tokens.shape or targets.dtype.kind not in "iu":
+        raise ValueError(f"{where} must give integer targets of the tokens' shape {tokens.shape}")
+    if targets.min() < 0 or targets.max() >= check.vocabulary:
+        raise ValueError(f"{where} must give targets in 0..{check.vocabulary - 1}")
+    logits = targets.size * check.vocabulary
+    if logits > MAX_SEQUENCE_OUTPUT_VALUES:
+        raise ValueError(
+            f"{where}: {tokens.shape} tokens x {check.vocabulary} classes is {logits} logits, "
+            f"more than the {MAX_SEQUENCE_OUTPUT_VALUES} a sequence check may return"
+        )
+    # Only the input tokens enter the sandbox; the targets stay here.
+    plan.labels[check.name] = targets.astype(np.int64)
+    # Exactly the logits due: a transposed output (batch, vocabulary, time) still comes back.
+    _add_trained_model(plan, check, "sequence", tokens.astype(np.int64), logits)
+
+
+def _add_trained_model(
+    plan: Plan, check: RegressionCheck | SequenceCheck, kind: str, features: Any, max_elements: int
+) -> None:
+    inputs_file = f"{check.name}-features.npz"
+    plan.files[inputs_file] = npz_bytes({"X": features})
+    plan.entries.append(
+        {
+            "id": check.name,
+            "name": check.name,
+            "kind": kind,
+            "inputs": inputs_file,
+            "seconds": check.seconds,
+            "batch": check.batch,
             "max_elements": max_elements,
             "max_bytes": _result_bytes(max_elements),
         }

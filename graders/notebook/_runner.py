@@ -229,6 +229,26 @@ def call_classifier(
     return npy_result(model_outputs(target, inputs["X"], check, device, torch.float32))
 
 
+def call_regression(
+    check: dict[str, Any], namespace: dict[str, Any], inputs: Any, device: str, seed: int
+) -> Result:
+    import torch
+
+    target = seeded_target(check, namespace, seed)
+    return npy_result(model_outputs(target, inputs["X"], check, device, torch.float32))
+
+
+def call_sequence(
+    check: dict[str, Any], namespace: dict[str, Any], inputs: Any, device: str, seed: int
+) -> Result:
+    """A sequence model's logits for token sequences: the tokens go in as int64 (what an
+    embedding layer takes), the logits come out as one (batch, time, vocabulary) array."""
+    import torch
+
+    target = seeded_target(check, namespace, seed)
+    return npy_result(model_outputs(target, inputs["X"], check, device, torch.int64))
+
+
 def call_function(
     check: dict[str, Any], namespace: dict[str, Any], inputs: Any, device: str, seed: int
 ) -> Result:
@@ -412,6 +432,8 @@ CALLS = {
     "module": call_module,
     "gradient": call_gradient,
     "classifier": call_classifier,
+    "regression": call_regression,
+    "sequence": call_sequence,
 }
 
 

@@ -9,6 +9,7 @@ from graders.notebook._gradients import gradient_outcome
 from graders.notebook._modules import module_outcome
 from graders.notebook._plan import Plan
 from graders.notebook._session import RunReport, clean_text
+from graders.notebook._trained import regression_outcome, sequence_outcome
 from graders.notebook.config import NotebookConfig
 from graders.sandbox import SandboxRun
 
@@ -49,6 +50,10 @@ def score(
         outcomes.append(gradient_outcome(gradient, plan.gradients[gradient.name], report.checks, stopped))
     for classifier in config.classifiers:
         outcomes.append(classifier_outcome(classifier, plan.labels[classifier.name], report.checks, stopped))
+    for regression in config.regressions:
+        outcomes.append(regression_outcome(regression, plan.targets[regression.name], report.checks, stopped))
+    for sequence in config.sequences:
+        outcomes.append(sequence_outcome(sequence, plan.labels[sequence.name], report.checks, stopped))
     visibility = {check.name: check.visibility for check in config.checks}
     for outcome in outcomes:
         outcome.visibility = visibility[outcome.name]

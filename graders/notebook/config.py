@@ -138,6 +138,12 @@ class RegressionCheck(_TrainedModelCheck):
         return self
 
 
+# The most logits a sequence check's model may return (sequences x time steps x vocabulary): they
+# cross the result pipe as float64 (64 MB at this cap) and are held a few times over on both sides
+# of it (the batches and the record inside, the array and the log-softmax outside).
+MAX_SEQUENCE_OUTPUT_VALUES = 8_000_000
+
+
 class SequenceCheck(_TrainedModelCheck):
     """A model returning (batch, time, vocabulary) logits for token sequences, scored by per-token
     accuracy (higher is better) or perplexity (lower is better), between `zero_at` and `full_at`."""
@@ -153,6 +159,21 @@ class SequenceCheck(_TrainedModelCheck):
         if (self.full_at <= self.zero_at) if better_is_higher else (self.full_at >= self.zero_at):
             raise ValueError(
                 "full_at must be the better end: above zero_at for accuracy, below for perplexity"
+            )
+        if better_is_higher and self.full_at > 1:
+            raise ValueError("an accuracy's full_at is a fraction: at most 1")
+        if not better_is_higher and self.full_at < 1:
+            raise ValueError("a perplexity is at least 1: full_at below 1 could never be reached")
+        return self
+
+    @model_validator(mode="after")
+    def _bounded_output(self) -> SequenceCheck:
+        # One time step is the least a sequence has; the dataset's own length is checked when the
+        # assignment is loaded (the grader's self_check builds the plan, which bounds it again).
+        if self.size * self.vocabulary > MAX_SEQUENCE_OUTPUT_VALUES:
+            raise ValueError(
+                f"size x vocabulary ({self.size} x {self.vocabulary}) exceeds the "
+                f"{MAX_SEQUENCE_OUTPUT_VALUES} logits a sequence check may return"
             )
         return self
 

@@ -19,7 +19,7 @@ from graders.notebook._plan import NOTEBOOK_FILE, build_plan, sandbox_limits
 from graders.notebook._score import score
 from graders.notebook._session import RunReport, converse
 from graders.notebook._validation import NotebookRejected, read_notebook
-from graders.notebook.config import NotebookAnswer, NotebookConfig
+from graders.notebook.config import NotebookAnswer, NotebookConfig, RegressionCheck, SequenceCheck
 from graders.sandbox import SandboxChannel, SandboxMode, SandboxUnavailable, SpareSandboxes, run_sandboxed
 
 RUNNER_SCRIPT = Path(__file__).with_name("_runner.py")
@@ -68,6 +68,7 @@ class NotebookGrader(Grader[NotebookConfig, NotebookAnswer]):
             names += [module.reference, module.inputs]
         names += [name for check in config.gradients for name in (check.forward, check.inputs)]
         names += [check.dataset for check in config.classifiers]
+        names += [check.dataset for check in [*config.regressions, *config.sequences]]
         return names
 
     def self_check(self, config: NotebookConfig, context: GradingContext) -> None:
@@ -75,6 +76,9 @@ class NotebookGrader(Grader[NotebookConfig, NotebookAnswer]):
         # with its `init` and run forward (and backward) on its inputs; each gradient check's
         # reference forward and autograd run (a `wrt` name that is no argument, or an output that
         # does not depend on one, fails here).
+        # Building the plan also checks the regression and sequence datasets: their shapes, their
+        # targets (finite; tokens in the vocabulary) and the logits a sequence model would return
+        # (at most config.MAX_SEQUENCE_OUTPUT_VALUES); see _plan.py.
         plan = build_plan(config, context, "cpu")
         for check in config.classifiers:
             labels = plan.labels[check.name]
@@ -99,6 +103,17 @@ class NotebookGrader(Grader[NotebookConfig, NotebookAnswer]):
         checks += [
             {"name": check.name, "points": check.points, "zero_at": check.zero_at, "full_at": check.full_at}
             for check in config.classifiers
+        ]
+        trained: list[RegressionCheck | SequenceCheck] = [*config.regressions, *config.sequences]
+        checks += [
+            {
+                "name": check.name,
+                "points": check.points,
+                "metric": check.metric,
+                "zero_at": check.zero_at,
+                "full_at": check.full_at,
+            }
+            for check in trained
         ]
         return {
             "checks": checks,
