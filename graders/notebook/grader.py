@@ -15,6 +15,7 @@ from graders._context import GradingContext
 from graders._grader import Grader, GraderKind
 from graders._json_depth import json_nesting_depth
 from graders._result import GradeResult, JSONValue, Verdict
+from graders.notebook._functions import refuse_unnamed_parts
 from graders.notebook._plan import NOTEBOOK_FILE, build_plan, sandbox_limits
 from graders.notebook._score import score
 from graders.notebook._session import RunReport, converse
@@ -69,6 +70,8 @@ class NotebookGrader(Grader[NotebookConfig, NotebookAnswer]):
 
     def self_check(self, config: NotebookConfig, context: GradingContext) -> None:
         plan = build_plan(config, context, "cpu")
+        for function in config.functions:
+            refuse_unnamed_parts(function, plan.expected[f"{function.name}#0"][1])
         for check in config.classifiers:
             labels = plan.labels[check.name]
             if labels.shape != (check.size,) or labels.min() < 0 or labels.max() >= check.classes:
