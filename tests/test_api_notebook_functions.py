@@ -70,4 +70,8 @@ def test_a_backward_pass_with_one_wrong_part_is_graded_part_by_part(
     assert question["details"] is None  # staff only
     details = api.get("ta", location).json()["questions"]["backward"]["details"]
     parts = details["checks"]["linear_backward"]["parts"]
-    assert {name: part["status"] for name, part in parts.items()} == {"dx": "right", "dW": "shape", "db": "right"}
+    assert {name: part["status"] for name, part in parts.items()} == {
+        "dx": "right",
+        "dW": "shape",
+        "db": "right",
+    }

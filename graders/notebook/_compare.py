@@ -10,7 +10,6 @@ from typing import Any, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
-from graders._context import GradingContext
 from graders._result import JSONValue
 from graders.notebook._session import CheckResult
 from graders.notebook._wire import layout_leaves

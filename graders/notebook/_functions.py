@@ -78,7 +78,8 @@ def _scored(
     """The check's points and line from its merged comparison and the arguments it changed."""
     if comparison.groups != ("",):  # a structure: each part's own result
         details["parts"] = {
-            part.name: {"status": part.status, "max_abs_error": part.max_abs_error} for part in comparison.parts
+            part.name: {"status": part.status, "max_abs_error": part.max_abs_error}
+            for part in comparison.parts
         }
     else:
         if comparison.parts and comparison.parts[0].max_abs_error is not None:

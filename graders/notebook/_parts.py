@@ -77,7 +77,9 @@ class PartsComparison:
             named.append(f"{len(wrong) - MAX_NAMED_PARTS} more parts are wrong")
         right = [part.name for part in self.parts if part.status == "right"]
         if right:
-            shown = right[:MAX_NAMED_PARTS] + ([f"{len(right) - MAX_NAMED_PARTS} more"] if len(right) > MAX_NAMED_PARTS else [])
+            shown = right[:MAX_NAMED_PARTS] + (
+                [f"{len(right) - MAX_NAMED_PARTS} more"] if len(right) > MAX_NAMED_PARTS else []
+            )
             named.append(f"{_and(shown)} {'is' if len(right) == 1 else 'are'} right")
         return "; ".join(named) + "."
 
@@ -114,7 +116,9 @@ def _walk(
     if isinstance(want, np.ndarray):
         assert group is not None
         if not isinstance(given, np.ndarray):
-            parts.append(PartResult(path, group, "shape", f"is {describe(given)}, not {describe(want)} as due"))
+            parts.append(
+                PartResult(path, group, "shape", f"is {describe(given)}, not {describe(want)} as due")
+            )
             return ""
         rtol, atol = tolerance_for(group)
         parts.append(_compare_leaf(path, group, given, want, rtol, atol, single=False))
@@ -159,7 +163,11 @@ def _children(want: Tree, names: Sequence[str] | None) -> list[tuple[str, Tree]]
 def _leaf_names(tree: Tree, path: str) -> list[str]:
     if isinstance(tree, np.ndarray):
         return [path]
-    return [name for child_name, child in _children(tree, None) for name in _leaf_names(child, _join(path, child_name))]
+    return [
+        name
+        for child_name, child in _children(tree, None)
+        for name in _leaf_names(child, _join(path, child_name))
+    ]
 
 
 def _join(path: str, name: str) -> str:
@@ -205,7 +213,7 @@ def _close(given: FloatArray, want: FloatArray, rtol: float, atol: float) -> boo
 
 
 def _and(names: list[str]) -> str:
-    """"a", "a and b", "a, b and c"."""
+    """ "a", "a and b", "a, b and c"."""
     if len(names) <= 1:
         return "".join(names) or "none"
     return f"{', '.join(names[:-1])} and {names[-1]}"

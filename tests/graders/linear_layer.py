@@ -12,7 +12,7 @@ from graders.notebook import NotebookConfig
 from service.assignments.references import load_reference_functions
 from tests.graders.notebooks import answer_for, notebook_text
 
-REFERENCE_SOURCE = '''
+REFERENCE_SOURCE = """
 import numpy as np
 
 
@@ -40,7 +40,7 @@ def linear_backward_mean(dy, x, W):
 def linear_grads_mean(dy, x, W):
     dx, dW, db = linear_backward_mean(dy, x, W)
     return {"dx": dx, "dW": dW, "db": db}
-'''
+"""
 
 MEAN_FEEDBACK = "dW is averaged over the batch: the loss is a sum, so sum over the batch."
 

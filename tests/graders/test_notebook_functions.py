@@ -41,7 +41,9 @@ def test_a_right_backward_pass_scores_full_marks() -> None:
     assert line_of(result, "linear_backward") == "linear_backward: 3/3 - correct."
     assert line_of(result, "linear_grads") == "linear_grads: 3/3 - correct."
     parts = result.details["checks"]["linear_backward"]["parts"]
-    assert {name: part["status"] for name, part in parts.items()} == dict.fromkeys(["dx", "dW", "db"], "right")
+    assert {name: part["status"] for name, part in parts.items()} == dict.fromkeys(
+        ["dx", "dW", "db"], "right"
+    )
 
 
 def test_a_wrong_part_is_named_and_the_right_ones_too() -> None:
@@ -69,12 +71,15 @@ def test_a_wrong_part_is_named_and_the_right_ones_too() -> None:
 def test_a_wrong_structure_is_named() -> None:
     result = grade([WRONG_STRUCTURES], CONFIG)
     assert line_of(result, "linear_backward") == (
-        "linear_backward: 0/3 - returned a tuple of 2 parts where a tuple of 3 parts (dx, dW and db) were due."
+        "linear_backward: 0/3 - returned a tuple of 2 parts "
+        "where a tuple of 3 parts (dx, dW and db) were due."
     )
     assert result.details["checks"]["linear_backward"]["status"] == "shape"
     # A missing key costs its own share only, with part_credit.
     line = line_of(result, "linear_grads")
-    assert line.startswith("linear_grads: 2/3 - db is missing (no key 'db' in the dict); dx and dW are right.")
+    assert line.startswith(
+        "linear_grads: 2/3 - db is missing (no key 'db' in the dict); dx and dW are right."
+    )
 
 
 def test_an_argument_changed_in_place_is_named_and_costs_the_check() -> None:
@@ -104,7 +109,9 @@ def test_forged_and_unreadable_structured_results_earn_nothing() -> None:
     assert details["deep_layout"]["status"] == "invalid"
     assert "nested more than" in line_of(result, "deep_layout")
     assert "compressed" in line_of(result, "compressed")
-    assert line_of(result, "nan_part").startswith("nan_part: 0/3 - dW holds NaN or infinite values; dx and db")
+    assert line_of(result, "nan_part").startswith(
+        "nan_part: 0/3 - dW holds NaN or infinite values; dx and db"
+    )
     assert "more than the" in line_of(result, "huge_part")
 
 
@@ -114,7 +121,9 @@ def test_outputs_and_tolerances_must_name_the_references_parts() -> None:
     with pytest.raises(ValueError, match="names 2 parts but the reference"):
         grader.self_check(notebook_config(BACKWARD_CHECK | {"outputs": ["dx", "dW"]}), context)
     with pytest.raises(ValueError, match="does not return: dz"):
-        grader.self_check(notebook_config(GRADS_CHECK | {"tolerances": {"dz": {"rtol": 0, "atol": 1}}}), context)
+        grader.self_check(
+            notebook_config(GRADS_CHECK | {"tolerances": {"dz": {"rtol": 0, "atol": 1}}}), context
+        )
     with pytest.raises(ValueError, match="only once"):
         notebook_config(BACKWARD_CHECK | {"outputs": ["dx", "dx", "db"]})
     grader.self_check(CONFIG, context)
