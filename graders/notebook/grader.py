@@ -2,7 +2,8 @@
 
 The stages live in their own modules: `_validation` (is the upload a notebook), `_plan` (stage 0:
 inputs, expected outputs, hidden labels, the run's limits), `_runner` and `_session` (stage 1, the
-two sides of the run, speaking the format of `_wire`), `_compare` and `_score` (stage 2).
+two sides of the run, speaking the format of `_wire`), `_compare`, `_functions` (with `_parts`
+and `_mutation`) and `_score` (stage 2).
 """
 
 from __future__ import annotations
