@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import logging
 import zipfile
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
@@ -11,13 +10,10 @@ from typing import Any, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
-from graders._context import GradingContext
 from graders._result import JSONValue
 from graders.notebook._session import CheckResult
 from graders.notebook._wire import layout_leaves
-from graders.notebook.config import ClassifierCheck, FunctionCheck, Visibility
-
-logger = logging.getLogger(__name__)
+from graders.notebook.config import ClassifierCheck, Visibility
 
 FloatArray = npt.NDArray[np.float64]
 # A check's value: one array, or a tuple, list or dict of them (nested), as the reference returned
@@ -118,54 +114,6 @@ class CheckOutcome:
     visibility: Visibility = "public"
 
 
-def function_outcome(
-    check: FunctionCheck,
-    expected: dict[str, tuple[dict[str, Any], Tree]],
-    results: dict[str, CheckResult],
-    context: GradingContext,
-    stopped: str,
-) -> CheckOutcome:
-    device = context.device
-    factor = check.cuda_tolerance_factor if device.startswith("cuda") else 1.0
-    rtol, atol = check.rtol * factor, check.atol * factor
-    details: dict[str, JSONValue] = {"max_points": check.points, "rtol": rtol, "atol": atol}
-
-    def failed(message: str, status: str) -> CheckOutcome:
-        return _no_points(check.name, check.points, details, message, status)
-
-    for trial in range(check.trials):
-        check_id = f"{check.name}#{trial}"
-        returned = _returned_value(results.get(check_id), stopped, "result")
-        if isinstance(returned, Failure):
-            return failed(returned.message, returned.status)
-        inputs, want = expected[check_id]
-        # Structured values (tuples, lists, dicts) are compared part by part in their own pass.
-        if not isinstance(want, np.ndarray) or not isinstance(returned, np.ndarray):
-            return failed(f"returned {describe(returned)}, expected {describe(want)}.", "shape")
-        given = returned
-        if want.shape == () and given.size == 1:
-            given = given.reshape(())  # a scalar may come back as a 1-element tensor
-        if given.shape != want.shape:
-            return failed(f"wrong shape: expected {tuple(want.shape)}, got {tuple(given.shape)}.", "shape")
-        if not np.all(np.isfinite(given)):
-            return failed("the result holds NaN or infinite values.", "values")
-        if not np.allclose(given, want, rtol=rtol, atol=atol):
-            error_size = float(np.max(np.abs(given - want)))
-            details["max_abs_error"] = error_size
-            hint = _named_mistake(check, context, inputs, given, rtol, atol)
-            message = f"wrong values: the largest difference is {error_size:.3g} "
-            message += f"(atol {atol:g}, rtol {rtol:g})."
-            return failed(f"{message} {hint}" if hint else message, "values")
-    details.update(points=check.points, status="correct")
-    return CheckOutcome(
-        check.name,
-        check.points,
-        check.points,
-        f"{check.name}: {check.points:g}/{check.points:g} - correct.",
-        details,
-    )
-
-
 def threshold_points(value: float, zero_at: float, full_at: float, points: float) -> float:
     """A trained model's points for its metric: none at `zero_at` or worse, all at `full_at` or
     better, linear between. Either end may be the higher one (an accuracy: higher is better; an
@@ -244,26 +192,6 @@ def _failure(result: CheckResult) -> tuple[str, str]:
         return f"{result.message}.", "invalid"
     error = result.message or "failed"
     return (error if error.startswith(("returned", "the call")) else f"raised {error}"), "error"
-
-
-def _named_mistake(
-    check: FunctionCheck,
-    context: GradingContext,
-    inputs: dict[str, Any],
-    given: FloatArray,
-    rtol: float,
-    atol: float,
-) -> str:
-    """The feedback of the first named mistake whose output the student's matches, or ""."""
-    for mistake in check.mistakes:
-        try:
-            wrong = as_numpy(context.reference_function(mistake.reference)(*torch_arguments(inputs)))
-        except Exception:
-            logger.exception("named mistake %s failed", mistake.reference)
-            continue
-        if wrong.shape == given.shape and np.allclose(given, wrong, rtol=rtol, atol=atol):
-            return mistake.feedback
-    return ""
 
 
 def torch_arguments(arrays: dict[str, Any]) -> list[Any]:

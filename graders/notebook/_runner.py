@@ -257,8 +257,42 @@ def call_function(
     target = seeded_target(check, namespace, seed)
     if not callable(target):
         raise TypeError(f"{check['name']} is a {type(target).__name__}, not a function")
-    arguments = [torch.as_tensor(inputs[name]).to(device) for name in check["args"]]
-    return structured_result(target(*arguments), check["max_elements"])
+    arguments = {name: torch.as_tensor(inputs[name]).to(device) for name in check["args"]}
+    value, mutated = call_with_mutation_guard(target, arguments)
+    result = structured_result(value, check["max_elements"])
+    result.mutated = mutated
+    return result
+
+
+def call_with_mutation_guard(
+    fn: Any, arguments_by_name: dict[str, Any], *, by_keyword: bool = False
+) -> tuple[Any, tuple[str, ...]]:
+    """Call `fn` with the arguments (in order, or by keyword) and name the tensor arguments whose
+    values, shape or dtype the call changed in place (`x += 1`, `x[0] = 0`, `x.add_(1)`), for
+    the record's `mutated`. Each check loads its inputs afresh, so a change costs no other check."""
+    import torch
+
+    before = {
+        name: value.detach().clone()
+        for name, value in arguments_by_name.items()
+        if isinstance(value, torch.Tensor)
+    }
+    value = fn(**arguments_by_name) if by_keyword else fn(*arguments_by_name.values())
+    mutated = tuple(name for name, copy in before.items() if changed_in_place(copy, arguments_by_name[name]))
+    return value, mutated
+
+
+def changed_in_place(before: Any, after: Any) -> bool:
+    """Whether a tensor differs from its copy taken before the call (NaN equals NaN here)."""
+    import torch
+
+    after = after.detach()
+    if after.shape != before.shape or after.dtype != before.dtype:
+        return True
+    same = torch.eq(before, after)
+    if before.is_floating_point() or before.is_complex():
+        same |= torch.isnan(before) & torch.isnan(after)
+    return not bool(same.all())
 
 
 class ModuleMismatch(Exception):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from graders._context import GradingContext
 from graders._result import GradeResult, JSONValue
-from graders.notebook._compare import CheckOutcome, classifier_outcome, function_outcome
+from graders.notebook._compare import CheckOutcome, classifier_outcome
+from graders.notebook._functions import function_outcome
 from graders.notebook._gradients import gradient_outcome
 from graders.notebook._modules import module_outcome
 from graders.notebook._plan import Plan

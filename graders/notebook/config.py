@@ -53,7 +53,18 @@ class FunctionCheck(_Part):
     tolerances: dict[str, Tolerance] = Field(default_factory=dict)
     # Whether each right part earns its share of the points (else all parts must be right).
     part_credit: bool = False
+    # Whether a call that changes an argument in place (`x += 1`) may still earn points; it is
+    # named in the feedback either way.
+    allow_mutation: bool = False
     visibility: Visibility = "public"
+
+    @model_validator(mode="after")
+    def _parts_named_once(self) -> FunctionCheck:
+        if self.outputs is not None and len(set(self.outputs)) != len(self.outputs):
+            raise ValueError("each name in `outputs` may appear only once")
+        if self.outputs is not None and (unknown := sorted(set(self.tolerances) - set(self.outputs))):
+            raise ValueError(f"`tolerances` names parts that `outputs` does not: {', '.join(unknown)}")
+        return self
 
 
 class ModuleCheck(_Part):

@@ -2,7 +2,8 @@
 
 The stages live in their own modules: `_validation` (is the upload a notebook), `_plan` (stage 0:
 inputs, expected outputs, hidden labels, the run's limits), `_runner` and `_session` (stage 1, the
-two sides of the run, speaking the format of `_wire`), `_compare` and `_score` (stage 2).
+two sides of the run, speaking the format of `_wire`), `_compare`, `_functions` (with `_parts`
+and `_mutation`) and `_score` (stage 2).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from graders._context import GradingContext
 from graders._grader import Grader, GraderKind
 from graders._json_depth import json_nesting_depth
 from graders._result import GradeResult, JSONValue, Verdict
+from graders.notebook._functions import refuse_unnamed_parts
 from graders.notebook._plan import NOTEBOOK_FILE, build_plan, sandbox_limits
 from graders.notebook._score import score
 from graders.notebook._session import RunReport, converse
@@ -80,6 +82,8 @@ class NotebookGrader(Grader[NotebookConfig, NotebookAnswer]):
         # targets (finite; tokens in the vocabulary) and the logits a sequence model would return
         # (at most config.MAX_SEQUENCE_OUTPUT_VALUES); see _plan.py.
         plan = build_plan(config, context, "cpu")
+        for function in config.functions:
+            refuse_unnamed_parts(function, plan.expected[f"{function.name}#0"][1])
         for check in config.classifiers:
             labels = plan.labels[check.name]
             if labels.shape != (check.size,) or labels.min() < 0 or labels.max() >= check.classes:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import io
+import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
+import torch
 
-from graders.notebook import _wire
+from graders.notebook import _runner, _wire
+from graders.notebook._compare import load_tree
 from graders.notebook._plan import WIRE_FILE, WIRE_MODULE
 from graders.notebook._runner import WIRE_FILE as RUNNER_WIRE_FILE
 from graders.notebook._runner import load_wire
@@ -78,3 +84,102 @@ def test_the_wire_module_runs_without_graders_or_site_packages() -> None:
         cwd=WIRE_MODULE.anchor,
     )
     assert _wire.read_record(written.stdout) == _wire.Record("error", error="raised in the sandbox")
+
+
+LAYOUT = {"tuple": ["p0", {"dict": [["weight", "p1"], ["bias", {"list": ["p2"]}]]}]}
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        _wire.Record("ok", payload=b"PK", layout=LAYOUT, mutated=("x", "layers.0.weight")),
+        _wire.Record("ok", payload=b"PK", layout={"dict": []}),
+        _wire.Record("error", error="raised", mutated=("dy",)),
+    ],
+)
+def test_structured_records_read_back_as_themselves(record: _wire.Record) -> None:
+    assert _wire.read_record(_wire.encode_record(record)) == record
+
+
+def nested(depth: int) -> object:
+    layout: object = "p0"
+    for _ in range(depth):
+        layout = {"tuple": [layout]}
+    return layout
+
+
+@pytest.mark.parametrize(
+    ("layout", "message"),
+    [
+        (nested(_wire.MAX_LAYOUT_DEPTH + 1), "nested more than"),
+        ({"list": [f"p{i}" for i in range(_wire.MAX_LAYOUT_PARTS + 1)]}, "more than"),
+        ({"tuple": ["p0", "p0"]}, "named twice"),
+        ({"dict": [["a", "p0"], ["a", "p1"]]}, "repeated key"),
+        ({"dict": [["", "p0"]]}, "no key"),
+        ({"tuple": ["x" * (_wire.MAX_NAME_CHARS + 1)]}, "too long a name"),
+        ({"tuple": [""]}, "no name"),
+        ({"set": ["p0"]}, "not a result layout"),
+        ({"tuple": ["p0"], "list": ["p1"]}, "not a result layout"),
+        ({"dict": [["a"]]}, "not a result layout"),
+        ({"tuple": "p0"}, "not a result layout"),
+        (3, "not a result layout"),
+    ],
+)
+def test_layouts_out_of_bounds_are_refused(layout: object, message: str) -> None:
+    assert _wire.layout_leaves(nested(_wire.MAX_LAYOUT_DEPTH)) == ["p0"]
+    with pytest.raises(_wire.RecordError, match=message):
+        _wire.read_record(_wire.encode_record(_wire.Record("ok", payload=b"PK", layout=layout)))
+
+
+@pytest.mark.parametrize(
+    "mutated",
+    [["x"] * (_wire.MAX_LAYOUT_PARTS + 1), [""], ["x" * (_wire.MAX_NAME_CHARS + 1)], [3], "x"],
+)
+def test_mutated_must_be_a_short_list_of_names(mutated: object) -> None:
+    header = json.dumps({"status": "ok", "payload_bytes": 0, "mutated": mutated}).encode()
+    with pytest.raises(_wire.RecordError, match="`mutated`"):
+        _wire.read_record(_wire.HEADER_LENGTH.pack(len(header)) + header)
+
+
+def test_a_structured_result_written_by_the_runner_loads_back_part_by_part(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_runner, "WIRE", _wire)
+    value = (torch.ones(2, 3), {"w": np.arange(4), "b": [torch.tensor(2.5)]})
+    result = _runner.structured_result(value, max_elements=100)
+    tree = load_tree(result.payload, _wire.read_record(_wire.encode_record(_wire.Record(
+        "ok", payload=result.payload, layout=result.layout))).layout)  # fmt: skip
+    assert isinstance(tree, tuple)
+    np.testing.assert_array_equal(tree[0], np.ones((2, 3)))
+    assert isinstance(tree[1], dict)
+    np.testing.assert_array_equal(tree[1]["w"], np.arange(4.0))
+    assert isinstance(tree[1]["b"], list)
+    assert float(tree[1]["b"][0]) == 2.5
+    with pytest.raises(TypeError, match="returned 6 values, more than the 4 expected"):
+        _runner.structured_result((torch.ones(6), torch.ones(6)), max_elements=10)
+    with pytest.raises(TypeError, match="keys are not short strings"):
+        _runner.structured_result({1: torch.ones(1)}, max_elements=10)
+
+
+def npz(save: Any, **arrays: Any) -> bytes:
+    buffer = io.BytesIO()
+    save(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def test_load_tree_refuses_archives_that_do_not_match_their_layout() -> None:
+    layout = {"tuple": ["p0", "p1"]}
+    assert len(load_tree(npz(np.savez, p0=np.ones(1), p1=np.ones(2)), layout)) == 2  # type: ignore[arg-type]
+    cases = [
+        (npz(np.savez_compressed, p0=np.ones(1), p1=np.ones(2)), "compressed"),
+        (npz(np.savez, p0=np.ones(1)), "exactly the parts"),
+        (npz(np.savez, p0=np.ones(1), p1=np.ones(1), p2=np.ones(1)), "exactly the parts"),
+        (npz(np.savez, p0=np.ones(1), p1=np.array(["text"])), "not a numeric array"),
+        (b"not a zip", "not an .npz archive"),
+    ]
+    for payload, message in cases:
+        with pytest.raises(ValueError, match=message):
+            load_tree(payload, layout)
+    pickled = npz(np.savez, p0=np.ones(1), p1=np.array([object()], dtype=object))
+    with pytest.raises(ValueError, match="allow_pickle"):
+        load_tree(pickled, layout)

@@ -1,0 +1,77 @@
+"""A structured function check over HTTP: a backward pass returning (dx, dW, db), uploaded as a
+notebook, graded in the sandbox, with the wrong part named to the student."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from graders.sandbox import bwrap_path
+from service.assignments.material import read_material
+from service.assignments.service import load_assignment
+from tests.conftest import Api
+from tests.graders.linear_layer import DW_TRANSPOSED_AND_AVERAGED, REFERENCE_SOURCE
+from tests.graders.notebooks import notebook_text
+
+ASSIGNMENT_TOML = """
+slug = "linear"
+title = "A linear layer"
+reference_module = "reference.py"
+
+[[questions]]
+id = "backward"
+kind = "notebook"
+points = 3
+[questions.config]
+notebook_seconds = 60
+
+[[questions.config.functions]]
+name = "linear_backward"
+points = 3
+inputs = "backward_inputs"
+reference = "linear_backward_ref"
+outputs = ["dx", "dW", "db"]
+part_credit = true
+tolerances = { db = { rtol = 1e-4, atol = 1e-4 } }
+"""
+
+
+@pytest.mark.skipif(bwrap_path() is None, reason="needs bubblewrap (make system-deps)")
+def test_a_backward_pass_with_one_wrong_part_is_graded_part_by_part(
+    api: Api, session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    folder = tmp_path / "linear"
+    folder.mkdir()
+    (folder / "assignment.toml").write_text(ASSIGNMENT_TOML)
+    (folder / "reference.py").write_text(REFERENCE_SOURCE)
+    with session_factory() as session:
+        load_assignment(session, "demo", read_material(folder))
+        session.commit()
+
+    notebook = notebook_text([DW_TRANSPOSED_AND_AVERAGED]).encode()
+    response = api.client.post(
+        "/api/v1/courses/demo/assignments/linear/submissions",
+        data={"answers": json.dumps({})},
+        files={"backward": ("linear.ipynb", notebook)},
+        headers=api.accounts.header("student"),
+    )
+    assert response.status_code == 202, response.text
+    assert api.grade_pending() == 1
+    location = response.headers["location"]
+    question = api.get("student", location).json()["questions"]["backward"]
+    assert (question["verdict"], question["score"], question["max_score"]) == ("partial", 2.0, 3.0)
+    assert question["feedback"].startswith(
+        "linear_backward: 2/3 - dW has the wrong shape (2, 3), not (3, 2) as due; "
+        "it is the transpose of the right value; dx and db are right."
+    )
+    assert question["details"] is None  # staff only
+    details = api.get("ta", location).json()["questions"]["backward"]["details"]
+    parts = details["checks"]["linear_backward"]["parts"]
+    assert {name: part["status"] for name, part in parts.items()} == {
+        "dx": "right",
+        "dW": "shape",
+        "db": "right",
+    }
