@@ -32,7 +32,9 @@ class ReferenceModuleError(Exception):
 
 @lru_cache(maxsize=64)
 def load_reference_functions(source: str, content_hash: str) -> ReferenceFunctions:
-    """The public functions a reference module defines, keyed by name (cached per content)."""
+    """The public functions and classes a reference module defines, keyed by name (cached per
+    content). Classes are there for module checks: a `Reference...` torch.nn.Module is built
+    from the question's keyword arguments like a function is called."""
     if not source.strip():
         return {}
     module_name = f"autograde_reference_{content_hash[:24]}"
@@ -53,7 +55,9 @@ def load_reference_functions(source: str, content_hash: str) -> ReferenceFunctio
     functions: dict[str, Callable[..., Any]] = {
         name: value
         for name, value in vars(module).items()
-        if not name.startswith("_") and inspect.isfunction(value) and value.__module__ == module_name
+        if not name.startswith("_")
+        and (inspect.isfunction(value) or inspect.isclass(value))
+        and value.__module__ == module_name
     }
     return functions
 
