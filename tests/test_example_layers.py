@@ -90,6 +90,18 @@ def test_the_material_loads_and_every_check_names_what_the_reference_defines() -
     assert issubclass(functions["ReferenceRNNCell"], torch.nn.Module)
 
 
+def test_a_reference_module_exposes_the_public_classes_it_defines_not_imported_ones() -> None:
+    source = (
+        "from torch.nn import Linear\n"
+        "import torch\n"
+        "class ReferenceCell(torch.nn.Module):\n    pass\n"
+        "class _Helper:\n    pass\n"
+        "def cell_inputs(rng):\n    return {}\n"
+    )
+    functions = load_reference_functions(source, "0" * 64)
+    assert sorted(functions) == ["ReferenceCell", "cell_inputs"]
+
+
 def torch_inputs(arrays: dict[str, Any], dtype: torch.dtype = torch.float64) -> list[torch.Tensor]:
     return [torch.tensor(np.asarray(value), dtype=dtype, requires_grad=True) for value in arrays.values()]
 
