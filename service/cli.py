@@ -13,7 +13,7 @@ import typer
 import uvicorn
 from rich.console import Console
 
-from service.config import Environment, ExecutorKind, Settings, get_settings
+from service.config import REPOSITORY_ROOT, Environment, ExecutorKind, Settings, get_settings
 from service.db import make_engine, make_session_factory, transaction
 from service.errors import AppError, MaterialError
 from service.migrations import upgrade_database
@@ -262,8 +262,8 @@ def _celery_worker(settings: Settings, concurrency: int, queues: str) -> None:
 
 @app.command()
 def demo() -> None:
-    """Development: migrate, load hw5 into course `demo`, print tokens and a curl example, serve."""
-    from service.demo import DEMO_COURSE, prepare_demo
+    """Development: migrate, load hw5 and layers into course `demo`, print tokens and curl examples, serve."""
+    from service.demo import DEMO_COURSE, LAYERS_ASSIGNMENT_FOLDER, prepare_demo
     from service.main import create_app
 
     settings = _settings()
@@ -280,9 +280,8 @@ def demo() -> None:
     base = f"http://{settings.host}:{settings.port}"
     body = '{"answers": {"q1_1": {"choices": [2, 3]}, "q3_1": {"value": [6, 1, 2]}}}'
     console.print(f"[bold]autograde demo[/bold] on {base} (database: {settings.database_url})")
-    console.print(
-        f"assignment {accounts.assignment} version {accounts.assignment_version}, course {DEMO_COURSE}"
-    )
+    for slug, version in accounts.versions.items():
+        console.print(f"assignment {slug} version {version}, course {DEMO_COURSE}")
     console.print(f"student token: {accounts.student_token}")
     console.print(f"TA token:      {accounts.ta_token}")
     console.print("Submit an answer, then fetch the URL it returns in Location:", highlight=False)
@@ -296,6 +295,14 @@ def demo() -> None:
     )
     console.print(
         f"  curl -s {base}/api/v1/submissions/<id> -H 'Authorization: Bearer {accounts.student_token}'",
+        highlight=False,
+        soft_wrap=True,
+    )
+    layers_solution = LAYERS_ASSIGNMENT_FOLDER.relative_to(REPOSITORY_ROOT) / "solution.ipynb"
+    console.print("Upload the layers notebook (from the repository's root):", highlight=False)
+    console.print(
+        f"  curl -s -X POST {base}/api/v1/courses/{DEMO_COURSE}/assignments/layers/submissions "
+        f"-H 'Authorization: Bearer {accounts.student_token}' -F 'answers={{}}' -F q3=@{layers_solution}",
         highlight=False,
         soft_wrap=True,
     )

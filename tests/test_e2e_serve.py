@@ -96,6 +96,17 @@ def test_demo_serves_and_its_curl_example_gets_graded(tmp_path: Path) -> None:
         printed = log.read_text()
         assert "student token: student-demo-token" in printed
         assert "TA token:      ta-demo-token" in printed
+        # Both example assignments are loaded, and the second's notebook upload is printed.
+        assert "assignment hw5 version 1, course demo" in printed
+        assert "assignment layers version 1, course demo" in printed
+        assert "-F q3=@reference/layers/solution.ipynb" in printed
+        layers = httpx2.get(
+            f"http://127.0.0.1:{port}/api/v1/courses/demo/assignments/layers",
+            headers={"Authorization": "Bearer student-demo-token"},
+            timeout=5,
+        )
+        assert layers.status_code == 200, layers.text
+        assert [question["id"] for question in layers.json()["questions"]] == ["q1", "q2", "q3"]
         curl_line = next(
             line.strip() for line in printed.splitlines() if line.strip().startswith("curl -s -X POST")
         )
@@ -117,6 +128,7 @@ def test_demo_serves_and_its_curl_example_gets_graded(tmp_path: Path) -> None:
     # Running the demo again keeps the data: same tokens, same assignment version.
     with running([*CLI, "demo"], env, port, log):
         assert "assignment hw5 version 1" in log.read_text()
+        assert "assignment layers version 1" in log.read_text()
         again = httpx2.get(url, headers={"Authorization": "Bearer ta-demo-token"}, timeout=5).json()
         assert again["status"] == "graded"
 
