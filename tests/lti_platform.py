@@ -104,6 +104,8 @@ class Platform:
             .set_client_id(CLIENT_ID)
             .set_deployment_id(DEPLOYMENT_ID)
             .set_launch_url(self.tool_launch_url)
+            # The tool takes deep linking launches at its one launch URL too.
+            .set_deeplink_launch_url(self.tool_launch_url)
             .set_platform_private_key(self.private_key)
             .set_platform_public_key(public_pem(self.private_key))
         )
@@ -159,6 +161,39 @@ class Platform:
             launch.set_ags(lineitems_url=self.lineitems_url)
         form: dict[str, Any] = launch.lti_launch()
         return form
+
+    def deep_linking_form(
+        self,
+        authentication_request_url: str,
+        user_id: str,
+        roles: list[str],
+        accept_types: set[str] | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The platform's LtiDeepLinkingRequest (its picker placement) for the tool's redirect."""
+        parts = urlsplit(authentication_request_url)
+        assert f"{parts.scheme}://{parts.netloc}{parts.path}" == f"{self.base_url}/auth"
+        launch = Launch(dict(parse_qsl(parts.query)), self.conf)
+        launch.set_user_data(user_id, roles, full_name="Grace Hopper")
+        launch.set_launch_context_claim("course-ctx-1", context_title="Deep learning")
+        launch.set_dl(
+            self.deep_link_return_url,
+            title="Place an assignment",
+            accept_types=accept_types or {"ltiResourceLink"},
+            extra_data=data,
+        )
+        form: dict[str, Any] = launch.lti_launch()
+        return form
+
+    @property
+    def deep_link_return_url(self) -> str:
+        return f"{self.base_url}/deep-link-return"
+
+    def take_deep_linking_response(self, jwt_field: str) -> list[dict[str, Any]]:
+        """What the LMS does with the tool's answer: lti1p3platform checks its signature against
+        the tool's JWKS and its message type, and hands back the content items."""
+        items: list[dict[str, Any]] = self.conf.validate_deeplinking_resp({"JWT": jwt_field})
+        return items
 
 
 class _HandlerRequest(Request):

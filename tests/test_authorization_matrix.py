@@ -254,6 +254,8 @@ def _endpoints(
         ),
         # Without the platform's id_token and the login's state: 422 whoever asks.
         "lti_launch": Cell("POST", "/lti/launch", None, dict.fromkeys(CALLERS, 422)),
+        # Without the picker's signed ticket and a choice: 422 whoever asks (tests/test_lti_deep_linking.py).
+        "lti_deep_link": Cell("POST", "/lti/deep-link", None, dict.fromkeys(CALLERS, 422)),
         "healthz": Cell("GET", "/healthz", None, PUBLIC),
         "readyz": Cell("GET", "/readyz", None, PUBLIC),
         # The matrix runs with AUTOGRADE_METRICS_TOKEN set: no user's API token opens /metrics.

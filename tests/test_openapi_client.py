@@ -69,6 +69,7 @@ EXPECTED_OPERATION_IDS = {
     ("get", "/lti/login"): "lti-login",
     ("post", "/lti/login"): "lti-login-form",
     ("post", "/lti/launch"): "lti-launch",
+    ("post", "/lti/deep-link"): "lti-place-assignment",
     ("get", "/api/v1/courses/{course}/assignments/{assignment}/policy"): "policies-get",
     ("put", "/api/v1/courses/{course}/assignments/{assignment}/policy"): "policies-set",
     ("delete", "/api/v1/courses/{course}/assignments/{assignment}/policy"): "policies-delete",
@@ -106,9 +107,10 @@ VERBS = {
     "withhold",
     "redeliver",
     "receive",
-    # LTI 1.3's own steps (the OIDC login and the launch).
+    # LTI 1.3's own steps (the OIDC login, the launch, and deep linking's placing of an assignment).
     "login",
     "launch",
+    "place",
 }
 # The question kinds whose answers go in the JSON `answers` (notebooks are uploaded files).
 ANSWER_COMPONENTS = {

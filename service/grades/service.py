@@ -102,6 +102,31 @@ def export_csv(session: Session, course_slug: str, slug: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class CountedTotal:
+    """A student's score for an assignment as the gradebook counts it."""
+
+    score: float
+    max_score: float
+    # A counted answer (or, under `best`, any answer that might win) still waits for a TA.
+    pending_manual: bool
+
+
+def counted_total(session: Session, course_slug: str, slug: str, user_id: int) -> CountedTotal:
+    """The student's gradebook total: per question the answer the policy counts (`counts` = last
+    or best), after its late penalty, over the newest version's questions; what the LMS's gradebook
+    is sent (service/lms)."""
+    snapshot = latest_snapshot(session, course_slug, slug)
+    counts = current_rules(session, snapshot).policy.counts
+    keys = [question.key for question in snapshot.questions]
+    cells = repository.cells_of(session, snapshot.assignment_id, keys, counts, [user_id])
+    return CountedTotal(
+        score=round(sum(cell.score or 0.0 for cell in cells), 6),
+        max_score=snapshot.max_score,
+        pending_manual=any(cell.needs_grading for cell in cells),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class _Read:
     """One read of the gradebook: the page's students and their counted cells, before the JSON
     models are built (the CSV formats the cells directly: 20,000 models cost more than the query)."""

@@ -101,6 +101,7 @@ class SubmissionFacts:
     max_score: float
     late_penalty: float
     graded_at: datetime | None
+    version_id: int
 
 
 def submission_facts(session: Session, submission_id: uuid.UUID) -> SubmissionFacts | None:
@@ -116,6 +117,7 @@ def submission_facts(session: Session, submission_id: uuid.UUID) -> SubmissionFa
             Submission.max_score,
             Submission.late_penalty,
             Submission.graded_at,
+            Submission.assignment_version_id,
         )
         .join(AssignmentVersion, AssignmentVersion.id == Submission.assignment_version_id)
         .join(Assignment, Assignment.id == AssignmentVersion.assignment_id)
@@ -125,8 +127,22 @@ def submission_facts(session: Session, submission_id: uuid.UUID) -> SubmissionFa
     ).one_or_none()
     if row is None:
         return None
-    values: tuple[Any, ...] = tuple(row)  # ten columns: past the typed overloads of select()
+    values: tuple[Any, ...] = tuple(row)  # eleven columns: past the typed overloads of select()
     return SubmissionFacts(*values)
+
+
+def newest_graded_submissions(session: Session, assignment_id: int) -> list[uuid.UUID]:
+    """Per student, their newest graded submission to the assignment (any version)."""
+    rows = session.execute(
+        select(Submission.user_id, Submission.id)
+        .join(AssignmentVersion, AssignmentVersion.id == Submission.assignment_version_id)
+        .where(AssignmentVersion.assignment_id == assignment_id, Submission.graded_at.is_not(None))
+        .order_by(Submission.user_id, Submission.created_at.desc(), Submission.id.desc())
+    ).all()
+    newest: dict[int, uuid.UUID] = {}
+    for user_id, submission_id in rows:
+        newest.setdefault(user_id, submission_id)
+    return list(newest.values())
 
 
 def current_answers(
@@ -483,6 +499,7 @@ def claim_passbacks(
     claimed = []
     for row in rows:
         data = row.payload["data"]
+        counted = data.get("gradebook")
         claimed.append(
             ClaimedPassback(
                 id=row[0],
@@ -495,9 +512,10 @@ def claim_passbacks(
                 resource_link_id=row.resource_link_id,
                 assignment=row.slug,
                 lms_user_id=row.lms_user_id,
-                score_given=data["effective_score"],
-                score_maximum=data["max_score"],
-                pending_manual=bool(data["pending_manual"]),
+                # The gradebook's counted total (events from before it was recorded: the submission's).
+                score_given=counted["score"] if counted else data["effective_score"],
+                score_maximum=counted["max_score"] if counted else data["max_score"],
+                pending_manual=bool(counted["pending_manual"] if counted else data["pending_manual"]),
                 timestamp=row.score_timestamp,
             )
         )

@@ -11,14 +11,18 @@ import base64
 import secrets
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from graders import GradeResult, Verdict
+from service.assignments.service import current_rules
+from service.assignments.snapshots import get_snapshot
 from service.auth.service import Principal
 from service.config import Settings
 from service.courses.service import role_in
 from service.errors import Forbidden, NotFound
+from service.grades.service import counted_total
 from service.lms import repository, secrets_box
 from service.lms.schemas import (
     DeliveryList,
@@ -188,10 +192,35 @@ def record_submission_event(
     if facts is None:
         return None
     subscribers = repository.active_subscription_ids(session, facts.course_id, str(event_type))
-    passbacks = repository.passback_targets(session, facts)
+    passbacks = _passback_targets(session, facts)
     if not subscribers and not passbacks:
         return None
     return _record(session, submission_id, facts, subscribers, passbacks, event_type, now or utcnow())
+
+
+def _grades_held(session: Session, facts: repository.SubmissionFacts) -> bool:
+    # The assignment's rules now (docs/grading-policy.md): held until the staff release them.
+    return not current_rules(session, get_snapshot(session, facts.version_id)).grades_visible_to_students
+
+
+def _passback_targets(session: Session, facts: repository.SubmissionFacts) -> list[tuple[int, str]]:
+    """Where the LMS gradebook hears of the score; nowhere while the grades are held (the release
+    sends them, record_release)."""
+    if _grades_held(session, facts):
+        return []
+    return repository.passback_targets(session, facts)
+
+
+def record_release(session: Session, assignment_id: int) -> int:
+    """The grades of a held assignment were released: `grade.changed` for each student's newest
+    graded submission, and their gradebook score to the LMS, in the caller's transaction (after the
+    release is written); how many students. Each is sent once per release through the outbox."""
+    recorded = 0
+    now = utcnow()
+    for submission_id in repository.newest_graded_submissions(session, assignment_id):
+        if record_submission_event(session, submission_id, WebhookEvent.GRADE_CHANGED, now) is not None:
+            recorded += 1
+    return recorded
 
 
 def record_grade_changes(session: Session, course_id: int, submission_ids: list[uuid.UUID]) -> int:
@@ -210,8 +239,8 @@ def record_grade_changes(session: Session, course_id: int, submission_ids: list[
         facts = repository.submission_facts(session, submission_id)
         if facts is None or facts.graded_at is None:
             continue
-        # The LMS gradebook (LTI passback) hears of the new effective score too.
-        passbacks = repository.passback_targets(session, facts)
+        # The LMS gradebook (LTI passback) hears of the new effective score too, unless held.
+        passbacks = _passback_targets(session, facts)
         if not subscribers and not passbacks:
             continue
         _record(session, submission_id, facts, subscribers, passbacks, WebhookEvent.GRADE_CHANGED, now)
@@ -245,17 +274,35 @@ def _record(
                 "graded_by_person": grade is not None,
             }
         )
+    held = _grades_held(session, facts)
+    pending_manual = any(question["score"] is None for question in questions)
+    gradebook: dict[str, Any] | None = None
+    if held:
+        # Held grades reach no LMS (docs/lms.md): the event says a grading happened, not its result.
+        for question in questions:
+            question["score"] = question["verdict"] = None
+    else:
+        counted = counted_total(session, facts.course, facts.assignment, facts.user_id)
+        gradebook = {
+            "score": counted.score,
+            "max_score": counted.max_score,
+            "pending_manual": counted.pending_manual,
+        }
     data = {
         "submission_id": str(submission_id),
         "course": facts.course,
         "assignment": facts.assignment,
         "student": facts.student,
-        "score": facts.score,
-        "effective_score": _effective(facts.score, facts.late_penalty),
+        "score": None if held else facts.score,
+        "effective_score": None if held else _effective(facts.score, facts.late_penalty),
         "max_score": facts.max_score,
         "late_penalty": facts.late_penalty,
         # A TA still has to grade an answer: the LMS may show the score as provisional.
-        "pending_manual": any(question["score"] is None for question in questions),
+        "pending_manual": pending_manual,
+        "grades_held": held,
+        # The student's score for the assignment as the gradebook counts it (the policy's
+        # `counts`, last or best, per question): what LTI passback sends. None while held.
+        "gradebook": gradebook,
         "questions": questions,
     }
     payload = {"type": str(event_type), "timestamp": now.isoformat(), "data": data}

@@ -18,6 +18,8 @@ from service.api import Scope, error_responses
 from service.assignments.service import assignment_view
 from service.config import Settings
 from service.db import transaction
+from service.errors import Forbidden
+from service.lti import deep_linking
 from service.lti import service as service
 from service.lti.schemas import Jwks, PlatformRegistration, PlatformView
 from service.models import Role
@@ -35,6 +37,9 @@ MAX_STATE = 128
 STUDENT_PAGE_SUBMISSIONS = 50
 LAUNCH_PAGE: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/html": {}}, "description": "The student's page, or the way to the dashboard"}
+}
+RETURN_PAGE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/html": {}}, "description": "The form that returns the choice to the LMS"}
 }
 
 Result = TypeVar("Result")
@@ -161,6 +166,17 @@ async def launch(
     outcome = await _in_transaction(
         request, lambda session: service.complete_launch(session, settings, pending, state, claims)
     )
+    if outcome.deep_link is not None:
+        deep_link = outcome.deep_link
+        picker = await _in_transaction(
+            request, lambda session: deep_linking.picker(session, settings, deep_link)
+        )
+        return TEMPLATES.TemplateResponse(
+            request,
+            "lti_deep_link_picker.html",
+            {"picker": picker, "action": service.DEEP_LINK_PATH},
+            headers={"Cache-Control": "no-store"},
+        )
     if outcome.role is Role.STUDENT:
         response = await _student_page(request, outcome.cookie_value)
         response.set_cookie(
@@ -222,4 +238,29 @@ async def _student_page(request: Request, cookie_value: str | None) -> Response:
     context = await _in_transaction(request, read)
     return TEMPLATES.TemplateResponse(
         request, "lti_student.html", context, headers={"Cache-Control": "no-store"}
+    )
+
+
+@router.post(
+    service.DEEP_LINK_PATH,
+    operation_id="lti-place-assignment",
+    responses=RETURN_PAGE | error_responses(401, 403, 404, 422),
+)
+async def deep_link(
+    request: Request,
+    ticket: Annotated[str, Form(min_length=1, max_length=MAX_ID_TOKEN)],
+    assignment: Annotated[str, Form(min_length=1, max_length=64)],
+) -> Response:
+    """The staff member's choice on the deep linking picker: answers the page that posts the signed
+    LtiDeepLinkingResponse (its JWT field) back to the platform's deep_link_return_url."""
+    origin = request.headers.get("origin")
+    # The ticket already ties the form to this tool's picker; a foreign Origin is refused outright.
+    if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
+        raise Forbidden("The request came from another site.")
+    settings = _settings(request)
+    answer = await _in_transaction(
+        request, lambda session: deep_linking.answer(session, settings, ticket, assignment)
+    )
+    return TEMPLATES.TemplateResponse(
+        request, "lti_deep_link_return.html", {"answer": answer}, headers={"Cache-Control": "no-store"}
     )

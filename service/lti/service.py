@@ -10,6 +10,7 @@ deployment, the message type and the LTI version.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import secrets
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ LOGIN_PATH = "/lti/login"
 LAUNCH_PATH = "/lti/launch"
 JWKS_PATH = "/.well-known/jwks.json"
 STUDENT_PAGE_PATH = "/lti/assignment"
+DEEP_LINK_PATH = "/lti/deep-link"
 
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
 MESSAGE_TYPE = CLAIM + "message_type"
@@ -58,6 +60,14 @@ CUSTOM = CLAIM + "custom"
 RESOURCE_LINK = CLAIM + "resource_link"
 # Assignment and Grade Services (LTI AGS 2.0 section 3.1): where the tool sends scores.
 AGS_ENDPOINT = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
+# LTI Deep Linking 2.0: the request's settings, and the response's items and echoed data.
+DEEP_LINKING_SETTINGS = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
+CONTENT_ITEMS = "https://purl.imsglobal.org/spec/lti-dl/claim/content_items"
+DEEP_LINKING_DATA = "https://purl.imsglobal.org/spec/lti-dl/claim/data"
+RESOURCE_LINK_REQUEST = "LtiResourceLinkRequest"
+DEEP_LINKING_REQUEST = "LtiDeepLinkingRequest"
+DEEP_LINKING_RESPONSE = "LtiDeepLinkingResponse"
+MAX_DEEP_LINK_DATA = 4096
 
 # The LIS v2 context roles (LTI 1.3 section A.2.2), full URIs and the short names the spec still
 # allows. A teaching assistant is a sub-role of Instructor, so it is looked for first.
@@ -322,13 +332,56 @@ def verify_id_token(settings: Settings, pending: PendingLaunch, id_token: str) -
 
 
 @dataclass(frozen=True, slots=True)
+class DeepLinkRequest:
+    """A checked deep linking launch: where the staff member's choice goes back to, and what of
+    the request the response must carry (service/lti/deep_linking.py)."""
+
+    platform_id: int
+    course: str
+    user_id: int
+    deployment_id: str
+    return_url: str
+    # The platform's opaque `data` (JSON), echoed in the response (None: the request carried none).
+    data: Any
+
+
+@dataclass(frozen=True, slots=True)
 class LaunchOutcome:
     role: Role
     course: str
     assignment: str | None
     username: str
     # Staff: an API token for the dashboard's cookie. Students: the launch session's cookie value.
+    # A deep linking launch opens no session: empty.
     cookie_value: str
+    deep_link: DeepLinkRequest | None = None
+
+
+def _deep_linking_settings(settings: Settings, claims: dict[str, Any]) -> tuple[str, Any]:
+    """The deep linking request's return URL and data (LTI Deep Linking 2.0 section 4.4.1); the
+    request must accept an LTI resource link, the only kind of item this tool places."""
+    found = claims.get(DEEP_LINKING_SETTINGS)
+    if not isinstance(found, dict):
+        raise UnprocessableAnswer("The deep linking request carries no deep_linking_settings claim.")
+    return_url = found.get("deep_link_return_url")
+    if not isinstance(return_url, str) or len(return_url) > MAX_URL or _url_problem(settings, return_url):
+        raise UnprocessableAnswer(
+            "The deep linking request's deep_link_return_url must be an absolute http(s) URL.",
+            {"deep_link_return_url": "an absolute http(s) URL without credentials"},
+        )
+    accept_types = found.get("accept_types")
+    if not isinstance(accept_types, list) or "ltiResourceLink" not in accept_types:
+        raise UnprocessableAnswer(
+            "The platform does not accept an LTI resource link here (accept_types).",
+            {"accept_types": "must contain ltiResourceLink"},
+        )
+    # Opaque to the tool and echoed as given: usually a string, though some platforms send an object.
+    data = found.get("data")
+    if data is not None and len(json.dumps(data)) > MAX_DEEP_LINK_DATA:
+        raise UnprocessableAnswer(
+            f"The deep linking request's data must be at most {MAX_DEEP_LINK_DATA} characters as JSON."
+        )
+    return return_url, data
 
 
 def complete_launch(
@@ -347,14 +400,29 @@ def complete_launch(
         raise Forbidden("This deployment of the tool is not registered for the course.")
     if claims.get(VERSION) != "1.3.0":
         raise UnprocessableAnswer("Only LTI 1.3.0 launches are understood.")
-    if claims.get(MESSAGE_TYPE) != "LtiResourceLinkRequest":
-        raise UnprocessableAnswer("Only resource link launches (LtiResourceLinkRequest) are understood.")
+    message_type = claims.get(MESSAGE_TYPE)
+    if message_type not in (RESOURCE_LINK_REQUEST, DEEP_LINKING_REQUEST):
+        raise UnprocessableAnswer(
+            "Only resource link (LtiResourceLinkRequest) and deep linking (LtiDeepLinkingRequest)"
+            " launches are understood."
+        )
     subject = claims["sub"]
     if not isinstance(subject, str) or not 0 < len(subject) <= 255:
         raise UnprocessableAnswer("The id_token's sub must be a string of at most 255 characters.")
     role = _course_role(claims.get(ROLES))
     course = course_by_id(session, platform.course_id)
     assert course is not None  # the registration's row cascades with its course
+    if message_type == DEEP_LINKING_REQUEST:
+        # Placing an assignment in the LMS is the course staff's: checked before anything is stored.
+        if not role.is_staff:
+            raise Forbidden("Only the course's TAs and instructors place its assignments in the LMS.")
+        deep_link = _deep_linking_settings(settings, claims)
+        user = _map_user(session, course.id, platform.issuer, subject, claims.get("name"))
+        enroll(session, course, user, role)
+        request = DeepLinkRequest(
+            platform.id, course.slug, user.id, str(claims[DEPLOYMENT_ID]), deep_link[0], deep_link[1]
+        )
+        return LaunchOutcome(role, course.slug, None, user.username, "", request)
     assignment = _launched_assignment(session, course.slug, claims.get(CUSTOM))
     if assignment is not None:
         _remember_line_item(session, settings, platform.id, course.slug, assignment, claims)
