@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from graders._context import GradingContext
 from graders._result import GradeResult, JSONValue
 from graders.notebook._compare import CheckOutcome, classifier_outcome, function_outcome
 from graders.notebook._plan import Plan
 from graders.notebook._session import RunReport, clean_text
+from graders.notebook._visibility import public_view
 from graders.notebook.config import NotebookConfig
 from graders.sandbox import SandboxRun
 
@@ -58,7 +61,8 @@ def score(
         "cells": cell_details,
         "sandbox": sandbox,
     }
-    return GradeResult.from_fraction(earned / possible, "\n".join(lines), details)
+    result = GradeResult.from_fraction(earned / possible, "\n".join(lines), details)
+    return replace(result, public_view=public_view(outcomes, cell_lines))
 
 
 def _stopped_by(config: NotebookConfig, run: SandboxRun, report: RunReport) -> str:
