@@ -4,7 +4,7 @@ from graders._context import GradingContext, ReferenceFunctions, derive_variant_
 from graders._grader import Grader, GraderAnswer, GraderConfig, GraderKind, SupportsPreview, SupportsVariants
 from graders._json_depth import json_nesting_depth
 from graders._registry import get_grader, known_kinds
-from graders._result import GradeResult, JSONValue, Verdict
+from graders._result import GradeResult, JSONValue, PublicView, Verdict
 from graders._storable import storable_details
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "GraderKind",
     "GradingContext",
     "JSONValue",
+    "PublicView",
     "ReferenceFunctions",
     "SupportsPreview",
     "SupportsVariants",

@@ -27,6 +27,29 @@ class Verdict(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class PublicView:
+    """What a student sees of a result while its hidden checks are not released.
+
+    `fraction` is what the public checks earned and `max_fraction` their share, both as fractions
+    of the question's points; `feedback` is the public checks' feedback only."""
+
+    fraction: float
+    max_fraction: float
+    feedback: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fraction", storable_fraction(self.fraction))
+        object.__setattr__(self, "max_fraction", storable_fraction(self.max_fraction))
+        object.__setattr__(self, "feedback", storable_text(self.feedback, MAX_FEEDBACK_CHARS))
+        if self.fraction > self.max_fraction:
+            raise ValueError(f"public fraction {self.fraction} exceeds the public share {self.max_fraction}")
+
+    def as_json(self) -> dict[str, JSONValue]:
+        """How it is stored (question_results.public_view)."""
+        return {"fraction": self.fraction, "max_fraction": self.max_fraction, "feedback": self.feedback}
+
+
+@dataclass(frozen=True, slots=True)
 class GradeResult:
     """Normalised when built: feedback and details quote student code and sandbox output, and must
     reach the database and a staff view whatever the student sent (graders/_storable.py)."""
@@ -36,6 +59,8 @@ class GradeResult:
     feedback: str
     # Staff-only detail (expected values, diagnostics). Never shown to students.
     details: dict[str, JSONValue] = field(default_factory=dict)
+    # Set when some checks are hidden until the grades are released; None: nothing is hidden.
+    public_view: PublicView | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fraction", storable_fraction(self.fraction))

@@ -312,6 +312,7 @@ def test_a_students_history_shows_raw_effective_and_the_persons_grade(
         "max_score": 2.0,
         "feedback": None,
         "manual": None,
+        "hidden": None,
     }
     assert api.get("ta", path).json()["submissions"][0]["score"] == 1.0
 

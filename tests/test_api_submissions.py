@@ -62,6 +62,7 @@ def test_handin_is_graded_over_http(api: Api) -> None:
         "feedback": "Correct.",
         "details": None,
         "person_grade": None,
+        "hidden": None,
     }
     # A student sees neither the key nor the answers echoed as staff data.
     assert result["answers"] is None
@@ -340,6 +341,7 @@ def test_a_ta_grades_the_free_text_answer(api: Api) -> None:
         "feedback": "Drawback and interpretability: yes.",
         "details": None,
         "person_grade": {"kind": "manual", "rubric": [], "version": None},
+        "hidden": None,
     }
     assert view["score"] == 6.5
 

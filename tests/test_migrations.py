@@ -132,3 +132,33 @@ def test_enum_migration_names_rows_it_cannot_move(backend: str, tmp_path: Path) 
     finally:
         engine.dispose()
         drop()
+
+
+def test_public_view_migration_keeps_results_both_ways(backend: str, tmp_path: Path) -> None:
+    url, drop = create_scratch_database(backend, tmp_path)
+    engine = make_engine(Settings(database_url=url))
+    try:
+        upgrade_database(engine, "0009_lti_scores")
+        with Session(engine) as session:
+            rows = add_graded_rows(session, Queue.CPU, Verdict.PARTIAL)
+            session.commit()
+
+        upgrade_database(engine, "0010_public_view")
+        with Session(engine) as session:
+            result = session.get(QuestionResult, rows.result_id)
+            assert result is not None
+            assert result.public_view is None  # stored before hidden checks: nothing hidden
+            result.public_view = {"fraction": 0.25, "max_fraction": 0.5, "feedback": "scale: 1/1"}
+            session.commit()
+        with Session(engine) as session:
+            stored = session.get(QuestionResult, rows.result_id)
+            assert stored is not None
+            assert stored.public_view == {"fraction": 0.25, "max_fraction": 0.5, "feedback": "scale: 1/1"}
+
+        _downgrade(engine, "0009_lti_scores")
+        columns = {column["name"] for column in inspect(engine).get_columns("question_results")}
+        assert "public_view" not in columns
+        assert _stored_strings(engine, rows)[2] == "partial"
+    finally:
+        engine.dispose()
+        drop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from graders._context import GradingContext
 from graders._result import GradeResult, JSONValue
 from graders.notebook._compare import CheckOutcome, classifier_outcome
@@ -11,6 +13,7 @@ from graders.notebook._modules import module_outcome
 from graders.notebook._plan import Plan
 from graders.notebook._session import RunReport, clean_text
 from graders.notebook._trained import regression_outcome, sequence_outcome
+from graders.notebook._visibility import public_view
 from graders.notebook.config import NotebookConfig
 from graders.sandbox import SandboxRun
 
@@ -70,7 +73,8 @@ def score(
         "cells": cell_details,
         "sandbox": sandbox,
     }
-    return GradeResult.from_fraction(earned / possible, "\n".join(lines), details)
+    result = GradeResult.from_fraction(earned / possible, "\n".join(lines), details)
+    return replace(result, public_view=public_view(outcomes, cell_lines))
 
 
 def _stopped_by(config: NotebookConfig, run: SandboxRun, report: RunReport) -> str:

@@ -21,6 +21,7 @@ from graders.notebook._plan import NOTEBOOK_FILE, build_plan, sandbox_limits
 from graders.notebook._score import score
 from graders.notebook._session import RunReport, converse
 from graders.notebook._validation import NotebookRejected, read_notebook
+from graders.notebook._visibility import with_visibility
 from graders.notebook.config import NotebookAnswer, NotebookConfig, RegressionCheck, SequenceCheck
 from graders.sandbox import SandboxChannel, SandboxMode, SandboxUnavailable, SpareSandboxes, run_sandboxed
 
@@ -120,7 +121,7 @@ class NotebookGrader(Grader[NotebookConfig, NotebookAnswer]):
             for check in trained
         ]
         return {
-            "checks": checks,
+            "checks": with_visibility(checks, config),
             "data_files": [data.file for data in config.data],
             "notebook_seconds": config.notebook_seconds,
             "memory_mb": config.memory_mb,

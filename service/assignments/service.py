@@ -41,6 +41,13 @@ class AssignmentRules:
     def grades_visible_to_students(self) -> bool:
         return not self.policy.hold_grades or self.released_at is not None
 
+    @property
+    def hidden_results_visible(self) -> bool:
+        """Whether students see the results of hidden checks (docs/authoring.md): only once the
+        staff release the assignment's grades, whether or not the policy holds the grades; until
+        then a student sees the public checks' part of such a result. Staff always see all."""
+        return self.released_at is not None
+
 
 @dataclass(frozen=True, slots=True)
 class AssignmentAccess:

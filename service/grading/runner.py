@@ -368,6 +368,8 @@ def _result_row(item: _Graded, outcome: QuestionOutcome, now: datetime) -> dict[
         "max_score": outcome.question.points,
         "feedback": outcome.result.feedback,
         "details": outcome.result.details,
+        # What a student sees until hidden checks are released (service/submissions/hidden_checks.py).
+        "public_view": None if outcome.result.public_view is None else outcome.result.public_view.as_json(),
         "grader_kind": outcome.question.kind,
         "grader_version": outcome.question.grader.version,
         "reference_version": item.reference_version,

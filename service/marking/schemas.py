@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from graders import Verdict
-from service.submissions.schemas import AppliedRubricItem
+from service.submissions.schemas import AppliedRubricItem, HiddenChecksView
 from service.submissions.untrusted_json import unstorable_text
 
 MAX_RUBRIC_ITEMS = 100
@@ -154,6 +154,10 @@ class HistoryAnswer(BaseModel):
     max_score: float
     feedback: str | None
     manual: ManualGradeView | None
+    # Students only: set while the answer's hidden checks are held back; the verdict, scores and
+    # feedback above are then the public checks' (the verdict null if every check is hidden), and
+    # a person's grade of the answer waits with the hidden checks.
+    hidden: HiddenChecksView | None = None
 
 
 class HistorySubmission(BaseModel):
@@ -167,6 +171,8 @@ class HistorySubmission(BaseModel):
     effective_score: float | None
     max_score: float
     questions: dict[str, HistoryAnswer]
+    # Students only: the scores leave out hidden checks whose results are held back.
+    hidden_pending: bool = False
 
 
 class StudentHistory(BaseModel):

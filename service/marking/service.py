@@ -45,7 +45,8 @@ from service.marking.schemas import (
     StudentHistory,
 )
 from service.models import GradeAuditEntry, JobStatus, ManualGrade, ManualGradeKind, QuestionResult, utcnow
-from service.submissions.schemas import AppliedRubricItem, SubmissionView
+from service.submissions.hidden_checks import PublicPart, counted_score, public_part, public_total
+from service.submissions.schemas import AppliedRubricItem, HiddenChecksView, SubmissionView
 from service.submissions.service import get_submission, submission_status
 from service.submissions.untrusted_json import unstorable_text
 
@@ -445,8 +446,7 @@ def _staff_course(session: Session, principal: Principal, course_slug: str) -> i
 # ---- exports and history ----------------------------------------------------------------------
 
 
-def _grades_visible(session: Session, version_id: int) -> bool:
-    return current_rules(session, get_snapshot(session, version_id)).grades_visible_to_students
+HIDDEN_PENDING_NOTE = "Hidden checks are graded too; the score counts them once the grades are released."
 
 
 def results_json(session: Session, principal: Principal, submission_id: uuid.UUID) -> GradescopeResults:
@@ -456,7 +456,8 @@ def results_json(session: Session, principal: Principal, submission_id: uuid.UUI
     submission = context.submission
     role = role_in(session, context.course_id, principal.user_id)
     is_staff = role is not None and role.is_staff
-    visible = _grades_visible(session, submission.assignment_version_id)
+    rules = current_rules(session, get_snapshot(session, submission.assignment_version_id))
+    visible = rules.grades_visible_to_students
     if not is_staff:
         if submission.user_id != principal.user_id:
             raise Forbidden("This submission belongs to another student.")
@@ -466,12 +467,17 @@ def results_json(session: Session, principal: Principal, submission_id: uuid.UUI
         raise Conflict(f"This submission is {submission_status(context.status)}, not graded.")
     results = repository.current_results(session, [submission.id])
     grades = {grade.question_key: grade for grade in repository.manual_grades_of(session, [submission.id])}
+    # A student reads only the public part of answers with hidden checks until the release.
+    conceal = not is_staff and not rules.hidden_results_visible
     tests = []
     for result in results:
         grade = grades.get(result.question_key)
-        raw = _raw(result, grade)
+        part = public_part(result) if conceal else None
+        raw = _raw(result, grade) if part is None else part.score
         output = result.feedback if grade is None else grade.feedback or result.feedback
-        if raw is None:
+        if part is not None:
+            output = part.feedback
+        elif raw is None:
             output = "Waiting for a TA to grade this answer."
         tests.append(
             GradescopeTest(
@@ -484,10 +490,12 @@ def results_json(session: Session, principal: Principal, submission_id: uuid.UUI
         )
     raw_total = sum(test.score for test in tests)
     penalty = submission.late_penalty
-    note = f"Late: {penalty * 100:g} % taken from every score." if penalty > 0 else ""
+    notes = [f"Late: {penalty * 100:g} % taken from every score."] if penalty > 0 else []
+    if conceal and any(public_part(result) is not None for result in results):
+        notes.append(HIDDEN_PENDING_NOTE)
     return GradescopeResults(
         score=round(raw_total * (1 - penalty), 6),
-        output=note,
+        output=" ".join(notes),
         visibility="visible" if visible else "after_published",
         tests=tests,
     )
@@ -505,8 +513,11 @@ def student_history(
         raise Forbidden("Students see only their own history.")
     if user_id is None:
         raise NotFound(f"No student {username!r} in course {course_slug!r}.")
-    visible = current_rules(session, access.snapshot).grades_visible_to_students
+    rules = current_rules(session, access.snapshot)
+    visible = rules.grades_visible_to_students
     show_scores = access.role.is_staff or visible
+    # A student sees only the public part of answers with hidden checks until the release.
+    conceal = show_scores and not access.role.is_staff and not rules.hidden_results_visible
     rows = repository.history(session, access.snapshot.assignment_id, user_id, limit)
     ids = [submission.id for submission, _, _ in rows]
     results: dict[uuid.UUID, list[QuestionResult]] = {}
@@ -517,8 +528,14 @@ def student_history(
     submissions = []
     for submission, status, version in rows:
         questions = {}
+        concealed: list[tuple[float, float]] = []
         for result in results.get(submission.id, []):
             grade = grades.get((submission.id, result.question_key))
+            part = public_part(result) if conceal else None
+            if part is not None:
+                concealed.append((counted_score(result, None if grade is None else grade.score), part.score))
+                questions[result.question_key] = _public_history_answer(result, part, submission.late_penalty)
+                continue
             raw = _raw(result, grade)
             manual = (
                 None if grade is None else _grade_view_with(grade, graders.get(grade.graded_by_user_id, ""))
@@ -536,6 +553,7 @@ def student_history(
                 feedback=(grade.feedback if grade else result.feedback) if show_scores else None,
                 manual=manual if show_scores else None,
             )
+        score = public_total(submission.score, concealed) if show_scores else None
         submissions.append(
             HistorySubmission(
                 id=submission.id,
@@ -544,12 +562,28 @@ def student_history(
                 created_at=submission.created_at,
                 late_seconds=submission.late_seconds,
                 late_penalty=submission.late_penalty,
-                score=submission.score if show_scores else None,
-                effective_score=effective(submission.score, submission.late_penalty) if show_scores else None,
+                score=score,
+                effective_score=effective(score, submission.late_penalty),
                 max_score=submission.max_score,
                 questions=questions,
+                hidden_pending=bool(concealed),
             )
         )
     return StudentHistory(
         course=course_slug, assignment=slug, student=username, grades_visible=visible, submissions=submissions
+    )
+
+
+def _public_history_answer(result: QuestionResult, part: PublicPart, late_penalty: float) -> HistoryAnswer:
+    """A student's history entry for an answer whose hidden checks are held back: the public
+    checks' part only (a person's grade of the answer waits with the hidden checks)."""
+    return HistoryAnswer(
+        verdict=part.verdict,
+        auto_score=part.score,
+        raw=part.score,
+        effective=effective(part.score, late_penalty),
+        max_score=result.max_score,
+        feedback=part.feedback,
+        manual=None,
+        hidden=HiddenChecksView(points=part.hidden_points),
     )

@@ -132,6 +132,9 @@ class QuestionResult(Base):
     max_score: Mapped[float] = mapped_column(Float)
     feedback: Mapped[str] = mapped_column(Text, default="")
     details: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    # What a student sees while the result's hidden checks are not released (graders.PublicView:
+    # fraction, max_fraction, feedback); None: none of its checks is hidden.
+    public_view: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument, nullable=True)
     grader_kind: Mapped[str] = mapped_column(String(32))
     grader_version: Mapped[str] = mapped_column(String(32))
     reference_version: Mapped[str] = mapped_column(String(64))

@@ -22,6 +22,8 @@ class PolicyView(BaseModel):
     # When the staff released grades held back by `hold_grades` (None: not released).
     released_at: datetime | None
     grades_visible_to_students: bool
+    # Whether students see the results of hidden notebook checks: once grades are released.
+    hidden_results_visible: bool = False
     # The caller's own due time when they have an extension (students only).
     your_due_at: datetime | None = None
 

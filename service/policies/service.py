@@ -60,6 +60,7 @@ def _view(
         source="course" if rules.overridden else "material",
         released_at=rules.released_at,
         grades_visible_to_students=rules.grades_visible_to_students,
+        hidden_results_visible=rules.hidden_results_visible,
         your_due_at=None if extension is None else _in_zone(extension.due_at, rules.policy),
     )
 

@@ -162,6 +162,29 @@ def manual_grades_of(session: Session, submission_id: uuid.UUID) -> dict[str, Ma
     return {grade.question_key: grade for grade in session.scalars(statement)}
 
 
+def results_with_hidden_checks(
+    session: Session, submission_ids: Sequence[uuid.UUID]
+) -> Sequence[Row[QuestionResult, float | None]]:
+    """The current results of these submissions that have hidden checks (a public view), each
+    with the score of a person's grade of the answer, if any."""
+    if not submission_ids:
+        return []
+    statement = (
+        select(QuestionResult, ManualGrade.score)
+        .outerjoin(
+            ManualGrade,
+            (ManualGrade.submission_id == QuestionResult.submission_id)
+            & (ManualGrade.question_key == QuestionResult.question_key),
+        )
+        .where(
+            QuestionResult.submission_id.in_(list(submission_ids)),
+            QuestionResult.is_current.is_(True),
+            QuestionResult.public_view.is_not(None),
+        )
+    )
+    return session.execute(statement).all()
+
+
 def list_for_assignment(
     session: Session, course_id: int, slug: str, user_id: int | None, limit: int, offset: int
 ) -> Sequence[Row[Submission, JobStatus, str]]:

@@ -135,9 +135,21 @@ class PersonGradeView(BaseModel):
     version: int | None = None
 
 
+class HiddenChecksView(BaseModel):
+    """An answer some of whose checks are hidden: their results reach the student only once the
+    staff release the assignment's grades (docs/authoring.md, "Public and hidden checks")."""
+
+    # Always true where shown: the hidden checks' results are held back.
+    pending: bool = True
+    # The hidden checks' share of the question's points (not counted in the score shown).
+    points: float
+
+
 class QuestionResultView(BaseModel):
     # With a person's grade (service.marking), the verdict, score and feedback are theirs.
-    verdict: Verdict
+    # For a student while hidden checks are held (`hidden` set): the public checks' verdict, score
+    # and feedback only; the verdict is null when every check of the answer is hidden.
+    verdict: Verdict | None
     score: float
     max_score: float
     feedback: str
@@ -145,6 +157,8 @@ class QuestionResultView(BaseModel):
     details: dict[str, JSONValue] | None = None
     # Set when a person graded the answer (service.marking).
     person_grade: PersonGradeView | None = None
+    # Students only: set while the answer's hidden checks are held back.
+    hidden: HiddenChecksView | None = None
 
     @field_validator("details", mode="before")
     @classmethod
@@ -163,10 +177,13 @@ class SubmissionView(BaseModel):
     status: SubmissionStatus
     # The raw total (manual grades win over automatic results); effective_score is after the late
     # rule. Both None (and `questions` empty) for a student while the assignment holds grades.
+    # With `hidden_pending` (students only), both count only the public checks of the answers
+    # whose hidden checks are held back: the hidden checks' points are not in them.
     score: float | None
     effective_score: float | None = None
     max_score: float
     grades_held: bool = False
+    hidden_pending: bool = False
     lateness: LatenessView
     created_at: datetime
     graded_at: datetime | None
@@ -184,6 +201,8 @@ class SubmissionSummary(BaseModel):
     effective_score: float | None = None
     late_penalty: float = 0.0
     grades_held: bool = False
+    # As SubmissionView's: the scores leave out hidden checks whose results are held back.
+    hidden_pending: bool = False
     max_score: float
     created_at: datetime
 

@@ -34,12 +34,14 @@ from service.models import (
 from service.policies import service as policies
 from service.rate_limits import service as rate_limits
 from service.submissions import repository
+from service.submissions.hidden_checks import PublicPart, counted_score, public_part, public_total
 from service.submissions.schemas import (
     AppliedRubricItem,
     AssignmentActivity,
     DaySubmissions,
     GradingHistory,
     GradingRunView,
+    HiddenChecksView,
     PersonGradeView,
     QuestionResultView,
     ResultRevisionView,
@@ -301,11 +303,24 @@ def get_submission(session: Session, principal: Principal, submission_id: uuid.U
     visible = _visible_submission(session, principal, submission_id)
     submission, job, is_staff = visible.submission, visible.job, visible.is_staff
     snapshot = get_snapshot(session, submission.assignment_version_id)
-    # A student sees nothing of the grades an assignment holds back until the staff release them.
-    held = not is_staff and not current_rules(session, snapshot).grades_visible_to_students
+    rules = current_rules(session, snapshot)
+    # A student sees nothing of the grades an assignment holds back until the staff release them,
+    # and only the public part of results with hidden checks until then.
+    held = not is_staff and not rules.grades_visible_to_students
+    conceal = not is_staff and not rules.hidden_results_visible
     results = [] if held else repository.results_of(session, submission.id)
-    score = None if held else submission.score
     by_person = {} if held else repository.manual_grades_of(session, submission.id)
+    questions: dict[str, QuestionResultView] = {}
+    concealed: list[tuple[float, float]] = []
+    for result in results:
+        grade = by_person.get(result.question_key)
+        part = public_part(result) if conceal else None
+        if part is None:
+            questions[result.question_key] = _result_view(result, grade, is_staff)
+        else:
+            questions[result.question_key] = _public_result_view(result, part)
+            concealed.append((counted_score(result, None if grade is None else grade.score), part.score))
+    score = None if held else public_total(submission.score, concealed)
     return SubmissionView(
         id=submission.id,
         course=visible.course,
@@ -317,15 +332,13 @@ def get_submission(session: Session, principal: Principal, submission_id: uuid.U
         effective_score=_effective(score, submission.late_penalty),
         max_score=submission.max_score,
         grades_held=held,
+        hidden_pending=bool(concealed),
         lateness=policies.lateness_view(
             session, snapshot, submission.user_id, submission.late_seconds, submission.late_penalty
         ),
         created_at=submission.created_at,
         graded_at=submission.graded_at,
-        questions={
-            result.question_key: _result_view(result, by_person.get(result.question_key), is_staff)
-            for result in results
-        },
+        questions=questions,
         answers=submission.answers if is_staff else None,
         error=job.last_error if is_staff else None,
     )
@@ -334,6 +347,18 @@ def get_submission(session: Session, principal: Principal, submission_id: uuid.U
 def _effective(score: float | None, late_penalty: float) -> float | None:
     """The submission's score after the late rule (docs/grading-policy.md)."""
     return None if score is None else round(score * (1 - late_penalty), 6)
+
+
+def _public_result_view(result: QuestionResult, part: PublicPart) -> QuestionResultView:
+    """A student's view of an answer whose hidden checks are held back: the public checks' verdict,
+    score and feedback. A person's grade of it waits with the hidden checks (it may rest on them)."""
+    return QuestionResultView(
+        verdict=part.verdict,
+        score=part.score,
+        max_score=result.max_score,
+        feedback=part.feedback,
+        hidden=HiddenChecksView(points=part.hidden_points),
+    )
 
 
 def _result_view(result: QuestionResult, grade: ManualGrade | None, is_staff: bool) -> QuestionResultView:
@@ -368,28 +393,36 @@ def list_submissions(
 ) -> SubmissionList:
     access = resolve_access(session, principal, course_slug, slug)
     only_user = None if access.role.is_staff else principal.user_id
-    held = only_user is not None and not current_rules(session, access.snapshot).grades_visible_to_students
+    rules = current_rules(session, access.snapshot)
+    held = only_user is not None and not rules.grades_visible_to_students
     rows = repository.list_for_assignment(session, access.snapshot.course_id, slug, only_user, limit, offset)
-    return SubmissionList(
-        course=course_slug,
-        assignment=slug,
-        limit=limit,
-        offset=offset,
-        items=[
+    concealed: dict[uuid.UUID, list[tuple[float, float]]] = {}
+    if only_user is not None and not held and not rules.hidden_results_visible:
+        ids = [submission.id for submission, _, _ in rows]
+        for result, grade_score in repository.results_with_hidden_checks(session, ids):
+            part = public_part(result)
+            if part is not None:
+                counted = counted_score(result, grade_score)
+                concealed.setdefault(result.submission_id, []).append((counted, part.score))
+    items = []
+    for submission, status, username in rows:
+        hidden = concealed.get(submission.id, [])
+        score = None if held else public_total(submission.score, hidden)
+        items.append(
             SubmissionSummary(
                 id=submission.id,
                 student=username,
                 status=submission_status(status),
-                score=None if held else submission.score,
-                effective_score=None if held else _effective(submission.score, submission.late_penalty),
+                score=score,
+                effective_score=_effective(score, submission.late_penalty),
                 late_penalty=submission.late_penalty,
                 grades_held=held,
+                hidden_pending=bool(hidden),
                 max_score=submission.max_score,
                 created_at=submission.created_at,
             )
-            for submission, status, username in rows
-        ],
-    )
+        )
+    return SubmissionList(course=course_slug, assignment=slug, limit=limit, offset=offset, items=items)
 
 
 # The timeline covers at most this many days, ending on the day of the newest submission: a term's

@@ -26,6 +26,7 @@ def test_public_api_is_pinned() -> None:
         "GraderKind",
         "GradingContext",
         "JSONValue",
+        "PublicView",
         "ReferenceFunctions",
         "SupportsPreview",
         "SupportsVariants",
