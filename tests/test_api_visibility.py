@@ -11,11 +11,13 @@ from typing import Any
 
 import httpx2
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from graders.sandbox import bwrap_path
 from service.assignments.material import read_material
 from service.assignments.service import load_assignment
+from service.models.lms import OutboxEvent
 from tests.conftest import Api
 from tests.graders.notebooks import notebook_text
 
@@ -79,9 +81,8 @@ NOTEBOOK = "import torch\ndef scale(x):\n    return 2 * x\ndef shift(x):\n    re
 HIDDEN_LINE = "1 hidden check (3 points) is graded too; its result is shown when the grades are released."
 
 
-@pytest.fixture
-def graded(api: Api, session_factory: sessionmaker[Session], tmp_path: Path) -> str:
-    folder = tmp_path / "vis"
+def load_and_submit(api: Api, session_factory: sessionmaker[Session], folder: Path) -> str:
+    """Load the `vis` assignment, submit the notebook as the student, grade it; its location."""
     folder.mkdir()
     (folder / "assignment.toml").write_text(ASSIGNMENT)
     (folder / "reference.py").write_text(textwrap.dedent(REFERENCE))
@@ -97,6 +98,11 @@ def graded(api: Api, session_factory: sessionmaker[Session], tmp_path: Path) -> 
     assert response.status_code == 202, response.text
     assert api.grade_pending() == 1
     return str(response.headers["location"])
+
+
+@pytest.fixture
+def graded(api: Api, session_factory: sessionmaker[Session], tmp_path: Path) -> str:
+    return load_and_submit(api, session_factory, tmp_path / "vis")
 
 
 def read(api: Api, who: str, path: str) -> dict[str, Any]:
@@ -199,3 +205,36 @@ def test_a_persons_grade_of_a_concealed_answer_waits_for_the_release(api: Api, g
     released = read(api, "student", graded)
     assert (released["questions"]["nb"]["score"], released["score"]) == (5.0, 6.0)
     assert released["questions"]["nb"]["feedback"] == "shift is right, scale is not"
+
+
+def test_the_lms_hears_no_score_with_hidden_results_until_the_release(
+    api: Api, session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """The policy holds nothing, but the total would reveal the hidden check: the webhook says a
+    grading happened without its scores, and the release sends the score once (docs/lms.md)."""
+    created = api.client.post(
+        "/api/v1/courses/demo/webhooks",
+        json={"url": "https://lms.example.edu/hooks", "events": ["submission.graded", "grade.changed"]},
+        headers=api.accounts.header("instructor"),
+    )
+    assert created.status_code == 201, created.text
+    load_and_submit(api, session_factory, tmp_path / "vis")
+
+    def events() -> list[dict[str, Any]]:
+        with session_factory() as session:
+            return list(session.scalars(select(OutboxEvent.payload).order_by(OutboxEvent.id)))
+
+    (graded,) = events()
+    assert graded["data"]["grades_held"] is True
+    assert (graded["data"]["score"], graded["data"]["gradebook"]) == (None, None)
+    assert api.client.post(f"{BASE}/release", headers=api.accounts.header("ta")).status_code == 200
+    _, changed = events()
+    assert (changed["type"], changed["data"]["grades_held"], changed["data"]["score"]) == (
+        "grade.changed",
+        False,
+        7.0,
+    )
+    assert changed["data"]["gradebook"]["score"] == 7.0
+    # Released already: nothing more.
+    assert api.client.post(f"{BASE}/release", headers=api.accounts.header("ta")).status_code == 200
+    assert len(events()) == 2

@@ -145,6 +145,24 @@ def newest_graded_submissions(session: Session, assignment_id: int) -> list[uuid
     return list(newest.values())
 
 
+def has_hidden_results(session: Session, assignment_id: int, user_id: int | None = None) -> bool:
+    """Whether any current result of the assignment (of one student, if given) has hidden checks
+    (a stored public view: docs/authoring.md, public and hidden checks)."""
+    statement = (
+        select(QuestionResult.submission_id)
+        .join(Submission, Submission.id == QuestionResult.submission_id)
+        .join(AssignmentVersion, AssignmentVersion.id == Submission.assignment_version_id)
+        .where(
+            AssignmentVersion.assignment_id == assignment_id,
+            QuestionResult.is_current.is_(True),
+            QuestionResult.public_view.is_not(None),
+        )
+    )
+    if user_id is not None:
+        statement = statement.where(Submission.user_id == user_id)
+    return session.scalar(select(exists(statement))) is True
+
+
 def current_answers(
     session: Session, submission_id: uuid.UUID
 ) -> list[tuple[QuestionResult, ManualGrade | None]]:

@@ -199,8 +199,21 @@ def record_submission_event(
 
 
 def _grades_held(session: Session, facts: repository.SubmissionFacts) -> bool:
-    # The assignment's rules now (docs/grading-policy.md): held until the staff release them.
-    return not current_rules(session, get_snapshot(session, facts.version_id)).grades_visible_to_students
+    """Whether the LMS must not hear the student's score yet: the assignment's grades are held
+    until the staff release them (docs/grading-policy.md), or the student has answers with hidden
+    checks, not released yet (their total would reveal the hidden results; docs/lms.md)."""
+    rules = current_rules(session, get_snapshot(session, facts.version_id))
+    if not rules.grades_visible_to_students:
+        return True
+    return not rules.hidden_results_visible and repository.has_hidden_results(
+        session, facts.assignment_id, facts.user_id
+    )
+
+
+def release_reaches_lms(session: Session, assignment_id: int, was_held: bool) -> bool:
+    """Whether releasing an assignment's grades tells the LMS something it was not told: the grades
+    were held, or some answers have hidden checks whose results the LMS has not had."""
+    return was_held or repository.has_hidden_results(session, assignment_id)
 
 
 def _passback_targets(session: Session, facts: repository.SubmissionFacts) -> list[tuple[int, str]]:

@@ -19,6 +19,9 @@ NAMING_CONVENTION = {
 }
 
 JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+# A document that may be absent: Python None is SQL NULL (not the JSON `null` JSONDocument
+# stores), so `IS NULL` / `IS NOT NULL` tell documents from their absence.
+OptionalJSONDocument = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
 class UTCDateTime(TypeDecorator[datetime]):

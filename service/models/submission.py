@@ -21,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from graders import Verdict
-from service.models.base import Base, JSONDocument, UTCDateTime, string_enum, utcnow
+from service.models.base import Base, JSONDocument, OptionalJSONDocument, UTCDateTime, string_enum, utcnow
 from service.models.queue import Queue
 
 
@@ -134,7 +134,7 @@ class QuestionResult(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
     # What a student sees while the result's hidden checks are not released (graders.PublicView:
     # fraction, max_fraction, feedback); None: none of its checks is hidden.
-    public_view: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument, nullable=True)
+    public_view: Mapped[dict[str, Any] | None] = mapped_column(OptionalJSONDocument, nullable=True)
     grader_kind: Mapped[str] = mapped_column(String(32))
     grader_version: Mapped[str] = mapped_column(String(32))
     reference_version: Mapped[str] = mapped_column(String(64))

@@ -30,7 +30,7 @@ from service.errors import (
     NotOpen,
     UnprocessableAnswer,
 )
-from service.lms.service import record_grade_changes, record_release
+from service.lms.service import record_grade_changes, record_release, release_reaches_lms
 from service.models import Extension, utcnow
 from service.policies import repository
 from service.policies.schemas import ExtensionList, ExtensionSet, ExtensionView, LatenessView, PolicyView
@@ -99,13 +99,14 @@ def set_release(session: Session, principal: Principal, course: str, slug: str, 
     access = _staff_access(session, principal, course, slug)
     row = repository.policy_row_for_update(session, access.snapshot.assignment_id, principal.user_id)
     was_visible = current_rules(session, access.snapshot).grades_visible_to_students
+    newly_released = released and row.released_at is None
     if not released:
         row.released_at = None
     elif row.released_at is None:
         row.released_at = utcnow()
     repository.flush(session)
-    if not was_visible and current_rules(session, access.snapshot).grades_visible_to_students:
-        # The webhooks and the LMS gradebook got no score while held: each student's now.
+    if newly_released and release_reaches_lms(session, access.snapshot.assignment_id, not was_visible):
+        # The webhooks and the LMS gradebook got no score while held (or hidden): each student's now.
         record_release(session, access.snapshot.assignment_id)
     return _view(session, access.snapshot, course, slug)
 
