@@ -132,9 +132,9 @@ def classifier_outcome(
     }
 
     def failed(message: str, status: str) -> CheckOutcome:
-        return _no_points(check.name, check.points, details, message, status)
+        return no_points(check.name, check.points, details, message, status)
 
-    logits = _returned_value(results.get(check.name), stopped, "output")
+    logits = returned_value(results.get(check.name), stopped, "output")
     if isinstance(logits, Failure):
         return failed(logits.message, logits.status)
     if not isinstance(logits, np.ndarray):
@@ -164,7 +164,7 @@ class Failure:
     status: str
 
 
-def _returned_value(result: CheckResult | None, stopped: str, what: str) -> Tree | Failure:
+def returned_value(result: CheckResult | None, stopped: str, what: str) -> Tree | Failure:
     """The value a check returned (one array, or a structure of them), or why there is none."""
     if result is None:
         return Failure(f"not run: the run was stopped by {stopped}.", "not_run")
@@ -176,7 +176,7 @@ def _returned_value(result: CheckResult | None, stopped: str, what: str) -> Tree
         return Failure(f"the {what} could not be read as a tensor ({error}).", "error")
 
 
-def _no_points(
+def no_points(
     name: str, max_points: float, details: dict[str, JSONValue], message: str, status: str
 ) -> CheckOutcome:
     """The outcome of a check that earned nothing, saying why."""

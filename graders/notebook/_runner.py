@@ -145,21 +145,22 @@ def as_array(value: Any, max_elements: int) -> Any:
     return np.array(array, dtype=np.float64, order="C")  # (ascontiguousarray makes 0-d arrays 1-d)
 
 
-def npy_result(array: Any) -> Result:
+def npy_result(array: Any, mutated: tuple[str, ...] = ()) -> Result:
     import numpy as np
 
     buffer = io.BytesIO()
     np.save(buffer, array, allow_pickle=False)
-    return Result(buffer.getvalue())
+    return Result(buffer.getvalue(), None, mutated)
 
 
-def structured_result(value: Any, max_elements: int) -> Result:
+def structured_result(value: Any, max_elements: int, mutated: tuple[str, ...] = ()) -> Result:
     """A value that may be a tensor, or a tuple, list or dict (string keys) of them, nested: one
-    tensor as .npy, anything else as an .npz of its leaves with the layout (`_wire.py`)."""
+    tensor as .npy, anything else as an .npz of its leaves with the layout (`_wire.py`); with the
+    names of the arguments the call changed in place."""
     import numpy as np
 
     if not isinstance(value, tuple | list | dict):
-        return npy_result(as_array(value, max_elements))
+        return npy_result(as_array(value, max_elements), mutated)
     assert WIRE is not None
     leaves: dict[str, Any] = {}
     budget = [max_elements]
@@ -188,7 +189,7 @@ def structured_result(value: Any, max_elements: int) -> Result:
     layout = walk(value, 0)
     buffer = io.BytesIO()
     np.savez(buffer, allow_pickle=False, **leaves)  # uncompressed: the grader refuses compressed members
-    return Result(buffer.getvalue(), layout)
+    return Result(buffer.getvalue(), layout, mutated)
 
 
 def seeded_target(check: dict[str, Any], namespace: dict[str, Any], seed: int) -> Any:
@@ -259,9 +260,7 @@ def call_function(
         raise TypeError(f"{check['name']} is a {type(target).__name__}, not a function")
     arguments = {name: torch.as_tensor(inputs[name]).to(device) for name in check["args"]}
     value, mutated = call_with_mutation_guard(target, arguments)
-    result = structured_result(value, check["max_elements"])
-    result.mutated = mutated
-    return result
+    return structured_result(value, check["max_elements"], mutated)
 
 
 def call_with_mutation_guard(
@@ -332,18 +331,13 @@ def call_module(
     arguments = {
         key: torch.as_tensor(inputs[f"a{index}"]).to(device) for index, key in enumerate(check["args"])
     }
-    # Kept to name the arguments the forward changes in place (an `x += ...` on an input).
-    originals = {key: value.clone() for key, value in arguments.items()}
-    output = module(**arguments)
-    mutated = tuple(key for key, value in arguments.items() if not torch.equal(value, originals[key]))
+    output, mutated = call_with_mutation_guard(module, arguments, by_keyword=True)
     gradients: dict[str, Any] = {}
     if check["backward"]:
         gradients = loss_gradients(output, pairs, inputs, check["loss_parts"])
     count = sum(parameter.numel() for parameter in module.parameters())
     value = {"output": output, "gradients": gradients, "parameters": count}
-    result = structured_result(value, check["max_elements"])
-    result.mutated = mutated
-    return result
+    return structured_result(value, check["max_elements"], mutated)
 
 
 def matched_parameters(name: str, module: Any, reference: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -431,16 +425,18 @@ def call_gradient(
     if not callable(target):
         raise TypeError(f"{check['name']} is a {type(target).__name__}, not a function")
 
-    def fresh_arguments() -> list[Any]:
+    def fresh(names: list[str]) -> dict[str, Any]:
         # Copies: a call that changes its arguments in place changes no other call's.
-        return [torch.tensor(inputs[name]).to(device) for name in check["args"]]
+        return {name: torch.tensor(inputs[name]).to(device) for name in names}
 
-    upstream = torch.tensor(inputs[check["upstream"]]).to(device)
-    value = {"backward": target(upstream.clone(), *fresh_arguments())}
+    # dy first, under the inputs file's name for it (the grader shows it as dy).
+    backward, mutated = call_with_mutation_guard(target, fresh([check["upstream"], *check["args"]]))
+    value = {"backward": backward}
     if check["notebook_forward"] is not None:
         with contextlib.suppress(Exception):
-            value["autograd"] = own_autograd(check, namespace, fresh_arguments(), upstream)
-    return structured_result(value, check["max_elements"])
+            upstream = fresh([check["upstream"]])[check["upstream"]]
+            value["autograd"] = own_autograd(check, namespace, list(fresh(check["args"]).values()), upstream)
+    return structured_result(value, check["max_elements"], mutated)
 
 
 def own_autograd(

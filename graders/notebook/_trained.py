@@ -17,8 +17,8 @@ from graders.notebook._compare import (
     CheckOutcome,
     Failure,
     FloatArray,
-    _no_points,
-    _returned_value,
+    no_points,
+    returned_value,
     threshold_points,
 )
 from graders.notebook._session import CheckResult
@@ -43,9 +43,9 @@ def regression_outcome(
     }
 
     def failed(message: str, status: str) -> CheckOutcome:
-        return _no_points(check.name, check.points, details, message, status)
+        return no_points(check.name, check.points, details, message, status)
 
-    outputs = _returned_value(results.get(check.name), stopped, "output")
+    outputs = returned_value(results.get(check.name), stopped, "output")
     if isinstance(outputs, Failure):
         return failed(outputs.message, outputs.status)
     if not isinstance(outputs, np.ndarray):
@@ -103,9 +103,9 @@ def sequence_outcome(
     }
 
     def failed(message: str, status: str) -> CheckOutcome:
-        return _no_points(check.name, check.points, details, message, status)
+        return no_points(check.name, check.points, details, message, status)
 
-    logits = _returned_value(results.get(check.name), stopped, "output")
+    logits = returned_value(results.get(check.name), stopped, "output")
     if isinstance(logits, Failure):
         return failed(logits.message, logits.status)
     if not isinstance(logits, np.ndarray):
