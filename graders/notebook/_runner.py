@@ -203,12 +203,15 @@ def seeded_target(check: dict[str, Any], namespace: dict[str, Any], seed: int) -
 
 def model_outputs(target: Any, features: Any, check: dict[str, Any], device: str, dtype: Any) -> Any:
     """A trained module's outputs on features, in batches of `batch`, in eval mode without grad,
-    concatenated along the first axis (the float64 array of at most `max_elements` values)."""
+    concatenated along the first axis (the float64 array of at most `max_elements` values). The
+    module goes to the worker's device with its batches: a notebook that trained on the CPU (or
+    on another device) is checked where its inputs are."""
     import numpy as np
     import torch
 
     if not isinstance(target, torch.nn.Module):
         raise TypeError(f"{check['name']} is a {type(target).__name__}, not a torch.nn.Module")
+    target.to(device)
     target.eval()
     outputs = []
     budget = check["max_elements"]
@@ -221,33 +224,17 @@ def model_outputs(target: Any, features: Any, check: dict[str, Any], device: str
     return np.concatenate(outputs) if outputs else np.zeros((0, 2))
 
 
-def call_classifier(
+def call_trained_model(
     check: dict[str, Any], namespace: dict[str, Any], inputs: Any, device: str, seed: int
 ) -> Result:
+    """A trained classifier's, regression or sequence model's outputs on the check's features, as
+    one array. A sequence model's tokens go in as int64 (what an embedding layer takes), other
+    features as float32."""
     import torch
 
+    dtype = torch.int64 if check["kind"] == "sequence" else torch.float32
     target = seeded_target(check, namespace, seed)
-    return npy_result(model_outputs(target, inputs["X"], check, device, torch.float32))
-
-
-def call_regression(
-    check: dict[str, Any], namespace: dict[str, Any], inputs: Any, device: str, seed: int
-) -> Result:
-    import torch
-
-    target = seeded_target(check, namespace, seed)
-    return npy_result(model_outputs(target, inputs["X"], check, device, torch.float32))
-
-
-def call_sequence(
-    check: dict[str, Any], namespace: dict[str, Any], inputs: Any, device: str, seed: int
-) -> Result:
-    """A sequence model's logits for token sequences: the tokens go in as int64 (what an
-    embedding layer takes), the logits come out as one (batch, time, vocabulary) array."""
-    import torch
-
-    target = seeded_target(check, namespace, seed)
-    return npy_result(model_outputs(target, inputs["X"], check, device, torch.int64))
+    return npy_result(model_outputs(target, inputs["X"], check, device, dtype))
 
 
 def call_function(
@@ -319,9 +306,11 @@ def call_module(
         raise ModuleMismatch(f"{name} is a class, but not a subclass of torch.nn.Module")
     arguments_text = ", ".join(f"{key}={value!r}" for key, value in check["init"].items())
     try:
-        module = target(**check["init"]).to(device)
+        built = target(**check["init"])
     except Exception as error:
         raise ModuleMismatch(f"{name}({arguments_text}) raised {short_error(error)}") from None
+    # On the worker's device, as its arguments are (and a trained model's batches, `model_outputs`).
+    module = built.to(device)
     reference = [(key, inputs[f"p{index}"]) for index, key in enumerate(check["parameters"])]
     pairs = matched_parameters(name, module, reference)
     with torch.no_grad():
@@ -461,9 +450,9 @@ CALLS = {
     "function": call_function,
     "module": call_module,
     "gradient": call_gradient,
-    "classifier": call_classifier,
-    "regression": call_regression,
-    "sequence": call_sequence,
+    "classifier": call_trained_model,
+    "regression": call_trained_model,
+    "sequence": call_trained_model,
 }
 
 

@@ -9,9 +9,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 from graders import GradingContext, Verdict, get_grader
-from graders.notebook import NotebookConfig
+from graders.notebook import NotebookConfig, _runner, _wire
 from graders.notebook._compare import Tree
 from graders.notebook._modules import module_outcome
 from graders.notebook._parts import compare_parts
@@ -272,3 +273,28 @@ def test_structured_outputs_are_compared_part_by_part() -> None:
     ]
     short = compare_parts((np.ones(3),), want, None, tolerance)
     assert short.structure == "returned a tuple of 1 part where a tuple of 2 parts were due."
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_cuda)])
+def test_the_runner_builds_the_module_on_the_worker_s_device(
+    modules: Modules, device: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runner's call for a module check, outside a sandbox: the module, its copied parameters,
+    the arguments and the loss weights all on the worker's device; the outcome full marks."""
+    monkeypatch.setattr(_runner, "WIRE", _wire)
+    context = GradingContext(variant_seed=777, reference=modules.context.reference, device=device)
+    plan = build_plan(modules.config, context, device)
+    namespace: dict[str, Any] = {}
+    exec(f"{IMPORTS}\n{RNN_CELL}", namespace)  # noqa: S102  (the test's own notebook code)
+    results = {}
+    for entry in plan.entries:
+        if entry["name"] == "RNNCell":
+            inputs = dict(np.load(io.BytesIO(plan.files[entry["inputs"]]), allow_pickle=False))
+            made = _runner.call_module(entry, namespace, inputs, device, 0)
+            results[entry["id"]] = CheckResult("ok", payload=made.payload, layout=made.layout)
+    check = next(check for check in modules.config.modules if check.name == "RNNCell")
+    outcome = module_outcome(check, plan.modules, results, context, "an exit (0)")
+    assert outcome.points == 2.0, outcome.line
