@@ -1,4 +1,5 @@
-"""Stage 2 for trained regression and sequence models: their outputs against the hidden targets.
+"""Stage 2 for trained models (classifiers, regression and sequence models): their outputs
+against the hidden labels or targets.
 
 The targets never entered the sandbox (`_plan.py` keeps them here); the model's outputs come out
 of it as untrusted data: their shape is checked against the targets', NaN and infinite values are
@@ -22,7 +23,7 @@ from graders.notebook._compare import (
     threshold_points,
 )
 from graders.notebook._session import CheckResult
-from graders.notebook.config import RegressionCheck, SequenceCheck
+from graders.notebook.config import ClassifierCheck, RegressionCheck, SequenceCheck
 
 METRIC_NAMES = {"mse": "MSE", "mae": "MAE"}
 # A perplexity is reported as at most exp(this): the largest float64 is about exp(709.8).
@@ -31,25 +32,63 @@ MAX_LOG_PERPLEXITY = 700.0
 PERPLEXITY_DECIMALS_BELOW = 1000.0
 
 
-def regression_outcome(
-    check: RegressionCheck, targets: FloatArray, results: dict[str, CheckResult], stopped: str
+def _model_output(result: CheckResult | None, stopped: str, what: str) -> FloatArray | Failure:
+    """A trained model's outputs: one array of `what` ("logits", "predictions"), or why there is none."""
+    outputs = returned_value(result, stopped, "output")
+    if isinstance(outputs, Failure | np.ndarray):
+        return outputs
+    return Failure(f"the model returned a structure, not one tensor of {what}.", "shape")
+
+
+def _threshold_details(check: ClassifierCheck | RegressionCheck | SequenceCheck) -> dict[str, JSONValue]:
+    """The details every trained model's outcome starts from: its points and thresholds."""
+    details: dict[str, JSONValue] = {"max_points": check.points}
+    if not isinstance(check, ClassifierCheck):
+        details["metric"] = check.metric
+    details.update(zero_at=check.zero_at, full_at=check.full_at)
+    return details
+
+
+def classifier_outcome(
+    check: ClassifierCheck, labels: npt.NDArray[np.int64], results: dict[str, CheckResult], stopped: str
 ) -> CheckOutcome:
-    metric = METRIC_NAMES[check.metric]
-    details: dict[str, JSONValue] = {
-        "max_points": check.points,
-        "metric": check.metric,
-        "zero_at": check.zero_at,
-        "full_at": check.full_at,
-    }
+    details = _threshold_details(check)
 
     def failed(message: str, status: str) -> CheckOutcome:
         return no_points(check.name, check.points, details, message, status)
 
-    outputs = returned_value(results.get(check.name), stopped, "output")
+    logits = _model_output(results.get(check.name), stopped, "logits")
+    if isinstance(logits, Failure):
+        return failed(logits.message, logits.status)
+    if logits.shape != (len(labels), check.classes):
+        return failed(
+            f"the model returned shape {tuple(logits.shape)}, not (batch, {check.classes}).", "shape"
+        )
+    if not np.all(np.isfinite(logits)):
+        return failed("the model's outputs hold NaN or infinite values.", "values")
+    accuracy = float(np.mean(np.argmax(logits, axis=1) == labels))
+    points = threshold_points(accuracy, check.zero_at, check.full_at, check.points)
+    details.update(points=points, status="scored", accuracy=accuracy)
+    line = (
+        f"{check.name}: {points:g}/{check.points:g} - accuracy {accuracy:.1%} on {len(labels)} "
+        f"hidden test sequences (0 points at {check.zero_at:.0%} or less, "
+        f"all at {check.full_at:.0%} or more)."
+    )
+    return CheckOutcome(check.name, points, check.points, line, details)
+
+
+def regression_outcome(
+    check: RegressionCheck, targets: FloatArray, results: dict[str, CheckResult], stopped: str
+) -> CheckOutcome:
+    metric = METRIC_NAMES[check.metric]
+    details = _threshold_details(check)
+
+    def failed(message: str, status: str) -> CheckOutcome:
+        return no_points(check.name, check.points, details, message, status)
+
+    outputs = _model_output(results.get(check.name), stopped, "predictions")
     if isinstance(outputs, Failure):
         return failed(outputs.message, outputs.status)
-    if not isinstance(outputs, np.ndarray):
-        return failed("the model returned a structure, not one tensor of predictions.", "shape")
     predictions = _in_targets_shape(outputs, targets.shape)
     if predictions is None:
         return failed(
@@ -95,21 +134,14 @@ def _due_shapes(shape: tuple[int, ...]) -> str:
 def sequence_outcome(
     check: SequenceCheck, targets: npt.NDArray[np.int64], results: dict[str, CheckResult], stopped: str
 ) -> CheckOutcome:
-    details: dict[str, JSONValue] = {
-        "max_points": check.points,
-        "metric": check.metric,
-        "zero_at": check.zero_at,
-        "full_at": check.full_at,
-    }
+    details = _threshold_details(check)
 
     def failed(message: str, status: str) -> CheckOutcome:
         return no_points(check.name, check.points, details, message, status)
 
-    logits = returned_value(results.get(check.name), stopped, "output")
+    logits = _model_output(results.get(check.name), stopped, "logits")
     if isinstance(logits, Failure):
         return failed(logits.message, logits.status)
-    if not isinstance(logits, np.ndarray):
-        return failed("the model returned a structure, not one tensor of logits.", "shape")
     sequences, steps = targets.shape
     due = (sequences, steps, check.vocabulary)
     if logits.shape != due:
