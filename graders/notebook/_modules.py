@@ -4,7 +4,7 @@ A trial builds the reference class with the check's `init` from a seed, draws th
 arguments and, with `backward`, the weights of the fixed loss `sum_i (output_i * weights_i).sum()`
 over the output's parts. The arguments, the reference's parameters and the loss weights enter the
 sandbox (they are not secret: the parameters come from a seed, not from training); the expected
-output and gradients never do. The runner (`_runner.call_module`) copies the parameters into the
+output and gradients never do. The runner (`_calls.call_module`) copies the parameters into the
 notebook's module, runs the forward and the same loss, and returns
 `{"output": ..., "gradients": {reference parameter name: gradient}, "parameters": count}`.
 

@@ -1,4 +1,4 @@
-"""Arguments a check's call changed in place, as the runner reported them (`_runner.
+"""Arguments a check's call changed in place, as the runner reported them (`_calls.
 call_with_mutation_guard`), turned into feedback. A call that modifies its inputs (`x += 1` on an
 argument) corrupts its caller's tensors: in a network, the activations or upstream gradients that
 other layers still use.

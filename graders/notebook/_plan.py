@@ -35,9 +35,11 @@ from graders.notebook.config import (
 from graders.sandbox import SandboxLimits
 
 # The runner's names for its input files (it cannot import these: see _runner.py); it loads its
-# wire format from WIRE_FILE.
+# wire format from WIRE_FILE and each kind of check's call from CALLS_FILE.
 WIRE_MODULE = Path(__file__).with_name("_wire.py")
 WIRE_FILE = "wire.py"
+CALLS_MODULE = Path(__file__).with_name("_calls.py")
+CALLS_FILE = "calls.py"
 PLAN_FILE = "plan.json"
 NOTEBOOK_FILE = "notebook.ipynb"
 # Time to start the interpreter and import torch inside the sandbox, on top of the notebook's own.
@@ -84,7 +86,7 @@ class Plan:
 
 
 def build_plan(config: NotebookConfig, context: GradingContext, device: str) -> Plan:
-    plan = Plan({WIRE_FILE: WIRE_MODULE.read_bytes()}, [], {}, {})
+    plan = Plan({WIRE_FILE: WIRE_MODULE.read_bytes(), CALLS_FILE: CALLS_MODULE.read_bytes()}, [], {}, {})
     for data in config.data:
         plan.files[data.file] = npz_bytes(context.reference_function(data.generator)())
     for check in config.functions:

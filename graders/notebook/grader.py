@@ -1,9 +1,10 @@
 """Notebooks in two stages: run them in the sandbox (stage 1), compare outside it (stage 2).
 
 The stages live in their own modules: `_validation` (is the upload a notebook), `_plan` (stage 0:
-inputs, expected outputs, hidden labels, the run's limits), `_runner` and `_session` (stage 1, the
-two sides of the run, speaking the format of `_wire`), `_compare`, `_functions` (with `_parts`
-and `_mutation`) and `_score` (stage 2).
+inputs, expected outputs, hidden labels, the run's limits), `_runner` (with each kind of check's
+call in `_calls`) and `_session` (stage 1, the two sides of the run, speaking the format of
+`_wire`), `_compare`, `_parts`, `_mutation`, one module per kind of check (`_functions`,
+`_modules`, `_gradients`, `_trained`) and `_score` (stage 2).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from graders import GradingContext, Verdict, get_grader
-from graders.notebook import NotebookConfig, _runner, _wire
+from graders.notebook import NotebookConfig, _calls, _wire
 from graders.notebook._compare import Tree
 from graders.notebook._modules import module_outcome
 from graders.notebook._parts import compare_parts
@@ -284,7 +284,7 @@ def test_the_runner_builds_the_module_on_the_worker_s_device(
 ) -> None:
     """The runner's call for a module check, outside a sandbox: the module, its copied parameters,
     the arguments and the loss weights all on the worker's device; the outcome full marks."""
-    monkeypatch.setattr(_runner, "WIRE", _wire)
+    monkeypatch.setattr(_calls, "WIRE", _wire)
     context = GradingContext(variant_seed=777, reference=modules.context.reference, device=device)
     plan = build_plan(modules.config, context, device)
     namespace: dict[str, Any] = {}
@@ -293,7 +293,7 @@ def test_the_runner_builds_the_module_on_the_worker_s_device(
     for entry in plan.entries:
         if entry["name"] == "RNNCell":
             inputs = dict(np.load(io.BytesIO(plan.files[entry["inputs"]]), allow_pickle=False))
-            made = _runner.call_module(entry, namespace, inputs, device, 0)
+            made = _calls.call_module(entry, namespace, inputs, device, 0)
             results[entry["id"]] = CheckResult("ok", payload=made.payload, layout=made.layout)
     check = next(check for check in modules.config.modules if check.name == "RNNCell")
     outcome = module_outcome(check, plan.modules, results, context, "an exit (0)")

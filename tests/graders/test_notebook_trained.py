@@ -13,9 +13,9 @@ import torch
 from pydantic import ValidationError
 
 from graders import GradingContext, Verdict, get_grader
-from graders.notebook import NotebookConfig, _runner
+from graders.notebook import NotebookConfig, _calls
 from graders.notebook._compare import threshold_points
-from graders.notebook._plan import PLAN_FILE, WIRE_FILE, build_plan, npz_bytes
+from graders.notebook._plan import CALLS_FILE, PLAN_FILE, WIRE_FILE, build_plan, npz_bytes
 from graders.notebook._session import CheckResult
 from graders.notebook._trained import mean_cross_entropy, regression_outcome, sequence_outcome
 from graders.notebook.config import MAX_SEQUENCE_OUTPUT_VALUES, RegressionCheck, SequenceCheck
@@ -166,7 +166,9 @@ def test_only_the_features_enter_the_sandbox() -> None:
     plan = build_plan(config(), CONTEXT, "cpu")
     features, targets = linear_data(11, 200)
     tokens, next_tokens = token_data(12, 100)
-    sandbox_files = {name: data for name, data in plan.files.items() if name not in {WIRE_FILE, PLAN_FILE}}
+    sandbox_files = {
+        name: data for name, data in plan.files.items() if name not in {WIRE_FILE, CALLS_FILE, PLAN_FILE}
+    }
     assert sorted(sandbox_files) == ["lm-features.npz", "lm_again-features.npz", "regressor-features.npz"]
     for name, data in sandbox_files.items():
         with np.load(io.BytesIO(data), allow_pickle=False) as archive:
@@ -317,6 +319,6 @@ def test_a_model_left_on_the_cpu_is_run_on_the_worker_s_device(kind: str, dtype:
     features = features.astype(dtype)
     expected = model(torch.as_tensor(features)).detach().numpy()
     entry = {"id": "m", "name": "m", "kind": kind, "batch": 4, "max_elements": 10_000}
-    result = _runner.call_trained_model(entry, {"m": model}, {"X": features}, device, 0)
+    result = _calls.call_trained_model(entry, {"m": model}, {"X": features}, device, 0)
     outputs = np.load(io.BytesIO(result.payload), allow_pickle=False)
     np.testing.assert_allclose(outputs, expected, rtol=1e-4, atol=1e-5)
