@@ -32,7 +32,9 @@ MAX_NOTEBOOK_DEPTH = 64
 
 class NotebookGrader(Grader[NotebookConfig, NotebookAnswer]):
     kind: ClassVar[GraderKind] = GraderKind.NOTEBOOK
-    version: ClassVar[str] = "1"
+    # Bumped when the same answer may get another verdict: 2, module and gradient checks follow the
+    # function checks' part comparison and mutation rule.
+    version: ClassVar[str] = "2"
     config_model = NotebookConfig
     answer_model = NotebookAnswer
     accepts_upload: ClassVar[bool] = True
