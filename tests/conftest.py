@@ -21,6 +21,8 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.assignments import snapshots
+from service.assignments.material import read_material
+from service.assignments.service import load_assignment
 from service.config import Settings
 from service.db import make_engine, make_session_factory
 from service.grading.runner import GradingRunner
@@ -184,6 +186,17 @@ class Api:
             headers=self.accounts.header(who) | headers,
         )
 
+    def upload_notebook(
+        self, who: str, assignment: str, question: str, content: bytes, course: str = "demo"
+    ) -> httpx2.Response:
+        """A submission answering one notebook question with an uploaded file (no other answers)."""
+        return self.client.post(
+            f"/api/v1/courses/{course}/assignments/{assignment}/submissions",
+            data={"answers": "{}"},
+            files={question: (f"{question}.ipynb", content)},
+            headers=self.accounts.header(who),
+        )
+
     def get(self, who: str, path: str) -> httpx2.Response:
         return self.client.get(path, headers=self.accounts.header(who))
 
@@ -192,6 +205,17 @@ class Api:
         while claimed := self.runner.run_once():
             graded += claimed
         return graded
+
+
+def load_material_folder(
+    session_factory: sessionmaker[Session], folder: Path, files: dict[str, str] | None = None
+) -> None:
+    """Load the assignment in `folder` into the demo course, writing `files` (name: text) there first."""
+    for name, text in (files or {}).items():
+        (folder / name).write_text(text)
+    with session_factory() as session:
+        load_assignment(session, "demo", read_material(folder))
+        session.commit()
 
 
 @pytest.fixture

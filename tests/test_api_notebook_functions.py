@@ -3,16 +3,13 @@ notebook, graded in the sandbox, with the wrong part named to the student."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from graders.sandbox import bwrap_path
-from service.assignments.material import read_material
-from service.assignments.service import load_assignment
-from tests.conftest import Api
+from tests.conftest import Api, load_material_folder
 from tests.graders.linear_layer import DW_TRANSPOSED_AND_AVERAGED, REFERENCE_SOURCE
 from tests.graders.notebooks import notebook_text
 
@@ -43,21 +40,11 @@ tolerances = { db = { rtol = 1e-4, atol = 1e-4 } }
 def test_a_backward_pass_with_one_wrong_part_is_graded_part_by_part(
     api: Api, session_factory: sessionmaker[Session], tmp_path: Path
 ) -> None:
-    folder = tmp_path / "linear"
-    folder.mkdir()
-    (folder / "assignment.toml").write_text(ASSIGNMENT_TOML)
-    (folder / "reference.py").write_text(REFERENCE_SOURCE)
-    with session_factory() as session:
-        load_assignment(session, "demo", read_material(folder))
-        session.commit()
-
-    notebook = notebook_text([DW_TRANSPOSED_AND_AVERAGED]).encode()
-    response = api.client.post(
-        "/api/v1/courses/demo/assignments/linear/submissions",
-        data={"answers": json.dumps({})},
-        files={"backward": ("linear.ipynb", notebook)},
-        headers=api.accounts.header("student"),
+    load_material_folder(
+        session_factory, tmp_path, {"assignment.toml": ASSIGNMENT_TOML, "reference.py": REFERENCE_SOURCE}
     )
+    notebook = notebook_text([DW_TRANSPOSED_AND_AVERAGED]).encode()
+    response = api.upload_notebook("student", "linear", "backward", notebook)
     assert response.status_code == 202, response.text
     assert api.grade_pending() == 1
     location = response.headers["location"]

@@ -3,16 +3,13 @@ notebook is uploaded and graded in the sandbox, and the feedback names the wrong
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from graders.sandbox import bwrap_path
-from service.assignments.material import read_material
-from service.assignments.service import load_assignment
-from tests.conftest import Api
+from tests.conftest import Api, load_material_folder
 from tests.graders.notebooks import notebook_text
 
 ASSIGNMENT = """
@@ -82,20 +79,10 @@ def tanh_backward(dy, x):
 def test_a_gradient_check_over_http_names_the_wrong_gradient(
     api: Api, session_factory: sessionmaker[Session], tmp_path: Path
 ) -> None:
-    folder = tmp_path / "grad1"
-    folder.mkdir()
-    (folder / "assignment.toml").write_text(ASSIGNMENT)
-    (folder / "reference.py").write_text(REFERENCE)
-    with session_factory() as session:
-        load_assignment(session, "demo", read_material(folder))
-        session.commit()
-
-    response = api.client.post(
-        "/api/v1/courses/demo/assignments/grad1/submissions",
-        data={"answers": json.dumps({})},
-        files={"q1": ("grad1.ipynb", notebook_text([NOTEBOOK]).encode())},
-        headers=api.accounts.header("student"),
+    load_material_folder(
+        session_factory, tmp_path, {"assignment.toml": ASSIGNMENT, "reference.py": REFERENCE}
     )
+    response = api.upload_notebook("student", "grad1", "q1", notebook_text([NOTEBOOK]).encode())
     assert response.status_code == 202, response.text
     assert api.grade_pending() == 1
 

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from graders.sandbox import bwrap_path
-from service.assignments.material import read_material
-from service.assignments.service import load_assignment
-from tests.conftest import Api
+from tests.conftest import Api, load_material_folder
 from tests.graders.notebooks import notebook_text
 from tests.graders.test_notebook_modules import IMPORTS, LINEAR, MODULES, RNN_CELL_DETACHED
 
@@ -19,16 +15,9 @@ from tests.graders.test_notebook_modules import IMPORTS, LINEAR, MODULES, RNN_CE
 def test_a_module_notebook_is_graded_per_check_over_http(
     api: Api, session_factory: sessionmaker[Session]
 ) -> None:
-    with session_factory() as session:
-        load_assignment(session, "demo", read_material(MODULES))
-        session.commit()
+    load_material_folder(session_factory, MODULES)
     notebook = notebook_text([IMPORTS, LINEAR, RNN_CELL_DETACHED]).encode()
-    response = api.client.post(
-        "/api/v1/courses/demo/assignments/modules/submissions",
-        data={"answers": json.dumps({})},
-        files={"layers": ("layers.ipynb", notebook)},
-        headers=api.accounts.header("student"),
-    )
+    response = api.upload_notebook("student", "modules", "layers", notebook)
     assert response.status_code == 202, response.text
     assert api.grade_pending() == 1
 

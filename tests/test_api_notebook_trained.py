@@ -12,9 +12,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from graders.sandbox import bwrap_path
-from service.assignments.material import read_material
-from service.assignments.service import load_assignment
-from tests.conftest import Api
+from tests.conftest import Api, load_material_folder
 from tests.graders.notebooks import notebook_text
 
 ASSIGNMENT_TOML = """
@@ -72,23 +70,16 @@ regressor = Mean()"""
 
 
 def upload(api: Api, cells: list[str]) -> httpx2.Response:
-    return api.client.post(
-        "/api/v1/courses/demo/assignments/fit1/submissions",
-        data={"answers": "{}"},
-        files={"q1": ("fit.ipynb", notebook_text(cells).encode())},
-        headers=api.accounts.header("student"),
-    )
+    return api.upload_notebook("student", "fit1", "q1", notebook_text(cells).encode())
 
 
 @pytest.mark.skipif(bwrap_path() is None, reason="needs bubblewrap (make system-deps)")
 def test_a_regression_check_is_graded_over_http(
     api: Api, session_factory: sessionmaker[Session], tmp_path: Path
 ) -> None:
-    (tmp_path / "assignment.toml").write_text(ASSIGNMENT_TOML)
-    (tmp_path / "reference.py").write_text(REFERENCE_PY)
-    with session_factory() as session:
-        load_assignment(session, "demo", read_material(tmp_path))
-        session.commit()
+    load_material_folder(
+        session_factory, tmp_path, {"assignment.toml": ASSIGNMENT_TOML, "reference.py": REFERENCE_PY}
+    )
 
     trained, constant = upload(api, [TRAINED]), upload(api, [CONSTANT])
     assert trained.status_code == constant.status_code == 202, (trained.text, constant.text)

@@ -13,7 +13,7 @@ import numpy.typing as npt
 from graders._result import JSONValue
 from graders.notebook._session import CheckResult
 from graders.notebook._wire import layout_leaves
-from graders.notebook.config import ClassifierCheck, Visibility
+from graders.notebook.config import Visibility
 
 FloatArray = npt.NDArray[np.float64]
 # A check's value: one array, or a tuple, list or dict of them (nested), as the reference returned
@@ -122,40 +122,6 @@ def threshold_points(value: float, zero_at: float, full_at: float, points: float
     return round(fraction * points, 6)
 
 
-def classifier_outcome(
-    check: ClassifierCheck, labels: npt.NDArray[np.int64], results: dict[str, CheckResult], stopped: str
-) -> CheckOutcome:
-    details: dict[str, JSONValue] = {
-        "max_points": check.points,
-        "zero_at": check.zero_at,
-        "full_at": check.full_at,
-    }
-
-    def failed(message: str, status: str) -> CheckOutcome:
-        return _no_points(check.name, check.points, details, message, status)
-
-    logits = _returned_value(results.get(check.name), stopped, "output")
-    if isinstance(logits, Failure):
-        return failed(logits.message, logits.status)
-    if not isinstance(logits, np.ndarray):
-        return failed("the model returned a structure, not one tensor of logits.", "shape")
-    if logits.shape != (len(labels), check.classes):
-        return failed(
-            f"the model returned shape {tuple(logits.shape)}, not (batch, {check.classes}).", "shape"
-        )
-    if not np.all(np.isfinite(logits)):
-        return failed("the model's outputs hold NaN or infinite values.", "values")
-    accuracy = float(np.mean(np.argmax(logits, axis=1) == labels))
-    points = threshold_points(accuracy, check.zero_at, check.full_at, check.points)
-    details.update(points=points, status="scored", accuracy=accuracy)
-    line = (
-        f"{check.name}: {points:g}/{check.points:g} - accuracy {accuracy:.1%} on {len(labels)} "
-        f"hidden test sequences (0 points at {check.zero_at:.0%} or less, "
-        f"all at {check.full_at:.0%} or more)."
-    )
-    return CheckOutcome(check.name, points, check.points, line, details)
-
-
 @dataclass(frozen=True, slots=True)
 class Failure:
     """Why a check has no value to compare: the feedback, and the status stored in its details."""
@@ -164,7 +130,7 @@ class Failure:
     status: str
 
 
-def _returned_value(result: CheckResult | None, stopped: str, what: str) -> Tree | Failure:
+def returned_value(result: CheckResult | None, stopped: str, what: str) -> Tree | Failure:
     """The value a check returned (one array, or a structure of them), or why there is none."""
     if result is None:
         return Failure(f"not run: the run was stopped by {stopped}.", "not_run")
@@ -176,7 +142,7 @@ def _returned_value(result: CheckResult | None, stopped: str, what: str) -> Tree
         return Failure(f"the {what} could not be read as a tensor ({error}).", "error")
 
 
-def _no_points(
+def no_points(
     name: str, max_points: float, details: dict[str, JSONValue], message: str, status: str
 ) -> CheckOutcome:
     """The outcome of a check that earned nothing, saying why."""

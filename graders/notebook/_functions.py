@@ -13,13 +13,13 @@ from graders.notebook._compare import (
     CheckOutcome,
     Failure,
     Tree,
-    _no_points,
-    _returned_value,
     as_tree,
     describe,
+    no_points,
+    returned_value,
     torch_arguments,
 )
-from graders.notebook._mutation import mutated_arguments, mutation_phrase
+from graders.notebook._mutation import forfeits, mutated_arguments, mutation_phrase
 from graders.notebook._parts import PartsComparison, ToleranceFor, compare_parts, merge_trials
 from graders.notebook._session import CheckResult
 from graders.notebook.config import FunctionCheck
@@ -56,9 +56,9 @@ def function_outcome(
         check_id = f"{check.name}#{trial}"
         inputs, want = expected[check_id]
         result = results.get(check_id)
-        returned = _returned_value(result, stopped, "result")
+        returned = returned_value(result, stopped, "result")
         if isinstance(returned, Failure):
-            return _no_points(check.name, check.points, details, returned.message, returned.status)
+            return no_points(check.name, check.points, details, returned.message, returned.status)
         mutated += [name for name in mutated_arguments(result, inputs) if name not in mutated]
         comparison = compare_parts(returned, want, check.outputs, tolerance_for)
         if not comparison.all_right and not hint:
@@ -94,8 +94,8 @@ def _scored(
         fraction, status = 0.0, ("shape" if comparison.structure else STATUS_OF_PART[wrong[0].status])
     if mutated:
         details["mutated"] = list(mutated)
-        if not check.allow_mutation:
-            fraction, status = 0.0, "mutated"
+    if forfeits(mutated, check.allow_mutation):
+        fraction, status = 0.0, "mutated"
     points = round(fraction * check.points, 6)
     sentences = [mutation_phrase(check.name, mutated)] if mutated else []
     if comparison.all_right:
@@ -103,7 +103,7 @@ def _scored(
     else:
         what = comparison.phrase()
         sentences.append(f"{what} {hint}" if hint else what)
-        if check.part_credit and comparison.right_groups and not (mutated and not check.allow_mutation):
+        if check.part_credit and comparison.right_groups and not forfeits(mutated, check.allow_mutation):
             share = check.points / len(comparison.groups)
             sentences.append(f"Each right part earns {share:g}.")
     message = " ".join(sentences)

@@ -6,10 +6,12 @@ gradients autograd gives for the `wrt` arguments (and for `dy` all ones, to reco
 that ignores `dy`). Only the arguments and `dy` enter the sandbox.
 
 Stage 2 (`gradient_outcome`): each returned gradient, named by its argument, against the
-reference's, naming the mistake where one is recognisable (a flipped sign, a transposed matrix,
-a constant factor, an unsummed axis, `dy` left out). With `notebook_forward`, the feedback also says
-whether the backward agrees with autograd through the student's own forward; that is diagnostic
-only, the score is always anchored on the reference's gradients.
+reference's (`_parts.compare_parts`, the gradients as the parts of a tuple in `wrt` order), then,
+for a wrong one, the mistake where one is recognisable (a flipped sign, a transposed matrix, a
+constant factor, an unsummed axis, `dy` left out). A backward that changes an argument (or `dy`)
+in place earns nothing unless `allow_mutation` (`_mutation.py`). With `notebook_forward`, the
+feedback also says whether the backward agrees with autograd through the student's own forward;
+that is diagnostic only, the score is always anchored on the reference's gradients.
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ from graders.notebook._compare import (
     Failure,
     FloatArray,
     Tree,
-    _no_points,
-    _returned_value,
     describe,
+    no_points,
+    returned_value,
 )
+from graders.notebook._mutation import forfeits, mutated_arguments, mutation_phrase
+from graders.notebook._parts import PartsComparison, compare_parts, join_names, merge_trials
 from graders.notebook._session import CheckResult
 from graders.notebook.config import GradientCheck
 
@@ -98,36 +102,59 @@ def gradient_outcome(
 ) -> CheckOutcome:
     rtol, atol = check.rtol, check.atol
     details: dict[str, JSONValue] = {"max_points": check.points, "rtol": rtol, "atol": atol}
-    # Each gradient's first problem over the trials (None: right in every trial so far).
-    problems: dict[str, str | None] = dict.fromkeys(check.wrt)
+
+    def tolerance_for(_part: str) -> tuple[float, float]:
+        return rtol, atol
+
+    comparisons: list[PartsComparison] = []
+    # A wrong gradient's named mistake, seen in the first trial where it was wrong.
+    mistakes: dict[str, str] = {}
     errors: dict[str, float] = {}
+    mutated: list[str] = []
     own = _OwnForward()
 
     for trial_number, trial in enumerate(trials):
-        returned = _returned_value(results.get(f"{check.name}#{trial_number}"), stopped, "result")
+        result = results.get(f"{check.name}#{trial_number}")
+        returned = returned_value(result, stopped, "result")
         if isinstance(returned, Failure):
-            return _no_points(check.name, check.points, details, returned.message, returned.status)
+            return no_points(check.name, check.points, details, returned.message, returned.status)
         if (
             not isinstance(returned, dict)
             or "backward" not in returned
             or set(returned) - {"backward", "autograd"}
         ):
             message = "the result could not be read (it is not a gradient check's result)."
-            return _no_points(check.name, check.points, details, message, "invalid")
+            return no_points(check.name, check.points, details, message, "invalid")
         gradients = _as_gradients(returned["backward"], check.wrt)
         if isinstance(gradients, str):
-            return _no_points(check.name, check.points, details, gradients, "shape")
-        for index, name in enumerate(check.wrt):
+            return no_points(check.name, check.points, details, gradients, "shape")
+        called_with = [UPSTREAM, *trial.inputs]
+        mutated += [name for name in mutated_arguments(result, called_with) if name not in mutated]
+        comparison = compare_parts(tuple(gradients), trial.gradients, check.wrt, tolerance_for)
+        comparisons.append(comparison)
+        for part in comparison.parts:
+            index = check.wrt.index(part.name)
             given, want = gradients[index], trial.gradients[index]
             if given.shape == want.shape and np.all(np.isfinite(given)):
-                errors[name] = max(errors.get(name, 0.0), float(np.max(np.abs(given - want), initial=0.0)))
-            if problems[name] is None:
-                problems[name] = _problem(given, want, trial.ones_gradients[index], rtol, atol)
+                errors[part.name] = max(
+                    errors.get(part.name, 0.0), float(np.max(np.abs(given - want), initial=0.0))
+                )
+            if part.status in ("shape", "values") and part.name not in mistakes:
+                found = _named_mistake(given, want, trial.ones_gradients[index], rtol, atol)
+                if found:
+                    mistakes[part.name] = found
         if check.notebook_forward is not None:
             own.observe(returned.get("autograd"), gradients, trial.gradients, rtol, atol)
 
-    right = [name for name in check.wrt if problems[name] is None]
-    wrong = [name for name in check.wrt if problems[name] is not None]
+    merged = merge_trials(comparisons)
+    problems: dict[str, str | None] = {
+        part.name: None
+        if part.status == "right"
+        else (f"is wrong: {mistakes[part.name]}" if part.name in mistakes else part.reason)
+        for part in merged.parts
+    }
+    right = merged.right_groups
+    wrong = [name for name in check.wrt if name not in right]
     if not wrong:
         points = check.points
     elif check.part_credit:
@@ -144,8 +171,15 @@ def gradient_outcome(
         details["own_forward"] = own.details()
         note = own.sentence(check.notebook_forward, backward_right=not wrong)
         message = f"{message} {note}" if note else message
-    details.update(points=points, status="correct" if not wrong else "values")
-    if wrong:
+    status = "correct" if not wrong else "values"
+    if mutated:
+        shown = ["dy" if name == UPSTREAM else name for name in mutated]
+        details["mutated"] = list(shown)
+        message = f"{mutation_phrase(check.name, shown)} {message[0].upper()}{message[1:]}"
+    if forfeits(mutated, check.allow_mutation):
+        points, status = 0.0, "mutated"
+    details.update(points=points, status=status)
+    if status != "correct":
         details["message"] = message
     line = f"{check.name}: {points:g}/{check.points:g} - {message}"
     return CheckOutcome(check.name, points, check.points, line, details)
@@ -154,12 +188,12 @@ def gradient_outcome(
 def _as_gradients(value: Tree, wrt: list[str]) -> list[FloatArray] | str:
     """The returned gradients in `wrt` order, or the feedback on a value of the wrong structure.
     One tensor for one argument; else a tuple or list in `wrt` order (or a dict keyed by `wrt`)."""
-    due = f"{len(wrt)} gradients (for {_join(wrt)}, in that order)"
+    due = f"{len(wrt)} gradients (for {join_names(wrt)}, in that order)"
     if isinstance(value, np.ndarray):
         return [value] if len(wrt) == 1 else f"returned one tensor, expected a tuple of {due}."
     if isinstance(value, dict):
         if set(value) != set(wrt):
-            return f"returned a dict with keys {_join(sorted(value))}, expected {due}."
+            return f"returned a dict with keys {join_names(sorted(value))}, expected {due}."
         parts = [value[name] for name in wrt]
     else:
         parts = list(value)
@@ -172,8 +206,11 @@ def _as_gradients(value: Tree, wrt: list[str]) -> list[FloatArray] | str:
     return arrays
 
 
-def _problem(given: FloatArray, want: FloatArray, ones: FloatArray, rtol: float, atol: float) -> str | None:
-    """What is wrong with one gradient, named where the mistake is recognisable; None if right."""
+def _named_mistake(
+    given: FloatArray, want: FloatArray, ones: FloatArray, rtol: float, atol: float
+) -> str | None:
+    """The recognisable mistake behind a wrong gradient (`compare_parts` found it wrong), or None:
+    a transposed, unsummed or reshaped result, a flipped sign, `dy` ignored, a constant factor."""
 
     def close(a: FloatArray, b: FloatArray) -> bool:
         return a.shape == b.shape and bool(np.allclose(a, b, rtol=rtol, atol=atol))
@@ -181,7 +218,7 @@ def _problem(given: FloatArray, want: FloatArray, ones: FloatArray, rtol: float,
     if want.shape == () and given.size == 1:
         given = given.reshape(())  # a scalar's gradient may come back as a 1-element tensor
     if not np.all(np.isfinite(given)):
-        return "it holds NaN or infinite values"
+        return None
     shapes = f"shape {tuple(given.shape)} where {tuple(want.shape)} is due"
     if given.shape != want.shape:
         if given.ndim == 2 and close(given.T, want):
@@ -191,8 +228,6 @@ def _problem(given: FloatArray, want: FloatArray, ones: FloatArray, rtol: float,
                 return f"it is not summed over axis {axis} ({shapes})"
         if given.size == want.size and close(given.reshape(want.shape), want):
             return f"its values are right but its shape is not ({shapes})"
-        return f"wrong shape: {shapes}"
-    if close(given, want):
         return None
     if close(given, -want):
         return "its sign is flipped"
@@ -207,24 +242,19 @@ def _problem(given: FloatArray, want: FloatArray, ones: FloatArray, rtol: float,
             return f"it is off by a constant factor ({factor:.3g} times the right gradient)"
     if not np.any(given) and np.any(want):
         return "it is all zeros"
-    largest = float(np.max(np.abs(given - want), initial=0.0))
-    return f"wrong values: the largest difference is {largest:.3g} (atol {atol:g}, rtol {rtol:g})"
+    return None
 
 
 def _summary(problems: dict[str, str | None], right: list[str], wrong: list[str]) -> str:
     if not wrong:
         return "correct."
-    said = [f"the gradient for {name} is wrong: {problems[name]}" for name in wrong]
+    said = [f"the gradient for {name} {problems[name]}" for name in wrong]
     if len(right) == 1:
         said.append(f"the gradient for {right[0]} is right")
     elif right:
-        said.append(f"the gradients for {_join(right)} are right")
+        said.append(f"the gradients for {join_names(right)} are right")
     text = "; ".join(said) + "."
     return text[0].upper() + text[1:]
-
-
-def _join(names: list[str]) -> str:
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 class _OwnForward:

@@ -4,17 +4,19 @@ A trial builds the reference class with the check's `init` from a seed, draws th
 arguments and, with `backward`, the weights of the fixed loss `sum_i (output_i * weights_i).sum()`
 over the output's parts. The arguments, the reference's parameters and the loss weights enter the
 sandbox (they are not secret: the parameters come from a seed, not from training); the expected
-output and gradients never do. The runner (`_runner.call_module`) copies the parameters into the
+output and gradients never do. The runner (`_calls.call_module`) copies the parameters into the
 notebook's module, runs the forward and the same loss, and returns
 `{"output": ..., "gradients": {reference parameter name: gradient}, "parameters": count}`.
 
 The forward output earns the check's points, or half of them with `backward = true` (the
-parameter gradients, all right, the other half); a part must be right in every trial.
+parameter gradients, all right, the other half); a part must be right in every trial. Both are
+compared part by part (`_parts.py`), the gradients by the reference's parameter names. A forward
+that changes an argument in place earns nothing unless `allow_mutation` (`_mutation.py`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,12 +28,13 @@ from graders.notebook._compare import (
     Failure,
     FloatArray,
     Tree,
-    _no_points,
-    _returned_value,
     as_tree,
-    describe,
+    no_points,
+    returned_value,
     tree_size,
 )
+from graders.notebook._mutation import forfeits, mutated_arguments, mutation_phrase
+from graders.notebook._parts import MAX_NAMED_PARTS, PartResult, PartsComparison, compare_parts, merge_trials
 from graders.notebook._session import CheckResult
 from graders.notebook._wire import MAX_LAYOUT_PARTS, MAX_NAME_CHARS
 from graders.notebook.config import ModuleCheck
@@ -131,88 +134,10 @@ def _tensor_leaves(value: Any, path: PartPath) -> list[tuple[PartPath, Any]]:
     return [(path, value)]
 
 
-# --- Part-by-part comparison. Kept small and separate: the function checks' part comparer
-# (graders/notebook/_parts.py, written in parallel) is meant to replace it when the two meet.
-
-
-@dataclass(frozen=True, slots=True)
-class PartMismatch:
-    """One part that is not right: its name in feedback, why, and the largest difference if any."""
-
-    part: str
-    reason: str
-    error: float | None = None
-
-
-def compare_parts(
-    want: Tree, got: Tree, rtol: float, atol: float, label: str, names: list[str] | None = None
-) -> list[PartMismatch]:
-    """The parts of `got` that differ from `want` (empty: all right). Tuples and lists are
-    compared by position, dicts by key; the top level's parts are named by `names` (a tuple's),
-    their keys (a dict's) or their positions, deeper ones by their path from there."""
-    return _walk(want, got, rtol, atol, label, names, top=True)
-
-
-def _walk(
-    want: Tree, got: Tree, rtol: float, atol: float, label: str, names: list[str] | None, top: bool
-) -> list[PartMismatch]:
-    if isinstance(want, np.ndarray):
-        if not isinstance(got, np.ndarray):
-            return [PartMismatch(label, f"is {describe(got)}, expected {describe(want)}")]
-        return _compare_leaf(want, got, rtol, atol, label)
-    if isinstance(want, dict):
-        if not isinstance(got, dict):
-            return [PartMismatch(label, f"is {describe(got)}, expected {describe(want)}")]
-        mismatches = []
-        for key, part in want.items():
-            name = key if top else f"{label}[{key!r}]"
-            given = got.get(key)
-            if given is None:
-                mismatches.append(PartMismatch(name, "is missing"))
-            else:
-                mismatches += _walk(part, given, rtol, atol, name, None, top=False)
-        return mismatches
-    if not isinstance(got, tuple | list) or len(got) != len(want):
-        return [PartMismatch(label, f"is {describe(got)}, expected {describe(want)}")]
-    mismatches = []
-    for index, (part, given) in enumerate(zip(want, got, strict=True)):
-        if not top:
-            name = f"{label}[{index}]"
-        elif names is not None and index < len(names):
-            name = names[index]
-        else:
-            name = f"part {index}"
-        mismatches += _walk(part, given, rtol, atol, name, None, top=False)
-    return mismatches
-
-
-def _compare_leaf(
-    want: FloatArray, got: FloatArray, rtol: float, atol: float, label: str
-) -> list[PartMismatch]:
-    if want.shape == () and got.size == 1:
-        got = got.reshape(())  # a scalar may come back as a 1-element tensor
-    if got.shape != want.shape:
-        return [PartMismatch(label, f"has shape {tuple(got.shape)}, expected {tuple(want.shape)}")]
-    if not np.all(np.isfinite(got)):
-        return [PartMismatch(label, "holds NaN or infinite values")]
-    if np.allclose(got, want, rtol=rtol, atol=atol):
-        return []
-    error = float(np.max(np.abs(got - want)))
-    return [PartMismatch(label, f"is wrong (largest difference {error:.3g})", error)]
-
-
 # --- Stage 2: the outcome of a module check.
 
-
-@dataclass
-class _Findings:
-    """What the trials showed, aspect by aspect (the first trial where an aspect went wrong)."""
-
-    forward: list[PartMismatch] = field(default_factory=list)
-    gradients: list[PartMismatch] = field(default_factory=list)
-    gradients_skipped: bool = False
-    parameter_count: int | None = None
-    mutated: tuple[str, ...] = ()
+# Where the forward output is one tensor, feedback names it so ("the forward output is wrong (...)").
+FORWARD_OUTPUT = "the forward output"
 
 
 def module_outcome(
@@ -225,28 +150,52 @@ def module_outcome(
     factor = check.cuda_tolerance_factor if context.device.startswith("cuda") else 1.0
     rtol, atol = check.rtol * factor, check.atol * factor
     details: dict[str, JSONValue] = {"max_points": check.points, "rtol": rtol, "atol": atol}
-    findings = _Findings()
+
+    def tolerance_for(_part: str) -> tuple[float, float]:
+        return rtol, atol
+
+    forward: list[PartsComparison] = []
+    gradients: list[PartsComparison] = []
+    gradients_skipped = False
+    parameter_count: int | None = None
+    mutated: list[str] = []
     for trial_index in range(check.trials):
         check_id = f"{check.name}#{trial_index}"
         result = results.get(check_id)
         returned = _module_value(result, stopped)
         if isinstance(returned, Failure):
-            return _no_points(check.name, check.points, details, returned.message, returned.status)
-        output, gradients, count = returned
+            return no_points(check.name, check.points, details, returned.message, returned.status)
+        output, given_gradients, parameter_count = returned
         trial = trials[check_id]
-        findings.parameter_count = count
-        findings.mutated = findings.mutated or (result.mutated if result else ())
-        if not findings.forward:
-            findings.forward = compare_parts(
-                trial.output, output, rtol, atol, "the forward output", check.outputs
-            )
-        if check.backward and not findings.gradients and not findings.gradients_skipped:
-            if trial.gradients and not gradients:
-                findings.gradients_skipped = True  # the runner could not apply the loss to this output
-            else:
-                findings.gradients = _compare_gradients(trial.gradients, gradients, rtol, atol)
+        mutated += [name for name in mutated_arguments(result, trial.entry["args"]) if name not in mutated]
+        compared = compare_parts(output, trial.output, check.outputs, tolerance_for, whole=FORWARD_OUTPUT)
+        forward.append(compared)
+        if not check.backward:
+            continue
+        if trial.gradients and not given_gradients:
+            gradients_skipped = True  # the runner could not apply the loss to this output
+        else:
+            want: Tree = dict(trial.gradients)
+            gradients.append(compare_parts(dict(given_gradients), want, None, tolerance_for))
+    findings = _Findings(
+        merge_trials(forward),
+        merge_trials(gradients) if gradients and not gradients_skipped else None,
+        parameter_count,
+        mutated,
+    )
     reference_count = trials[f"{check.name}#0"].parameter_count
     return _scored(check, details, findings, reference_count)
+
+
+@dataclass(frozen=True, slots=True)
+class _Findings:
+    """What the trials showed: each aspect merged over them (a part is right only if right in all)."""
+
+    forward: PartsComparison
+    # None: not compared (no `backward`, or the output lacks the parts the loss is taken over).
+    gradients: PartsComparison | None
+    parameter_count: int | None
+    mutated: list[str]
 
 
 def _module_value(
@@ -255,7 +204,7 @@ def _module_value(
     """The runner's `{"output", "gradients", "parameters"}` record, or why there is none."""
     if result is not None and result.status == "error" and result.message.startswith(MISMATCH_PREFIX):
         return Failure(f"{result.message.removeprefix(MISMATCH_PREFIX).rstrip('.')}.", "error")
-    returned = _returned_value(result, stopped, "result")
+    returned = returned_value(result, stopped, "result")
     if isinstance(returned, Failure):
         return returned
     unreadable = Failure("its result could not be read (not the runner's record of a module).", "invalid")
@@ -270,40 +219,31 @@ def _module_value(
     return returned["output"], arrays, int(count.reshape(()))
 
 
-def _compare_gradients(
-    want: dict[str, FloatArray], got: dict[str, FloatArray], rtol: float, atol: float
-) -> list[PartMismatch]:
-    mismatches = []
-    for name, gradient in want.items():
-        given = got.get(name)
-        if given is None:
-            mismatches.append(PartMismatch(name, "is missing"))
-        else:
-            mismatches += compare_parts(gradient, given, rtol, atol, name)
-    return mismatches
-
-
 def _scored(
     check: ModuleCheck, details: dict[str, JSONValue], findings: _Findings, reference_count: int
 ) -> CheckOutcome:
     forward_share = check.points / 2 if check.backward else check.points
-    points = 0.0 if findings.forward else forward_share
+    points = forward_share if findings.forward.all_right else 0.0
     sentences = [_forward_sentence(findings.forward)]
+    wrong_gradients = findings.gradients.wrong_parts if findings.gradients is not None else []
     if check.backward:
-        gradients_right = not findings.gradients and not findings.gradients_skipped
-        points += check.points - forward_share if gradients_right else 0.0
-        sentences.append(_gradients_sentence(findings))
-    points = round(points, 6)
+        if findings.gradients is not None and findings.gradients.all_right:
+            points += check.points - forward_share
+        sentences.append(_gradients_sentence(findings.gradients))
     text = "; ".join(sentences) + "."
     if findings.parameter_count is not None and findings.parameter_count != reference_count:
         text += f" {check.name} has {findings.parameter_count} parameters, the reference {reference_count}."
+    status = "correct" if points == check.points else "values"
     if findings.mutated:
-        text += f" Its forward changed its argument {', '.join(findings.mutated)} in place."
+        text = f"{mutation_phrase(f'{check.name}.forward', findings.mutated)} {text[0].upper()}{text[1:]}"
+    if forfeits(findings.mutated, check.allow_mutation):
+        points, status = 0.0, "mutated"
+    points = round(points, 6)
     details.update(
         points=points,
-        status="correct" if points == check.points else "values",
-        forward=[_mismatch_details(m) for m in findings.forward],
-        gradients=[_mismatch_details(m) for m in findings.gradients],
+        status=status,
+        forward=[_part_details(part) for part in findings.forward.wrong_parts],
+        gradients=[_part_details(part) for part in wrong_gradients],
         parameters=findings.parameter_count,
         reference_parameters=reference_count,
         mutated=list(findings.mutated),
@@ -312,22 +252,30 @@ def _scored(
     return CheckOutcome(check.name, points, check.points, line, details)
 
 
-def _mismatch_details(mismatch: PartMismatch) -> dict[str, JSONValue]:
-    return {"part": mismatch.part, "reason": mismatch.reason, "max_abs_error": mismatch.error}
+def _part_details(part: PartResult) -> dict[str, JSONValue]:
+    return {"part": part.name, "reason": part.reason, "max_abs_error": part.max_abs_error}
 
 
-def _forward_sentence(mismatches: list[PartMismatch]) -> str:
-    if not mismatches:
-        return "the forward output is right"
-    if len(mismatches) == 1 and mismatches[0].part == "the forward output":
-        return f"the forward output {mismatches[0].reason}"
-    return "in the forward output, " + ", ".join(f"{m.part} {m.reason}" for m in mismatches)
+def _forward_sentence(comparison: PartsComparison) -> str:
+    if comparison.all_right:
+        return f"{FORWARD_OUTPUT} is right"
+    what = comparison.phrase().rstrip(".")
+    if comparison.structure:
+        return f"the forward {what}"  # "the forward returned a tensor of shape (2, 4) where ..."
+    if comparison.groups == ("",):
+        return what  # one tensor, named FORWARD_OUTPUT by compare_parts
+    return f"in {FORWARD_OUTPUT}, {what}"
 
 
-def _gradients_sentence(findings: _Findings) -> str:
-    if findings.gradients_skipped:
+def _gradients_sentence(comparison: PartsComparison | None) -> str:
+    if comparison is None:
         return "the gradients were not compared (the forward output does not have the reference's parts)"
-    wrong = findings.gradients
+    if comparison.structure:
+        return f"the parameter gradients could not be compared: {comparison.structure.rstrip('.')}"
+    wrong = comparison.wrong_parts
     if not wrong:
         return "the parameter gradients are right"
-    return "; ".join(f"the gradient of {m.part} {m.reason}" for m in wrong)
+    named = [f"the gradient of {part.name} {part.reason}" for part in wrong[:MAX_NAMED_PARTS]]
+    if len(wrong) > MAX_NAMED_PARTS:
+        named.append(f"{len(wrong) - MAX_NAMED_PARTS} more gradients are wrong")
+    return "; ".join(named)

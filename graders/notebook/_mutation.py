@@ -1,12 +1,16 @@
-"""Arguments a check's call changed in place, as the runner reported them (`_runner.
+"""Arguments a check's call changed in place, as the runner reported them (`_calls.
 call_with_mutation_guard`), turned into feedback. A call that modifies its inputs (`x += 1` on an
 argument) corrupts its caller's tensors: in a network, the activations or upstream gradients that
-other layers still use."""
+other layers still use.
+
+One rule for function, module and gradient checks: such a call earns nothing unless the check
+sets `allow_mutation` (`forfeits`), and the feedback names the argument either way."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from graders.notebook._parts import join_names
 from graders.notebook._session import CheckResult
 
 
@@ -19,11 +23,16 @@ def mutated_arguments(result: CheckResult | None, arguments: Iterable[str]) -> l
     return [name for name in arguments if name in reported]
 
 
+def forfeits(mutated: Sequence[str], allow_mutation: bool) -> bool:
+    """Whether a check earns nothing because its call changed an argument in place."""
+    return bool(mutated) and not allow_mutation
+
+
 def mutation_phrase(name: str, arguments: Sequence[str]) -> str:
     """Feedback naming what `name` changed: "linear_backward changed its argument x in place ..."."""
     if not arguments:
         return ""
-    listed = arguments[0] if len(arguments) == 1 else f"{', '.join(arguments[:-1])} and {arguments[-1]}"
+    listed = join_names(arguments)
     noun = "argument" if len(arguments) == 1 else "arguments"
     first = arguments[0]
     return (

@@ -80,21 +80,24 @@ class PartsComparison:
             shown = right[:MAX_NAMED_PARTS] + (
                 [f"{len(right) - MAX_NAMED_PARTS} more"] if len(right) > MAX_NAMED_PARTS else []
             )
-            named.append(f"{_and(shown)} {'is' if len(right) == 1 else 'are'} right")
+            named.append(f"{join_names(shown)} {'is' if len(right) == 1 else 'are'} right")
         return "; ".join(named) + "."
 
 
 def compare_parts(
-    given: Tree, want: Tree, names: Sequence[str] | None, tolerance_for: ToleranceFor
+    given: Tree, want: Tree, names: Sequence[str] | None, tolerance_for: ToleranceFor, *, whole: str = ""
 ) -> PartsComparison:
     """`given` against `want`, leaf by leaf: a tuple's or list's parts by position (named by
     `names` when given, else "[0]", "[1]" ...), a dict's by key; a tuple and a list stand for
-    each other. Each top-level part is compared with `tolerance_for(its name)`."""
+    each other. Each top-level part is compared with `tolerance_for(its name)`. `whole` names a
+    single tensor like a part ("the forward output is wrong (...)"); without it, a single tensor
+    keeps the function check's wording ("wrong values: ...")."""
     if isinstance(want, np.ndarray):
         rtol, atol = tolerance_for("")
         if not isinstance(given, np.ndarray):
             return PartsComparison(f"returned {describe(given)}, expected {describe(want)}.", (), ("",))
-        return PartsComparison("", (_compare_leaf("", "", given, want, rtol, atol, single=True),), ("",))
+        leaf = _compare_leaf(whole, "", given, want, rtol, atol, single=not whole)
+        return PartsComparison("", (leaf,), ("",))
     top = _children(want, names)
     groups = tuple(name for name, _ in top)
     parts: list[PartResult] = []
@@ -125,7 +128,7 @@ def _walk(
         return ""
     if isinstance(want, dict):
         if not isinstance(given, dict):
-            return f"returned {describe(given)}{where}, expected a dict with keys {_and(list(want))}."
+            return f"returned {describe(given)}{where}, expected a dict with keys {join_names(list(want))}."
         for key, child in want.items():
             child_path = _join(path, key)
             child_group = group if group is not None else key
@@ -140,7 +143,7 @@ def _walk(
         return ""
     if not isinstance(given, tuple | list) or len(given) != len(want):
         kind = "tuple" if isinstance(want, tuple) else "list"
-        due = f"a {kind} of {len(want)} parts" + (f" ({_and(list(names))})" if names else "")
+        due = f"a {kind} of {len(want)} parts" + (f" ({join_names(list(names))})" if names else "")
         return f"returned {describe(given)}{where} where {due} {'was' if len(want) == 1 else 'were'} due."
     for (name, child), given_child in zip(_children(want, names), given, strict=True):
         child_path = _join(path, name)
@@ -212,8 +215,8 @@ def _close(given: FloatArray, want: FloatArray, rtol: float, atol: float) -> boo
     return bool(np.all(np.isfinite(given))) and bool(np.allclose(given, want, rtol=rtol, atol=atol))
 
 
-def _and(names: list[str]) -> str:
-    """ "a", "a and b", "a, b and c"."""
+def join_names(names: Sequence[str]) -> str:
+    """ "a", "a and b", "a, b and c" (for feedback; "none" for no names)."""
     if len(names) <= 1:
         return "".join(names) or "none"
     return f"{', '.join(names[:-1])} and {names[-1]}"

@@ -35,9 +35,11 @@ from graders.notebook.config import (
 from graders.sandbox import SandboxLimits
 
 # The runner's names for its input files (it cannot import these: see _runner.py); it loads its
-# wire format from WIRE_FILE.
+# wire format from WIRE_FILE and each kind of check's call from CALLS_FILE.
 WIRE_MODULE = Path(__file__).with_name("_wire.py")
 WIRE_FILE = "wire.py"
+CALLS_MODULE = Path(__file__).with_name("_calls.py")
+CALLS_FILE = "calls.py"
 PLAN_FILE = "plan.json"
 NOTEBOOK_FILE = "notebook.ipynb"
 # Time to start the interpreter and import torch inside the sandbox, on top of the notebook's own.
@@ -84,7 +86,7 @@ class Plan:
 
 
 def build_plan(config: NotebookConfig, context: GradingContext, device: str) -> Plan:
-    plan = Plan({WIRE_FILE: WIRE_MODULE.read_bytes()}, [], {}, {})
+    plan = Plan({WIRE_FILE: WIRE_MODULE.read_bytes(), CALLS_FILE: CALLS_MODULE.read_bytes()}, [], {}, {})
     for data in config.data:
         plan.files[data.file] = npz_bytes(context.reference_function(data.generator)())
     for check in config.functions:
@@ -111,54 +113,58 @@ def build_plan(config: NotebookConfig, context: GradingContext, device: str) -> 
     return plan
 
 
-def _add_function_trial(
-    plan: Plan, config: NotebookConfig, check: FunctionCheck, trial: int, context: GradingContext
+def _trial_rng(config: NotebookConfig, context: GradingContext, name: str, trial: int) -> np.random.Generator:
+    """A trial's generator: the question's seed, the student's variant, the check and the trial."""
+    return np.random.default_rng([config.seed, context.variant_seed, zlib.crc32(name.encode()), trial])
+
+
+def _add_entry(
+    plan: Plan,
+    check_id: str,
+    check: FunctionCheck | ModuleCheck | GradientCheck | ClassifierCheck | RegressionCheck | SequenceCheck,
+    kind: str,
+    arrays: dict[str, Any],
+    max_elements: int,
+    inputs_file: str | None = None,
+    **fields: Any,
 ) -> None:
-    check_id = f"{check.name}#{trial}"
-    rng = np.random.default_rng([config.seed, context.variant_seed, zlib.crc32(check.name.encode()), trial])
-    inputs = dict(context.reference_function(check.inputs)(rng))
-    arrays = {name: np.asarray(value) for name, value in inputs.items()}
-    want = as_tree(context.reference_function(check.reference)(*torch_arguments(arrays)))
-    plan.expected[check_id] = (arrays, want)
-    inputs_file = f"{check_id.replace('#', '-')}.npz"
+    """One call's plan entry and its inputs file (the only things of it that enter the sandbox)."""
+    inputs_file = inputs_file or f"{check_id.replace('#', '-')}.npz"
     plan.files[inputs_file] = npz_bytes(arrays)
-    max_elements = WRONG_SHAPE_FACTOR * tree_size(want) + WRONG_SHAPE_EXTRA_ELEMENTS
     plan.entries.append(
         {
             "id": check_id,
             "name": check.name,
-            "kind": "function",
-            "args": list(arrays),
+            "kind": kind,
+            **fields,
             "inputs": inputs_file,
             "seconds": check.seconds,
             "max_elements": max_elements,
             "max_bytes": _result_bytes(max_elements),
         }
     )
+
+
+def _add_function_trial(
+    plan: Plan, config: NotebookConfig, check: FunctionCheck, trial: int, context: GradingContext
+) -> None:
+    check_id = f"{check.name}#{trial}"
+    inputs = dict(context.reference_function(check.inputs)(_trial_rng(config, context, check.name, trial)))
+    arrays = {name: np.asarray(value) for name, value in inputs.items()}
+    want = as_tree(context.reference_function(check.reference)(*torch_arguments(arrays)))
+    plan.expected[check_id] = (arrays, want)
+    max_elements = WRONG_SHAPE_FACTOR * tree_size(want) + WRONG_SHAPE_EXTRA_ELEMENTS
+    _add_entry(plan, check_id, check, "function", arrays, max_elements, args=list(arrays))
 
 
 def _add_module_trial(
     plan: Plan, config: NotebookConfig, check: ModuleCheck, trial: int, context: GradingContext
 ) -> None:
     check_id = f"{check.name}#{trial}"
-    rng = np.random.default_rng([config.seed, context.variant_seed, zlib.crc32(check.name.encode()), trial])
-    built = module_trial(check, rng, context)
+    built = module_trial(check, _trial_rng(config, context, check.name, trial), context)
     plan.modules[check_id] = built
-    inputs_file = f"{check_id.replace('#', '-')}.npz"
-    plan.files[inputs_file] = npz_bytes(built.arrays)
     max_elements = module_result_elements(built, WRONG_SHAPE_FACTOR, WRONG_SHAPE_EXTRA_ELEMENTS)
-    plan.entries.append(
-        {
-            "id": check_id,
-            "name": check.name,
-            "kind": "module",
-            **built.entry,
-            "inputs": inputs_file,
-            "seconds": check.seconds,
-            "max_elements": max_elements,
-            "max_bytes": _result_bytes(max_elements),
-        }
-    )
+    _add_entry(plan, check_id, check, "module", built.arrays, max_elements, **built.entry)
 
 
 def _add_gradient_check(
@@ -167,52 +173,33 @@ def _add_gradient_check(
     """Each trial's float64 arguments and dy enter the sandbox; the reference's gradients stay here."""
     trials = plan.gradients.setdefault(check.name, [])
     for trial_number in range(check.trials):
-        check_id = f"{check.name}#{trial_number}"
-        seed = [config.seed, context.variant_seed, zlib.crc32(check.name.encode()), trial_number]
-        trial = reference_gradients(check, context, np.random.default_rng(seed))
+        trial = reference_gradients(check, context, _trial_rng(config, context, check.name, trial_number))
         trials.append(trial)
-        inputs_file = f"{check_id.replace('#', '-')}.npz"
-        plan.files[inputs_file] = npz_bytes(trial.inputs | {UPSTREAM: trial.upstream})
         # The backward's gradients, and as many again for autograd through the notebook's forward.
         copies = 2 if check.notebook_forward is not None else 1
         due = sum(int(gradient.size) for gradient in trial.gradients)
         max_elements = copies * (WRONG_SHAPE_FACTOR * due + WRONG_SHAPE_EXTRA_ELEMENTS)
-        plan.entries.append(
-            {
-                "id": check_id,
-                "name": check.name,
-                "kind": "gradient",
-                "args": list(trial.inputs),
-                "wrt": check.wrt,
-                "upstream": UPSTREAM,
-                "notebook_forward": check.notebook_forward,
-                "inputs": inputs_file,
-                "seconds": check.seconds,
-                "max_elements": max_elements,
-                "max_bytes": _result_bytes(max_elements),
-            }
+        _add_entry(
+            plan,
+            f"{check.name}#{trial_number}",
+            check,
+            "gradient",
+            trial.inputs | {UPSTREAM: trial.upstream},
+            max_elements,
+            args=list(trial.inputs),
+            wrt=check.wrt,
+            upstream=UPSTREAM,
+            notebook_forward=check.notebook_forward,
         )
 
 
 def _add_classifier(plan: Plan, classifier: ClassifierCheck, context: GradingContext) -> None:
     features, targets = context.reference_function(classifier.dataset)(classifier.seed, classifier.size)
-    plan.labels[classifier.name] = np.asarray(targets, dtype=np.int64)
     # Only the features enter the sandbox; the labels stay here.
-    inputs_file = f"{classifier.name}-features.npz"
-    plan.files[inputs_file] = npz_bytes({"X": np.asarray(features, dtype=np.float32)})
+    plan.labels[classifier.name] = np.asarray(targets, dtype=np.int64)
+    features = np.asarray(features, dtype=np.float32)
     max_elements = classifier.size * max(classifier.classes, MIN_CLASSIFIER_COLUMNS)
-    plan.entries.append(
-        {
-            "id": classifier.name,
-            "name": classifier.name,
-            "kind": "classifier",
-            "inputs": inputs_file,
-            "seconds": classifier.seconds,
-            "batch": classifier.batch,
-            "max_elements": max_elements,
-            "max_bytes": _result_bytes(max_elements),
-        }
-    )
+    _add_trained_model(plan, classifier, "classifier", features, max_elements)
 
 
 def _add_regression(plan: Plan, check: RegressionCheck, context: GradingContext) -> None:
@@ -265,22 +252,15 @@ def _add_sequence(plan: Plan, check: SequenceCheck, context: GradingContext) -> 
 
 
 def _add_trained_model(
-    plan: Plan, check: RegressionCheck | SequenceCheck, kind: str, features: Any, max_elements: int
+    plan: Plan,
+    check: ClassifierCheck | RegressionCheck | SequenceCheck,
+    kind: str,
+    features: Any,
+    max_elements: int,
 ) -> None:
+    """A trained model's plan entry: its features (`X`) enter the sandbox, its labels stay here."""
     inputs_file = f"{check.name}-features.npz"
-    plan.files[inputs_file] = npz_bytes({"X": features})
-    plan.entries.append(
-        {
-            "id": check.name,
-            "name": check.name,
-            "kind": kind,
-            "inputs": inputs_file,
-            "seconds": check.seconds,
-            "batch": check.batch,
-            "max_elements": max_elements,
-            "max_bytes": _result_bytes(max_elements),
-        }
-    )
+    _add_entry(plan, check.name, check, kind, {"X": features}, max_elements, inputs_file, batch=check.batch)
 
 
 def _result_bytes(max_elements: int) -> int:

@@ -6,13 +6,13 @@ from dataclasses import replace
 
 from graders._context import GradingContext
 from graders._result import GradeResult, JSONValue
-from graders.notebook._compare import CheckOutcome, classifier_outcome
+from graders.notebook._compare import CheckOutcome
 from graders.notebook._functions import function_outcome
 from graders.notebook._gradients import gradient_outcome
 from graders.notebook._modules import module_outcome
 from graders.notebook._plan import Plan
 from graders.notebook._session import RunReport, clean_text
-from graders.notebook._trained import regression_outcome, sequence_outcome
+from graders.notebook._trained import classifier_outcome, regression_outcome, sequence_outcome
 from graders.notebook._visibility import public_view
 from graders.notebook.config import NotebookConfig
 from graders.sandbox import SandboxRun

@@ -88,6 +88,8 @@ class ModuleCheck(_Part):
     cuda_tolerance_factor: float = Field(default=10.0, ge=1)
     # Names of the forward output's parts, as for a function check.
     outputs: list[str] | None = Field(default=None, min_length=1, max_length=64)
+    # Whether a forward that changes an argument in place may still earn points (as for a function check).
+    allow_mutation: bool = False
     visibility: Visibility = "public"
 
 
@@ -112,6 +114,8 @@ class GradientCheck(_Part):
     atol: float = Field(default=1e-8, ge=0)
     # Whether each right gradient earns its share of the points (else all must be right).
     part_credit: bool = False
+    # Whether a backward that changes an argument (dy included) in place may still earn points.
+    allow_mutation: bool = False
     visibility: Visibility = "public"
 
     @model_validator(mode="after")

@@ -1,9 +1,10 @@
 """Notebooks in two stages: run them in the sandbox (stage 1), compare outside it (stage 2).
 
 The stages live in their own modules: `_validation` (is the upload a notebook), `_plan` (stage 0:
-inputs, expected outputs, hidden labels, the run's limits), `_runner` and `_session` (stage 1, the
-two sides of the run, speaking the format of `_wire`), `_compare`, `_functions` (with `_parts`
-and `_mutation`) and `_score` (stage 2).
+inputs, expected outputs, hidden labels, the run's limits), `_runner` (with each kind of check's
+call in `_calls`) and `_session` (stage 1, the two sides of the run, speaking the format of
+`_wire`), `_compare`, `_parts`, `_mutation`, one module per kind of check (`_functions`,
+`_modules`, `_gradients`, `_trained`) and `_score` (stage 2).
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ MAX_NOTEBOOK_DEPTH = 64
 
 class NotebookGrader(Grader[NotebookConfig, NotebookAnswer]):
     kind: ClassVar[GraderKind] = GraderKind.NOTEBOOK
-    version: ClassVar[str] = "1"
+    # Bumped when the same answer may get another verdict: 2, module and gradient checks follow the
+    # function checks' part comparison and mutation rule.
+    version: ClassVar[str] = "2"
     config_model = NotebookConfig
     answer_model = NotebookAnswer
     accepts_upload: ClassVar[bool] = True

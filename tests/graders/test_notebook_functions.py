@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from graders import GradingContext, Verdict, get_grader
-from graders.notebook import _runner
+from graders.notebook import _calls
 from graders.notebook._parts import compare_parts, merge_trials
 from tests.graders.linear_layer import (
     BACKWARD_CHECK,
@@ -169,9 +169,9 @@ def test_the_mutation_guard_names_what_changed() -> None:
         return y * 2
 
     arguments = {"x": torch.zeros(3), "y": torch.tensor([float("nan"), 1.0]), "z": torch.zeros(2)}
-    value, mutated = _runner.call_with_mutation_guard(in_place, arguments)
+    value, mutated = _calls.call_with_mutation_guard(in_place, arguments)
     assert mutated == ("x", "z")
     assert torch.equal(value[1:], torch.tensor([2.0]))
     clean = {"a": torch.ones(2, dtype=torch.int64), "b": torch.tensor([float("nan")])}
-    _, nothing = _runner.call_with_mutation_guard(lambda a, b: a + b, clean, by_keyword=True)
+    _, nothing = _calls.call_with_mutation_guard(lambda a, b: a + b, clean, by_keyword=True)
     assert nothing == ()

@@ -109,6 +109,10 @@ def consistent_with_my_wrong_forward(dy, x, W, b):
 
 def blamed_backward(dy, x, W, b):
     return -(dy @ W.T), x.T @ dy, dy.sum(0)
+
+def scales_dy_in_place(dy, x, W, b):
+    dy.mul_(2.0)
+    return dy @ W.T / 2, x.T @ dy / 2, dy.sum(0) / 2
 """
 
 
@@ -174,6 +178,7 @@ def wrong() -> GradeResult:
             linear("consistent_with_my_wrong_forward", notebook_forward="my_wrong_forward"),
             linear("blamed_backward", notebook_forward="my_forward"),
             linear("linear_backward", notebook_forward="my_wrong_forward"),
+            linear("scales_dy_in_place"),
         )
     )
 
@@ -198,8 +203,8 @@ def wrong() -> GradeResult:
             "unsummed",
             "the gradient for b is wrong: it is not summed over axis 0 (shape (4, 2) where (2,) is due)",
         ),
-        ("tanh_wrong", "the gradient for x is wrong: wrong values: the largest difference is"),
-        ("nan_gradient", "the gradient for x is wrong: it holds NaN or infinite values"),
+        ("tanh_wrong", "the gradient for x is wrong (shape (3, 3) as due, largest difference "),
+        ("nan_gradient", "the gradient for x holds NaN or infinite values"),
     ],
 )
 def test_a_wrong_gradient_is_named_with_its_mistake(wrong: GradeResult, name: str, named: str) -> None:
@@ -314,3 +319,29 @@ def test_the_reference_names_and_public_config_cover_gradient_checks() -> None:
     assert set(grader.reference_names(checked)) == {"linear_forward", "linear_inputs"}
     public = grader.public_config(checked)["checks"]
     assert public == [{"name": "linear_backward", "points": 1.0, "seconds": 10.0, "wrt": ["x", "W", "b"]}]
+
+
+def test_a_backward_that_changes_dy_in_place_earns_nothing(wrong: GradeResult) -> None:
+    line = line_of(wrong, "scales_dy_in_place")
+    assert line.startswith("scales_dy_in_place: 0/1 - scales_dy_in_place changed its argument dy in place (")
+    assert line.endswith("Correct.")
+    check = wrong.details["checks"]["scales_dy_in_place"]
+    assert (check["status"], check["mutated"]) == ("mutated", ["dy"])
+
+
+def test_allow_mutation_scores_a_mutating_backward_on_its_gradients() -> None:
+    check = GradientCheck.model_validate(linear("g", trials=1))
+    trial = reference_gradients(check, CONTEXT, np.random.default_rng(0))
+    archive = io.BytesIO()
+    np.savez(archive, p0=trial.gradients[0], p1=trial.gradients[1], p2=trial.gradients[2])
+    layout = {"dict": [["backward", {"tuple": ["p0", "p1", "p2"]}]]}
+    # The runner names dy by the inputs file's member; a name the check did not pass is ignored.
+    mutated = ("upstream_gradient", "x", "not_an_argument")
+    result = CheckResult("ok", payload=archive.getvalue(), layout=layout, mutated=mutated)
+    strict = gradient_outcome(check, [trial], {"g#0": result}, "an exit")
+    assert strict.points == 0.0
+    assert strict.line.startswith("g: 0/1 - g changed its arguments dy and x in place (")
+    lenient = check.model_copy(update={"allow_mutation": True})
+    allowed = gradient_outcome(lenient, [trial], {"g#0": result}, "an exit")
+    assert allowed.points == 1.0
+    assert allowed.details["mutated"] == ["dy", "x"]

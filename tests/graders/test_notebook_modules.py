@@ -9,10 +9,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 from graders import GradingContext, Verdict, get_grader
-from graders.notebook import NotebookConfig
-from graders.notebook._modules import compare_parts, module_outcome
+from graders.notebook import NotebookConfig, _calls, _wire
+from graders.notebook._compare import Tree
+from graders.notebook._modules import module_outcome
+from graders.notebook._parts import compare_parts
 from graders.notebook._plan import build_plan
 from graders.notebook._session import CheckResult
 from graders.sandbox import bwrap_path
@@ -90,6 +93,7 @@ class Modules:
         loaded = read_material(MODULES)
         reference = load_reference_functions(loaded.reference_source, loaded.content_hash)
         question = loaded.material.questions[0]
+        self.raw_config = question.config
         config = get_grader("notebook").parse_config(question.config)
         assert isinstance(config, NotebookConfig)
         self.config = config
@@ -133,14 +137,17 @@ def test_a_wrong_forward_and_a_wrong_gradient_are_named(modules: Modules) -> Non
     # Without the bias neither the output nor the bias's gradient is right.
     assert checks["Linear"]["points"] == 0.0
     linear = line_of(result, "Linear")
-    assert linear.startswith("Linear: 0/1 - the forward output is wrong (largest difference ")
+    assert linear.startswith(
+        "Linear: 0/1 - the forward output is wrong (shape (5, 2) as due, largest difference "
+    )
     assert "the gradient of bias is wrong" in linear
     assert "the gradient of weight" not in linear
     # The detached W_hh: the forward's half of the points, and the gradient named.
     assert checks["RNNCell"]["points"] == 1.0
     rnn = line_of(result, "RNNCell")
     assert rnn.startswith(
-        "RNNCell: 1/2 - the forward output is right; the gradient of W_hh is wrong (largest difference "
+        "RNNCell: 1/2 - the forward output is right; the gradient of W_hh is wrong (shape (4, 4) as due, "
+        "largest difference "
     )
     assert "W_xh" not in rnn
     assert [entry["part"] for entry in checks["RNNCell"]["gradients"]] == ["W_hh"]
@@ -149,11 +156,23 @@ def test_a_wrong_forward_and_a_wrong_gradient_are_named(modules: Modules) -> Non
 @needs_bwrap
 def test_parameters_of_other_names_are_copied_by_shape_and_mutation_is_named(modules: Modules) -> None:
     result = modules.grade(LINEAR_WRAPPED, RNN_CELL_RENAMED_MUTATING)
-    assert result.fraction == 1.0, result.feedback
+    checks = result.details["checks"]
+    assert checks["Linear"]["points"] == 1.0, result.feedback
+    # Copied by shape, the outputs and gradients are right; the forward's `x.mul_` costs the check
+    # its points, as a function check's would (docs/authoring.md, "Arguments changed in place").
     rnn = line_of(result, "RNNCell")
-    assert "Its forward changed its argument x in place." in rnn
-    assert result.details["checks"]["RNNCell"]["mutated"] == ["x"]
+    assert rnn.startswith("RNNCell: 0/2 - RNNCell.forward changed its argument x in place (")
+    assert rnn.endswith("The forward output is right; the parameter gradients are right.")
+    assert (checks["RNNCell"]["status"], checks["RNNCell"]["mutated"]) == ("mutated", ["x"])
     assert "in place" not in line_of(result, "Linear")
+    raw = modules.raw_config
+    lenient = get_grader("notebook").parse_config(
+        raw | {"modules": [check | {"allow_mutation": True} for check in raw["modules"]]}
+    )
+    content = notebook_text([IMPORTS, LINEAR_WRAPPED, RNN_CELL_RENAMED_MUTATING])
+    allowed = get_grader("notebook").grade_raw_answer(lenient, answer_for(content), modules.context)
+    assert allowed.fraction == 1.0, allowed.feedback
+    assert "RNNCell.forward changed its argument x in place" in line_of(allowed, "RNNCell")
 
 
 @needs_bwrap
@@ -235,18 +254,47 @@ def test_nan_and_a_wrong_shape_and_skipped_gradients_are_named(modules: Modules)
         modules, lambda _want: record({"output": np.zeros((4, 2)), "gradients": {}, "parameters": 28})
     )
     assert outcome.points == 0.0
-    assert "the forward output has shape (4, 2), expected (2, 4)" in outcome.line
+    assert "the forward output has the wrong shape (4, 2), not (2, 4) as due" in outcome.line
     assert "the gradients were not compared" in outcome.line
     assert outcome.line.endswith("RNNCell has 28 parameters, the reference 32.")
 
 
 def test_structured_outputs_are_compared_part_by_part() -> None:
-    want = (np.ones(3), {"c": np.zeros(2), "n": np.ones((1,))})
-    got = (np.ones(3), {"c": np.ones(2)})
-    mismatches = compare_parts(want, got, 1e-5, 1e-5, "the forward output", ["h", "state"])
-    assert [(m.part, m.reason) for m in mismatches] == [
-        ("state['c']", "is wrong (largest difference 1)"),
-        ("state['n']", "is missing"),
+    want: Tree = (np.ones(3), {"c": np.zeros(2), "n": np.ones((1,))})
+    got: Tree = (np.ones(3), {"c": np.ones(2)})
+
+    def tolerance(_part: str) -> tuple[float, float]:
+        return 1e-5, 1e-5
+
+    wrong = compare_parts(got, want, ["h", "state"], tolerance).wrong_parts
+    assert [(part.name, part.reason) for part in wrong] == [
+        ("state.c", "is wrong (shape (2,) as due, largest difference 1, atol 1e-05, rtol 1e-05)"),
+        ("state.n", "is missing (no key 'n' in the dict)"),
     ]
-    short = compare_parts(want, (np.ones(3),), 1e-5, 1e-5, "the forward output")
-    assert [m.reason for m in short] == ["is a tuple of 1 part, expected a tuple of 2 parts"]
+    short = compare_parts((np.ones(3),), want, None, tolerance)
+    assert short.structure == "returned a tuple of 1 part where a tuple of 2 parts were due."
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_cuda)])
+def test_the_runner_builds_the_module_on_the_worker_s_device(
+    modules: Modules, device: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runner's call for a module check, outside a sandbox: the module, its copied parameters,
+    the arguments and the loss weights all on the worker's device; the outcome full marks."""
+    monkeypatch.setattr(_calls, "WIRE", _wire)
+    context = GradingContext(variant_seed=777, reference=modules.context.reference, device=device)
+    plan = build_plan(modules.config, context, device)
+    namespace: dict[str, Any] = {}
+    exec(f"{IMPORTS}\n{RNN_CELL}", namespace)  # noqa: S102  (the test's own notebook code)
+    results = {}
+    for entry in plan.entries:
+        if entry["name"] == "RNNCell":
+            inputs = dict(np.load(io.BytesIO(plan.files[entry["inputs"]]), allow_pickle=False))
+            made = _calls.call_module(entry, namespace, inputs, device, 0)
+            results[entry["id"]] = CheckResult("ok", payload=made.payload, layout=made.layout)
+    check = next(check for check in modules.config.modules if check.name == "RNNCell")
+    outcome = module_outcome(check, plan.modules, results, context, "an exit (0)")
+    assert outcome.points == 2.0, outcome.line

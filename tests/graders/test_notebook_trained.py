@@ -13,9 +13,9 @@ import torch
 from pydantic import ValidationError
 
 from graders import GradingContext, Verdict, get_grader
-from graders.notebook import NotebookConfig
+from graders.notebook import NotebookConfig, _calls
 from graders.notebook._compare import threshold_points
-from graders.notebook._plan import PLAN_FILE, WIRE_FILE, build_plan, npz_bytes
+from graders.notebook._plan import CALLS_FILE, PLAN_FILE, WIRE_FILE, build_plan, npz_bytes
 from graders.notebook._session import CheckResult
 from graders.notebook._trained import mean_cross_entropy, regression_outcome, sequence_outcome
 from graders.notebook.config import MAX_SEQUENCE_OUTPUT_VALUES, RegressionCheck, SequenceCheck
@@ -166,7 +166,9 @@ def test_only_the_features_enter_the_sandbox() -> None:
     plan = build_plan(config(), CONTEXT, "cpu")
     features, targets = linear_data(11, 200)
     tokens, next_tokens = token_data(12, 100)
-    sandbox_files = {name: data for name, data in plan.files.items() if name not in {WIRE_FILE, PLAN_FILE}}
+    sandbox_files = {
+        name: data for name, data in plan.files.items() if name not in {WIRE_FILE, CALLS_FILE, PLAN_FILE}
+    }
     assert sorted(sandbox_files) == ["lm-features.npz", "lm_again-features.npz", "regressor-features.npz"]
     for name, data in sandbox_files.items():
         with np.load(io.BytesIO(data), allow_pickle=False) as archive:
@@ -297,3 +299,26 @@ def test_regression_datasets_that_do_not_fit_fail_the_self_check(dataset: Any, m
     with pytest.raises(ValueError, match=message):
         get_grader("notebook").self_check(question, GradingContext(reference={"linear_data": dataset}))
     assert "linear_data" in get_grader("notebook").reference_names(question)
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_cuda)])
+@pytest.mark.parametrize(("kind", "dtype"), [("regression", np.float32), ("sequence", np.int64)])
+def test_a_model_left_on_the_cpu_is_run_on_the_worker_s_device(kind: str, dtype: Any, device: str) -> None:
+    """The runner moves the module to the device of its batches: a notebook that trained on the
+    CPU is checked on a GPU worker without a device mismatch."""
+    torch.manual_seed(0)
+    if kind == "sequence":
+        model: torch.nn.Module = torch.nn.Sequential(torch.nn.Embedding(VOCABULARY, 4), torch.nn.Linear(4, 8))
+        features = np.random.default_rng(0).integers(0, VOCABULARY, size=(10, STEPS))
+    else:
+        model = torch.nn.Linear(3, 1)
+        features = np.random.default_rng(0).normal(size=(10, 3))
+    features = features.astype(dtype)
+    expected = model(torch.as_tensor(features)).detach().numpy()
+    entry = {"id": "m", "name": "m", "kind": kind, "batch": 4, "max_elements": 10_000}
+    result = _calls.call_trained_model(entry, {"m": model}, {"X": features}, device, 0)
+    outputs = np.load(io.BytesIO(result.payload), allow_pickle=False)
+    np.testing.assert_allclose(outputs, expected, rtol=1e-4, atol=1e-5)

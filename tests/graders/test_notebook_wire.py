@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from graders.notebook import _runner, _wire
+from graders.notebook import _calls, _runner, _wire
 from graders.notebook._compare import load_tree
-from graders.notebook._plan import WIRE_FILE, WIRE_MODULE
+from graders.notebook._plan import CALLS_FILE, CALLS_MODULE, WIRE_FILE, WIRE_MODULE
 from graders.notebook._runner import WIRE_FILE as RUNNER_WIRE_FILE
 from graders.notebook._runner import load_wire
 
@@ -61,6 +61,27 @@ def test_the_runner_loads_the_wire_file_the_grader_ships(tmp_path: Path) -> None
         assert _wire.read_record(shipped.encode_record(record)) == _wire.Record("ok", payload=b"abc")
     finally:
         sys.modules.pop("autograde_wire", None)
+
+
+def test_the_runner_loads_the_calls_file_the_grader_ships_bound_to_the_wire(tmp_path: Path) -> None:
+    """Each kind of check's call comes as an input file too; its results are bounded by the wire
+    format's limits, so the runner hands it the wire module it loaded."""
+    assert _runner.CALLS_FILE == CALLS_FILE
+    (tmp_path / CALLS_FILE).write_bytes(CALLS_MODULE.read_bytes())
+    try:
+        shipped = _runner.load_calls(tmp_path, _wire)
+        assert set(shipped.CALLS) == {
+            "function",
+            "module",
+            "gradient",
+            "classifier",
+            "regression",
+            "sequence",
+        }
+        result = shipped.structured_result({"h": torch.ones(2)}, max_elements=10)
+        assert load_tree(result.payload, result.layout)["h"].tolist() == [1.0, 1.0]
+    finally:
+        sys.modules.pop("autograde_calls", None)
 
 
 STANDALONE_WRITER = """
@@ -144,9 +165,9 @@ def test_mutated_must_be_a_short_list_of_names(mutated: object) -> None:
 def test_a_structured_result_written_by_the_runner_loads_back_part_by_part(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_runner, "WIRE", _wire)
+    monkeypatch.setattr(_calls, "WIRE", _wire)
     value = (torch.ones(2, 3), {"w": np.arange(4), "b": [torch.tensor(2.5)]})
-    result = _runner.structured_result(value, max_elements=100)
+    result = _calls.structured_result(value, max_elements=100)
     tree = load_tree(result.payload, _wire.read_record(_wire.encode_record(_wire.Record(
         "ok", payload=result.payload, layout=result.layout))).layout)  # fmt: skip
     assert isinstance(tree, tuple)
@@ -156,9 +177,9 @@ def test_a_structured_result_written_by_the_runner_loads_back_part_by_part(
     assert isinstance(tree[1]["b"], list)
     assert float(tree[1]["b"][0]) == 2.5
     with pytest.raises(TypeError, match="returned 6 values, more than the 4 expected"):
-        _runner.structured_result((torch.ones(6), torch.ones(6)), max_elements=10)
+        _calls.structured_result((torch.ones(6), torch.ones(6)), max_elements=10)
     with pytest.raises(TypeError, match="keys are not short strings"):
-        _runner.structured_result({1: torch.ones(1)}, max_elements=10)
+        _calls.structured_result({1: torch.ones(1)}, max_elements=10)
 
 
 def npz(save: Any, **arrays: Any) -> bytes:
