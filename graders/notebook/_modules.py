@@ -32,6 +32,7 @@ from graders.notebook._compare import (
     describe,
     tree_size,
 )
+from graders.notebook._mutation import mutated_arguments
 from graders.notebook._session import CheckResult
 from graders.notebook._wire import MAX_LAYOUT_PARTS, MAX_NAME_CHARS
 from graders.notebook.config import ModuleCheck
@@ -235,7 +236,8 @@ def module_outcome(
         output, gradients, count = returned
         trial = trials[check_id]
         findings.parameter_count = count
-        findings.mutated = findings.mutated or (result.mutated if result else ())
+        # The runner's report is text from the sandbox: only arguments the forward really took.
+        findings.mutated = findings.mutated or tuple(mutated_arguments(result, trial.entry["args"]))
         if not findings.forward:
             findings.forward = compare_parts(
                 trial.output, output, rtol, atol, "the forward output", check.outputs

@@ -136,9 +136,11 @@ def archive(members: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def patched(
-    payload: bytes, find: bytes, change: Callable[[bytearray, int], None], every: bool = False
-) -> bytes:
+Change = Callable[[bytearray, int], None]
+
+
+def patched(payload: bytes, find: bytes, change: Change, every: bool = False) -> bytes:
+    """The payload with `change` applied where `find` first (or every time) occurs."""
     data = bytearray(payload)
     start = data.find(find)
     assert start >= 0
@@ -148,71 +150,83 @@ def patched(
     return bytes(data)
 
 
-def set_flag(bits: int) -> Callable[[bytearray, int], None]:
+def put(offset: int, value: bytes) -> Change:
     def change(data: bytearray, start: int) -> None:
-        # The general-purpose flags: offset 6 in a local header, 8 in a central directory entry.
-        offset = 6 if data[start : start + 4] == b"PK\x03\x04" else 8
-        data[start + offset] |= bits
+        data[start + offset : start + offset + len(value)] = value
 
     return change
 
 
-def flip_byte(data: bytearray, start: int) -> None:
+def flag(bits: int) -> Change:
+    def change(data: bytearray, start: int) -> None:
+        # The general-purpose flags: offset 6 in a local header, 8 in a central directory entry.
+        data[start + (6 if data[start : start + 4] == LOCAL else 8)] |= bits
+
+    return change
+
+
+def flipped(data: bytearray, start: int) -> None:
     data[start] ^= 0x01
 
 
+def flagged(payload: bytes, bits: int) -> bytes:
+    return patched(patched(payload, LOCAL, flag(bits)), CENTRAL, flag(bits))
+
+
+LOCAL, CENTRAL = b"PK\x03\x04", b"PK\x01\x02"
 TWO = archive({"p0.npy": npy([1.0, 2.0])})
 TWO_LEAVES = archive({"p0.npy": npy([1.0, 2.0]), "p1.npy": npy([3.0, 4.0])})
+DIRECTORY = TWO_LEAVES.find(CENTRAL)
+UNREADABLE = "not an .npz archive"
+OVERSIZED = "declares more values than it holds"
 
-FORGED_ARCHIVES: dict[str, bytes] = {
+FORGED_ARCHIVES: dict[str, tuple[bytes, str]] = {
     # A value's byte changed after its CRC was taken.
-    "a bad CRC": patched(TWO, struct.pack("<d", 2.0)[-2:], flip_byte),
-    # Encrypted, patched or strongly encrypted members: the reader refuses them, in its own words.
-    "an encrypted member": patched(patched(TWO, b"PK\x03\x04", set_flag(0x01)), b"PK\x01\x02", set_flag(0x01)),
-    "a patched member": patched(patched(TWO, b"PK\x03\x04", set_flag(0x20)), b"PK\x01\x02", set_flag(0x20)),
-    "a strongly encrypted member": patched(
-        patched(TWO, b"PK\x03\x04", set_flag(0x40)), b"PK\x01\x02", set_flag(0x40)
-    ),
+    "a bad CRC": (patched(TWO, struct.pack("<d", 2.0)[-2:], flipped), UNREADABLE),
+    # Encrypted, patched or strongly encrypted members: zipfile refuses them in its own words.
+    "an encrypted member": (flagged(TWO, 0x01), UNREADABLE),
+    "a patched member": (flagged(TWO, 0x20), UNREADABLE),
+    "a strongly encrypted member": (flagged(TWO, 0x40), UNREADABLE),
     # The directory names p0.npy; the member's own header names another.
-    "a member named otherwise in its header": patched(TWO, b"PK\x03\x04", lambda d, s: d.__setitem__(s + 30, ord("q"))),
-    # Both directory entries point at the first member (overlapping members).
-    "overlapping members": TWO_LEAVES[: TWO_LEAVES.find(b"PK\x01\x02")]
-    + patched(
-        TWO_LEAVES[TWO_LEAVES.find(b"PK\x01\x02") :], b"PK\x01\x02", lambda d, s: d.__setitem__(slice(s + 42, s + 46), b"\0\0\0\0"), every=True
+    "a member named otherwise in its header": (patched(TWO, LOCAL, put(30, b"q")), UNREADABLE),
+    # Both directory entries point at the first member's header (overlapping members).
+    "overlapping members": (
+        TWO_LEAVES[:DIRECTORY] + patched(TWO_LEAVES[DIRECTORY:], CENTRAL, put(42, bytes(4)), every=True),
+        UNREADABLE,
     ),
-    # A member whose header declares a petabyte of values over 16 bytes.
-    "a member declaring 10**15 values": archive({"p0.npy": declaring("(1000000000000000,)")}),
-    "a member declaring a negative shape": archive({"p0.npy": declaring("(-2,)")}),
+    # Headers declaring a petabyte of values, or a negative count, over 16 bytes.
+    "a member declaring 10**15 values": (archive({"p0.npy": declaring("(1000000000000000,)")}), OVERSIZED),
+    "a member declaring a negative shape": (archive({"p0.npy": declaring("(-2,)")}), OVERSIZED),
     # A member declared smaller than it is (the archive's sizes say 10 bytes).
-    "a member declared small": patched(
-        patched(TWO, b"PK\x03\x04", lambda d, s: d.__setitem__(slice(s + 22, s + 26), struct.pack("<I", 10))),
-        b"PK\x01\x02",
-        lambda d, s: d.__setitem__(slice(s + 24, s + 28), struct.pack("<I", 10)),
+    "a member declared small": (
+        patched(patched(TWO, LOCAL, put(22, struct.pack("<I", 10))), CENTRAL, put(24, struct.pack("<I", 10))),
+        UNREADABLE,
     ),
-    "not an archive": b"PK\x03\x04" + b"\xff" * 100,
-}  # fmt: skip
+    "not an archive": (LOCAL + b"\xff" * 100, UNREADABLE),
+}
 
 
 @pytest.mark.parametrize("name", list(FORGED_ARCHIVES))
 def test_a_forged_archive_is_refused_as_unreadable(name: str) -> None:
-    with pytest.raises(ValueError):
-        load_tree(FORGED_ARCHIVES[name], {"tuple": ["p0", "p1"] if "overlapping" in name else ["p0"]})
+    payload, message = FORGED_ARCHIVES[name]
+    with pytest.raises(ValueError, match=message):
+        load_tree(payload, {"tuple": ["p0", "p1"] if "overlapping" in name else ["p0"]})
 
 
 @pytest.mark.parametrize(
-    "payload",
+    ("payload", "message"),
     [
-        declaring("(1000000000000000,)"),
-        declaring("(100000, 100000, 100000)"),
-        declaring("(-2,)"),
-        declaring("(2,)", b"\0" * 8),
-        b"\x93NUMPY\x03\x00" + b"\0" * 20,
-        TWO,
+        (declaring("(1000000000000000,)"), OVERSIZED),
+        (declaring("(100000, 100000, 100000)"), OVERSIZED),
+        (declaring("(-2,)"), OVERSIZED),
+        (declaring("(2,)", bytes(8)), OVERSIZED),
+        (b"\x93NUMPY\x03\x00" + bytes(20), "not a version 1 or 2"),
+        (TWO, "magic string"),
     ],
     ids=["1e15 values", "1e15 values in 3 axes", "a negative shape", "cut short", "version 3", "an archive"],
 )
-def test_a_forged_array_is_refused_as_unreadable(payload: bytes) -> None:
-    with pytest.raises(ValueError):
+def test_a_forged_array_is_refused_as_unreadable(payload: bytes, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
         load_array(payload)
 
 
@@ -250,7 +264,8 @@ HOSTILE_KEYS = ["\x00", "\ud800", "\x1b[2J", "x\u202e", *(f"{i:03d}" + "k" * 125
 def gradient_line(plan: Plan, name: str, result: CheckResult) -> tuple[float, str]:
     check = next(check for check in config().gradients if check.name == name)
     outcome = gradient_outcome(check, plan.gradients[name], {f"{name}#0": result}, "an exit (0)")
-    assert clean(outcome.line) and clean(json.dumps(outcome.details, ensure_ascii=False))
+    assert clean(outcome.line)
+    assert clean(json.dumps(outcome.details, ensure_ascii=False))
     return outcome.points, outcome.line
 
 
@@ -264,7 +279,8 @@ def test_dict_keys_from_the_sandbox_never_reach_the_feedback(plan: Plan) -> None
     gradients = {key: np.zeros(2) for key in HOSTILE_KEYS}
     points, line = gradient_line(plan, "keyed_backward", structured({"backward": gradients}))
     assert points == 0.0
-    assert "kkkk" not in line and len(line) < 400, line
+    assert "kkkk" not in line
+    assert len(line) < 400, line
     # The keys due, and one too many.
     want = plan.gradients["keyed_backward"][0].gradients
     extra = {"x": want[0], "W": want[1], "b": want[2], "\x00evil": np.zeros(1)}
@@ -295,8 +311,9 @@ def test_a_faked_autograd_part_earns_nothing(plan: Plan) -> None:
 def module_line(plan: Plan, result: CheckResult) -> tuple[float, str, dict[str, Any]]:
     check = config().modules[0]
     outcome = module_outcome(check, plan.modules, {"Affine#0": result}, CONTEXT, "an exit (0)")
-    assert clean(outcome.line) and clean(json.dumps(outcome.details, ensure_ascii=False))
-    return outcome.points, outcome.line, outcome.details  # type: ignore[return-value]
+    assert clean(outcome.line)
+    assert clean(json.dumps(outcome.details, ensure_ascii=False))
+    return outcome.points, outcome.line, outcome.details
 
 
 def test_mutated_names_a_module_did_not_take_never_reach_the_feedback(plan: Plan) -> None:
@@ -359,7 +376,9 @@ def test_no_file_of_the_plan_holds_an_expected_value(plan: Plan) -> None:
     for want in expected:
         for array in shipped:
             for candidate in (array, -array, array.T):
-                assert candidate.shape != want.shape or not np.allclose(candidate, want), "an expected value ships"
+                assert candidate.shape != want.shape or not np.allclose(candidate, want), (
+                    "an expected value ships"
+                )
         # Not even one of its values (but whole numbers, which counts and shapes share).
         fractional = want[want != np.round(want)]
         assert not np.isin(np.round(fractional, 9), np.round(values, 9)).any(), "an expected value ships"
@@ -471,11 +490,13 @@ def faked_backward(dy, x, W, b):
             if isinstance(outcome, runner.Result):
                 name = sys._getframe(1).f_locals["check"]["name"]
                 outcome.payload, outcome.layout = forged(name, outcome)
-                outcome.mutated = ("x", "All checks passed: 100/100", "\\x1b[2J" * 20, *(f"z{i}" for i in range(250)))
+                junk = ("All checks passed: 100/100", "\\x1b[2J" * 20, *(f"z{i}" for i in range(250)))
+                outcome.mutated = ("x", *junk)
             real_write(fd, outcome)
 
         runner.write_result = write_result
-        runner.own_autograd = lambda check, namespace, arguments, upstream: namespace[check["name"]](upstream, *arguments)
+        # "Autograd through the notebook's forward": the backward's own gradients.
+        runner.own_autograd = lambda check, names, arguments, dy: names[check["name"]](dy, *arguments)
         """
     )
 )
@@ -530,7 +551,8 @@ def check_line(result: GradeResult, name: str) -> str:
 
 
 def points_of(result: GradeResult) -> dict[str, float]:
-    return {name: check["points"] for name, check in result.details["checks"].items()}  # type: ignore[index,union-attr,misc]
+    checks: dict[str, dict[str, float]] = result.details["checks"]  # type: ignore[assignment]
+    return {name: check["points"] for name, check in checks.items()}
 
 
 @needs_bwrap
@@ -543,7 +565,8 @@ def test_a_hostile_notebook_is_graded_with_clean_bounded_feedback(
     assert clean(result.feedback), result.feedback
     assert clean(json.dumps(result.details, ensure_ascii=False))
     assert all(len(line) < 1000 for line in result.feedback.splitlines()), result.feedback
-    assert "kkkk" not in result.feedback and "100/100" not in result.feedback
+    assert "kkkk" not in result.feedback
+    assert "100/100" not in result.feedback
 
 
 @needs_bwrap
