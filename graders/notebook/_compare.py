@@ -13,7 +13,7 @@ import numpy.typing as npt
 
 from graders._result import JSONValue
 from graders.notebook._session import MAX_REASON_CHARS, CheckResult, clean_text
-from graders.notebook._wire import layout_leaves
+from graders.notebook._wire import MAX_LAYOUT_PARTS, layout_leaves
 from graders.notebook.config import ClassifierCheck, Visibility
 
 FloatArray = npt.NDArray[np.float64]
@@ -25,6 +25,7 @@ NPY_HEADER_READERS = {
     (1, 0): np.lib.format.read_array_header_1_0,
     (2, 0): np.lib.format.read_array_header_2_0,
 }
+CENTRAL_DIRECTORY_ENTRY = b"PK\x01\x02"
 
 
 def load_array(payload: bytes) -> FloatArray:
@@ -52,6 +53,12 @@ def load_tree(payload: bytes, layout: Any) -> Tree:
     if layout is None:
         return load_array(payload)
     names = layout_leaves(layout)
+    # zipfile parses every entry of the central directory first (some 300 bytes of memory each):
+    # 64 MB of forged empty entries would cost the grading process gigabytes and a minute. Each
+    # entry starts with this signature, so counting them bounds that parse (leaving room for
+    # the signature's bytes in an array's values).
+    if payload.count(CENTRAL_DIRECTORY_ENTRY) > len(names) + MAX_LAYOUT_PARTS:
+        raise ValueError("the result's archive has more members than its layout names")
     arrays: dict[str, FloatArray] = {}
     try:
         with zipfile.ZipFile(io.BytesIO(payload)) as archive:

@@ -14,6 +14,7 @@ only, the score is always anchored on the reference's gradients.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -209,10 +210,12 @@ def _problem(given: FloatArray, want: FloatArray, ones: FloatArray, rtol: float,
     if close(given, ones) and not close(ones, want):
         return "it is the gradient for an upstream gradient of all ones: multiply by dy"
     scale = float(np.sum(want * want))
-    if scale > 0:
-        factor = float(np.sum(given * want)) / scale
-        if close(given, factor * want):
-            return f"it is off by a constant factor ({factor:.3g} times the right gradient)"
+    # A gradient of values near the float64 limit overflows this projection: it is no factor then.
+    with np.errstate(over="ignore", invalid="ignore"):
+        factor = float(np.sum(given * want)) / scale if scale > 0 else math.nan
+        scaled = math.isfinite(factor) and close(given, factor * want)
+    if scaled:
+        return f"it is off by a constant factor ({factor:.3g} times the right gradient)"
     if not np.any(given) and np.any(want):
         return "it is all zeros"
     largest = float(np.max(np.abs(given - want), initial=0.0))

@@ -213,6 +213,14 @@ def test_a_forged_archive_is_refused_as_unreadable(name: str) -> None:
         load_tree(payload, {"tuple": ["p0", "p1"] if "overlapping" in name else ["p0"]})
 
 
+def test_an_archive_of_a_million_empty_members_is_refused_before_it_is_parsed() -> None:
+    entry = CENTRAL + struct.pack("<6H3I5H2I", 20, 20, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0) + b"a"
+    count = 1_000_000
+    end = b"PK\x05\x06" + struct.pack("<4H2IH", 0, 0, 0xFFFF, 0xFFFF, count * len(entry), 0, 0)
+    with pytest.raises(ValueError, match="more members than its layout names"):
+        load_tree(entry * count + end, {"tuple": ["p0"]})
+
+
 @pytest.mark.parametrize(
     ("payload", "message"),
     [
@@ -306,6 +314,14 @@ def test_a_faked_autograd_part_earns_nothing(plan: Plan) -> None:
         )
         assert points == 0.0
         assert "the gradient for x is wrong: its sign is flipped" in line.lower()
+
+
+@pytest.mark.parametrize("value", [1.7e308, -1.7e308])
+def test_a_gradient_near_the_float64_limit_is_named_wrong(plan: Plan, value: float) -> None:
+    huge = tuple(np.full(want.shape, value) for want in plan.gradients["faked_backward"][0].gradients)
+    points, line = gradient_line(plan, "faked_backward", structured({"backward": huge, "autograd": huge}))
+    assert points == 0.0
+    assert "the gradient for x is wrong: wrong values: the largest difference is 1.7e+308" in line.lower()
 
 
 def module_line(plan: Plan, result: CheckResult) -> tuple[float, str, dict[str, Any]]:
