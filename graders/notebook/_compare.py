@@ -232,4 +232,6 @@ def _failure(result: CheckResult) -> tuple[str, str]:
 def torch_arguments(arrays: dict[str, Any]) -> list[Any]:
     import torch
 
-    return [torch.as_tensor(np.asarray(value)) for value in arrays.values()]
+    # Copies: a reference (or a named mistake) that changes an argument in place must not change
+    # the inputs kept for the sandbox and for the other calls.
+    return [torch.tensor(np.asarray(value)) for value in arrays.values()]

@@ -400,6 +400,42 @@ def test_no_file_of_the_plan_holds_an_expected_value(plan: Plan) -> None:
         assert not np.isin(np.round(fractional, 9), np.round(values, 9)).any(), "an expected value ships"
 
 
+def doubled_in_place(x: torch.Tensor) -> torch.Tensor:
+    return x.mul_(2)
+
+
+def test_a_reference_that_changes_its_argument_in_place_does_not_change_the_shipped_inputs() -> None:
+    """Reference code may use in-place operations too: the inputs that enter the sandbox (and those
+    named mistakes are evaluated on) are the ones drawn, not what the reference's call left."""
+    check = {"name": "double", "points": 1, "reference": "doubled_in_place", "inputs": "vector_inputs"}
+    checked = get_grader("notebook").parse_config({"functions": [check | {"trials": 1}]})
+    assert isinstance(checked, NotebookConfig)
+    reference = CONTEXT.reference | {"doubled_in_place": doubled_in_place}
+    built = build_plan(checked, GradingContext(variant_seed=14, reference=reference), "cpu")
+    inputs, want = built.expected["double#0"]
+    with np.load(io.BytesIO(built.files["double-0.npz"]), allow_pickle=False) as shipped:
+        np.testing.assert_array_equal(shipped["x"], inputs["x"])
+    np.testing.assert_allclose(want, 2 * inputs["x"])  # type: ignore[arg-type]
+
+
+class ReferenceAffineInPlace(ReferenceAffine):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mul_(2) @ self.weight + self.bias
+
+
+def test_a_reference_module_that_changes_its_argument_in_place_does_not_change_the_shipped_inputs() -> None:
+    module = {"name": "Affine", "points": 1, "init": {"features": 3}, "reference": "ReferenceAffineInPlace",
+              "inputs": "affine_inputs", "trials": 1}  # fmt: skip
+    checked = get_grader("notebook").parse_config({"modules": [module]})
+    assert isinstance(checked, NotebookConfig)
+    reference = CONTEXT.reference | {"ReferenceAffineInPlace": ReferenceAffineInPlace}
+    built = build_plan(checked, GradingContext(variant_seed=14, reference=reference), "cpu")
+    trial = built.modules["Affine#0"]
+    with np.load(io.BytesIO(built.files["Affine-0.npz"]), allow_pickle=False) as shipped:
+        x, weight, bias = shipped["a0"], shipped["p0"], shipped["p1"]
+    np.testing.assert_allclose(trial.output, (2 * x) @ weight + bias, rtol=1e-5)  # type: ignore[arg-type]
+
+
 def numbers_in(value: Any) -> list[float]:
     if isinstance(value, dict):
         return [n for child in value.values() for n in numbers_in(child)]
