@@ -410,7 +410,7 @@ def test_a_reference_that_changes_its_argument_in_place_does_not_change_the_ship
     check = {"name": "double", "points": 1, "reference": "doubled_in_place", "inputs": "vector_inputs"}
     checked = get_grader("notebook").parse_config({"functions": [check | {"trials": 1}]})
     assert isinstance(checked, NotebookConfig)
-    reference = CONTEXT.reference | {"doubled_in_place": doubled_in_place}
+    reference = {**CONTEXT.reference, "doubled_in_place": doubled_in_place}
     built = build_plan(checked, GradingContext(variant_seed=14, reference=reference), "cpu")
     inputs, want = built.expected["double#0"]
     with np.load(io.BytesIO(built.files["double-0.npz"]), allow_pickle=False) as shipped:
@@ -428,7 +428,7 @@ def test_a_reference_module_that_changes_its_argument_in_place_does_not_change_t
               "inputs": "affine_inputs", "trials": 1}  # fmt: skip
     checked = get_grader("notebook").parse_config({"modules": [module]})
     assert isinstance(checked, NotebookConfig)
-    reference = CONTEXT.reference | {"ReferenceAffineInPlace": ReferenceAffineInPlace}
+    reference = {**CONTEXT.reference, "ReferenceAffineInPlace": ReferenceAffineInPlace}
     built = build_plan(checked, GradingContext(variant_seed=14, reference=reference), "cpu")
     trial = built.modules["Affine#0"]
     with np.load(io.BytesIO(built.files["Affine-0.npz"]), allow_pickle=False) as shipped:
