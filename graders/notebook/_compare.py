@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import zipfile
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
@@ -11,18 +12,36 @@ import numpy as np
 import numpy.typing as npt
 
 from graders._result import JSONValue
-from graders.notebook._session import CheckResult
-from graders.notebook._wire import layout_leaves
+from graders.notebook._session import MAX_REASON_CHARS, CheckResult, clean_text
+from graders.notebook._wire import MAX_LAYOUT_PARTS, layout_leaves
 from graders.notebook.config import Visibility
 
 FloatArray = npt.NDArray[np.float64]
 # A check's value: one array, or a tuple, list or dict of them (nested), as the reference returned
 # it or as a structured record (`_wire.py`) brought it out of the sandbox.
 Tree: TypeAlias = "FloatArray | tuple[Tree, ...] | list[Tree] | dict[str, Tree]"
+# The .npy versions np.save writes for numeric arrays (3.0 is for non-Latin-1 field names only).
+NPY_HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
+CENTRAL_DIRECTORY_ENTRY = b"PK\x01\x02"
 
 
 def load_array(payload: bytes) -> FloatArray:
-    """One .npy array from the sandbox: never unpickled, always a float64 array."""
+    """One .npy array from the sandbox: never unpickled, its header declaring no more values than
+    the bytes after it hold (numpy allocates what a header declares before it reads a value, so a
+    16-byte array declaring a petabyte would raise MemoryError), always a float64 array."""
+    stream = io.BytesIO(payload)
+    read_header = NPY_HEADER_READERS.get(np.lib.format.read_magic(stream))
+    if read_header is None:
+        raise ValueError("not a version 1 or 2 .npy array")
+    shape, _fortran_order, dtype = read_header(stream)
+    if (
+        any(length < 0 for length in shape)
+        or math.prod(shape) * dtype.itemsize > len(payload) - stream.tell()
+    ):
+        raise ValueError("an array's header declares more values than it holds")
     return _numeric(np.load(io.BytesIO(payload), allow_pickle=False))
 
 
@@ -30,25 +49,39 @@ def load_tree(payload: bytes, layout: Any) -> Tree:
     """A check's value from the sandbox: one .npy array (layout None), or the .npz of a structured
     record rebuilt along its layout. Never unpickled; every member stored uncompressed (so no
     member is larger than the payload the pipe's limit already bounded) and named by the layout
-    exactly once; every leaf a float64 array. Raises ValueError saying what is wrong."""
+    exactly once; every leaf read by `load_array`. Raises ValueError saying what is wrong."""
     if layout is None:
         return load_array(payload)
     names = layout_leaves(layout)
+    # zipfile parses every entry of the central directory first (some 300 bytes of memory each):
+    # 64 MB of forged empty entries would cost the grading process gigabytes and a minute. Each
+    # entry starts with this signature, so counting them bounds that parse (leaving room for
+    # the signature's bytes in an array's values).
+    if payload.count(CENTRAL_DIRECTORY_ENTRY) > len(names) + MAX_LAYOUT_PARTS:
+        raise ValueError("the result's archive has more members than its layout names")
+    arrays: dict[str, FloatArray] = {}
     try:
         with zipfile.ZipFile(io.BytesIO(payload)) as archive:
             members = archive.infolist()
-    except (zipfile.BadZipFile, OSError, EOFError) as error:
+            if any(member.compress_type != zipfile.ZIP_STORED for member in members):
+                raise ValueError("the result's archive is compressed")
+            if sum(member.file_size for member in members) > len(payload):
+                raise ValueError("the result's archive claims more bytes than it holds")
+            if sorted(member.filename for member in members) != sorted(f"{name}.npy" for name in names):
+                raise ValueError("the result's archive does not hold exactly the parts its layout names")
+            for name in names:
+                arrays[name] = load_array(archive.read(f"{name}.npy"))
+    # What zipfile raises for a forged member (a bad CRC, an encrypted or patched one, a header
+    # naming another file, overlapping members) besides ValueError.
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        RuntimeError,
+        NotImplementedError,
+        OSError,
+        EOFError,
+    ) as error:
         raise ValueError(f"the result is not an .npz archive ({error})") from None
-    if any(member.compress_type != zipfile.ZIP_STORED for member in members):
-        raise ValueError("the result's archive is compressed")
-    if sum(member.file_size for member in members) > len(payload):
-        raise ValueError("the result's archive claims more bytes than it holds")
-    if sorted(member.filename for member in members) != sorted(f"{name}.npy" for name in names):
-        raise ValueError("the result's archive does not hold exactly the parts its layout names")
-    arrays: dict[str, FloatArray] = {}
-    with np.load(io.BytesIO(payload), allow_pickle=False) as archive:
-        for name in names:
-            arrays[name] = _numeric(archive[name])
 
     def build(node: Any) -> Tree:
         if isinstance(node, str):
@@ -139,7 +172,9 @@ def returned_value(result: CheckResult | None, stopped: str, what: str) -> Tree 
     try:
         return load_tree(result.payload, result.layout)
     except ValueError as error:
-        return Failure(f"the {what} could not be read as a tensor ({error}).", "error")
+        # The reason may quote the archive's member names: text from the sandbox.
+        reason = clean_text(str(error), MAX_REASON_CHARS)
+        return Failure(f"the {what} could not be read as a tensor ({reason}).", "error")
 
 
 def no_points(
@@ -163,4 +198,6 @@ def _failure(result: CheckResult) -> tuple[str, str]:
 def torch_arguments(arrays: dict[str, Any]) -> list[Any]:
     import torch
 
-    return [torch.as_tensor(np.asarray(value)) for value in arrays.values()]
+    # Copies: a reference (or a named mistake) that changes an argument in place must not change
+    # the inputs kept for the sandbox and for the other calls.
+    return [torch.tensor(np.asarray(value)) for value in arrays.values()]

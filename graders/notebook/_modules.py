@@ -82,7 +82,8 @@ def module_trial(check: ModuleCheck, rng: np.random.Generator, context: GradingC
         raise ValueError(f"{check.reference!r} has more than {MAX_MODULE_PARAMETERS} parameter tensors")
     if any(len(name) > MAX_NAME_CHARS for name, _ in parameters):
         raise ValueError(f"{check.reference!r} has a parameter name longer than {MAX_NAME_CHARS} characters")
-    output = module(**{name: torch.as_tensor(value) for name, value in arguments.items()})
+    # Copies: a reference forward that changes an argument in place must not change what ships.
+    output = module(**{name: torch.tensor(value) for name, value in arguments.items()})
     want = as_tree(output)
     arrays = {f"a{index}": value for index, value in enumerate(arguments.values())}
     arrays |= {f"p{index}": p.detach().numpy().copy() for index, (_, p) in enumerate(parameters)}
