@@ -318,7 +318,15 @@ def test_the_reference_names_and_public_config_cover_gradient_checks() -> None:
     # The notebook's own forward is the student's, not a reference name.
     assert set(grader.reference_names(checked)) == {"linear_forward", "linear_inputs"}
     public = grader.public_config(checked)["checks"]
-    assert public == [{"name": "linear_backward", "points": 1.0, "seconds": 10.0, "wrt": ["x", "W", "b"]}]
+    assert public == [
+        {
+            "name": "linear_backward",
+            "points": 1.0,
+            "seconds": 10.0,
+            "wrt": ["x", "W", "b"],
+            "visibility": "public",
+        }
+    ]
 
 
 def test_a_backward_that_changes_dy_in_place_earns_nothing(wrong: GradeResult) -> None:
