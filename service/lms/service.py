@@ -198,7 +198,7 @@ def record_submission_event(
     return _record(session, submission_id, facts, subscribers, passbacks, event_type, now or utcnow())
 
 
-def _grades_held(session: Session, facts: repository.SubmissionFacts) -> bool:
+def grades_held(session: Session, facts: repository.SubmissionFacts) -> bool:
     # The assignment's rules now (docs/grading-policy.md): held until the staff release them.
     return not current_rules(session, get_snapshot(session, facts.version_id)).grades_visible_to_students
 
@@ -206,7 +206,7 @@ def _grades_held(session: Session, facts: repository.SubmissionFacts) -> bool:
 def _passback_targets(session: Session, facts: repository.SubmissionFacts) -> list[tuple[int, str]]:
     """Where the LMS gradebook hears of the score; nowhere while the grades are held (the release
     sends them, record_release)."""
-    if _grades_held(session, facts):
+    if grades_held(session, facts):
         return []
     return repository.passback_targets(session, facts)
 
@@ -274,7 +274,7 @@ def _record(
                 "graded_by_person": grade is not None,
             }
         )
-    held = _grades_held(session, facts)
+    held = grades_held(session, facts)
     pending_manual = any(question["score"] is None for question in questions)
     gradebook: dict[str, Any] | None = None
     if held:
