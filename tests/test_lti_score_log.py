@@ -38,8 +38,8 @@ def redeliver(api: Api, delivery: int) -> Any:
     return api.client.post(f"{LOG}/{delivery}/redeliver", headers=api.accounts.header("ta"))
 
 
-def graded_submission(api: Api, platform: Platform) -> str:
-    ags_launch(api, platform, "lms-teacher-1", [INSTRUCTOR])
+def graded_submission(api: Api, lms: Platform) -> str:
+    ags_launch(api, lms, "lms-teacher-1", [INSTRUCTOR])
     map_student(api)
     submission: str = api.submit("student", ANSWERS).json()["id"]
     api.grade_pending()
