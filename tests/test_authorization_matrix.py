@@ -310,7 +310,7 @@ def test_the_matrix_names_every_route(api: Api) -> None:
     assert normalised == covered
 
 
-def _pass_scores_back(api: Api) -> None:
+def pass_scores_back(api: Api) -> None:
     """The course's LMS, a line item of hw5 there (as a launch's AGS claim leaves it) and the
     student's LMS id: grading then queues a score delivery to the LMS."""
     registered = api.client.put(
@@ -351,7 +351,7 @@ def test_authorization_matrix(api: Api, endpoint: str) -> None:
     )
     assert hook.status_code == 201
     if endpoint.startswith("lti_"):
-        _pass_scores_back(api)
+        pass_scores_back(api)
     created = api.submit("student", ANSWERS)
     assert created.status_code == 202
     submission = created.json()["id"]
