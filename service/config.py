@@ -115,6 +115,11 @@ class Settings(BaseSettings):
     lti_key_grace_seconds: int = Field(default=7 * 24 * 3600, ge=0)
     # Fetching a platform's JWKS: one slow LMS must not hold a request thread for long.
     lti_http_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # A platform's JWKS is kept this long per platform (launches within it fetch nothing) ...
+    lti_jwks_cache_seconds: int = Field(default=300, ge=0, le=24 * 3600)
+    # ... and fetched again at once for an id_token whose `kid` it lacks (the platform rotated),
+    # at most once per this many seconds per platform: unknown kids cannot make us flood the LMS.
+    lti_jwks_refetch_seconds: float = Field(default=5.0, ge=0, le=3600)
 
     # `json`: one JSON object per log line (with submission and job ids), for log collectors.
     log_format: LogFormat = LogFormat.TEXT

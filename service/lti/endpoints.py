@@ -24,6 +24,7 @@ from service.lms.endpoints import MAX_ID
 from service.lms.schemas import ScoreDeliveryList, ScoreDeliveryView
 from service.lti import deep_linking
 from service.lti import service as service
+from service.lti.platform_keys import PlatformKeys
 from service.lti.schemas import Jwks, PlatformRegistration, PlatformView
 from service.models import Role
 from service.submissions.service import list_submissions
@@ -206,7 +207,8 @@ async def launch(
     settings = _settings(request)
     pending = await _in_transaction(request, lambda session: service.pending_launch(session, state))
     # The platform's JWKS is fetched outside any transaction: a slow LMS holds no connection.
-    claims = await run_in_threadpool(service.verify_id_token, settings, pending, id_token)
+    keys: PlatformKeys = request.app.state.platform_keys
+    claims = await run_in_threadpool(service.verify_id_token, keys, pending, id_token)
     outcome = await _in_transaction(
         request, lambda session: service.complete_launch(session, settings, pending, state, claims)
     )
