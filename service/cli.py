@@ -28,11 +28,13 @@ assignments_app = typer.Typer(help="Assignment material.", no_args_is_help=True)
 grades_app = typer.Typer(help="Grade books.", no_args_is_help=True)
 users_app = typer.Typer(help="Users, enrollments and tokens.", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+lti_app = typer.Typer(help="LTI 1.3: the tool's signing keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(assignments_app, name="assignments")
 app.add_typer(grades_app, name="grades")
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(lti_app, name="lti")
 console = Console()
 logger = logging.getLogger("service.cli")
 # `autograde worker` / `serve` exit with this when the sandbox cannot run here.
@@ -172,6 +174,25 @@ def tokens_revoke(username: str) -> None:
     finally:
         engine.dispose()
     typer.echo(f"{username}: {revoked} token(s) revoked")
+
+
+@lti_app.command("rotate-key")
+def lti_rotate_key() -> None:
+    """A new RSA key pair signs the tool's messages from now on (token requests, deep linking
+    answers); the previous key stays in the published JWKS for AUTOGRADE_LTI_KEY_GRACE_SECONDS, so
+    platforms that cached it keep verifying what it signed."""
+    from service.lti.service import rotate_tool_key
+
+    settings = _settings()
+    engine = make_engine(settings)
+    try:
+        with transaction(make_session_factory(engine)) as session:
+            kid = rotate_tool_key(session, settings)
+    finally:
+        engine.dispose()
+    typer.echo(
+        f"new signing key {kid}; the previous one stays published for {settings.lti_key_grace_seconds} s"
+    )
 
 
 @app.command()

@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     # After an instructor sets a new inbound LMS secret, the previous ones still verify events for
     # this long, so the LMS can switch over without losing a call (0: they stop at once).
     lms_inbound_secret_grace_seconds: int = Field(default=24 * 3600, ge=0, le=30 * 24 * 3600)
+    # An inbound event's webhook-id is remembered this long (a replay within it is acknowledged and
+    # ignored), then pruned. At least the signature's 5-minute tolerance plus a minute of clock skew:
+    # an older replay is refused as stale anyway, its timestamp being signed.
+    lms_inbound_webhook_id_seconds: int = Field(default=3600, ge=360, le=30 * 24 * 3600)
     # How long the TA dashboard's sign-in cookie lives (the token itself may be revoked sooner).
     dashboard_session_seconds: int = Field(default=8 * 3600, ge=60, le=30 * 24 * 3600)
 
@@ -111,6 +115,11 @@ class Settings(BaseSettings):
     lti_key_grace_seconds: int = Field(default=7 * 24 * 3600, ge=0)
     # Fetching a platform's JWKS: one slow LMS must not hold a request thread for long.
     lti_http_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # A platform's JWKS is kept this long per platform (launches within it fetch nothing) ...
+    lti_jwks_cache_seconds: int = Field(default=300, ge=0, le=24 * 3600)
+    # ... and fetched again at once for an id_token whose `kid` it lacks (the platform rotated),
+    # at most once per this many seconds per platform: unknown kids cannot make us flood the LMS.
+    lti_jwks_refetch_seconds: float = Field(default=5.0, ge=0, le=3600)
 
     # `json`: one JSON object per log line (with submission and job ids), for log collectors.
     log_format: LogFormat = LogFormat.TEXT

@@ -24,6 +24,7 @@ from service.health.endpoints import router as health_router
 from service.lms.endpoints import router as webhooks_router
 from service.lms_inbound.endpoints import router as lms_inbound_router
 from service.lti.endpoints import router as lti_router
+from service.lti.platform_keys import PlatformKeys
 from service.marking.endpoints import router as marking_router
 from service.openapi import operation_id, with_request_body_components
 from service.path_guard import NulFreePaths
@@ -62,6 +63,8 @@ def create_app(settings: Settings | None = None, executor: Executor | None = Non
     )
     app.state.settings = settings
     app.state.session_factory = make_session_factory(engine)
+    # The LMS platforms' public keys, fetched for launches and cached per platform.
+    app.state.platform_keys = PlatformKeys(settings)
     app.state.executor = executor or create_executor(settings, app.state.session_factory)
 
     app.include_router(health_router)

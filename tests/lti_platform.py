@@ -93,6 +93,8 @@ class Platform:
     line_items: dict[str, dict[str, Any]] = field(default_factory=dict)
     scores: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     tokens_issued: int = 0
+    # How often a tool fetched the platform's public keys (its JWKS URL).
+    jwks_fetches: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     # A status code every AGS and token request gets instead of an answer (the LMS is failing).
     failing_with: int | None = None
@@ -130,6 +132,13 @@ class Platform:
         login.set_lti_message_hint(hint="resource-link-1")
         url: str = login.initiate_login(user_id)
         return url
+
+    def rotate_key(self) -> None:
+        """A new platform key pair signs from now on; the JWKS publishes only the new one."""
+        self.private_key = new_private_key_pem()
+        self.registration.set_platform_private_key(self.private_key).set_platform_public_key(
+            public_pem(self.private_key)
+        )
 
     def trust_tool_keys(self, jwks: dict[str, Any]) -> None:
         """The tool's public keys, as the LMS fetched them from its JWKS URL at registration."""
@@ -315,6 +324,8 @@ class _PlatformHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if self.path == "/jwks":
+            with self.platform.lock:
+                self.platform.jwks_fetches += 1
             self._answer(200, self.platform.conf.get_jwks())
             return
         self._ags("GET")

@@ -14,8 +14,10 @@ from typing import Any
 
 import httpx2
 import pytest
+from sqlalchemy import select
 
 from service.config import Settings
+from service.models import Assignment, LtiLineItem, LtiPlatform
 from tests.conftest import Api
 
 CALLERS = ("student", "student2", "other_ta", "ta", "instructor", "no_token", "bad_token")
@@ -54,9 +56,14 @@ LTI_REGISTRATION = {
 
 
 def _endpoints(
-    submission: str, regrade: str = "r", webhook: str = "{webhook_id}", delivery: str = "{delivery_id}"
+    submission: str,
+    regrade: str = "r",
+    webhook: str = "{webhook_id}",
+    delivery: str = "{delivery_id}",
+    score: str = "{delivery_id}",
 ) -> dict[str, Cell]:
     hooks = "/api/v1/courses/demo/webhooks"
+    scores = "/api/v1/courses/demo/lti/score-deliveries"
     return {
         "assignment": Cell("GET", "/api/v1/courses/demo/assignments/hw5", None, ENROLLED | UNAUTHENTICATED),
         "variant": Cell(
@@ -243,6 +250,15 @@ def _endpoints(
             {"student": 403, "student2": 403, "other_ta": 404, "ta": 403, "instructor": 200}
             | UNAUTHENTICATED,
         ),
+        # The LMS grade passback's log and redeliver: the course's staff, TAs included, as for
+        # the webhooks' log (a redeliver sends the stored score again; it changes no grade).
+        "lti_score_deliveries": Cell("GET", scores, None, STAFF_ONLY),
+        "lti_redeliver_score": Cell(
+            "POST",
+            f"{scores}/{score}/redeliver",
+            None,
+            {k: 202 if v == 200 else v for k, v in STAFF.items()} | UNAUTHENTICATED,
+        ),
         "lti_jwks": Cell("GET", "/.well-known/jwks.json", None, PUBLIC),
         # No course is registered for this issuer: 404 whoever asks.
         "lti_login": Cell(
@@ -294,6 +310,33 @@ def test_the_matrix_names_every_route(api: Api) -> None:
     assert normalised == covered
 
 
+def pass_scores_back(api: Api) -> None:
+    """The course's LMS, a line item of hw5 there (as a launch's AGS claim leaves it) and the
+    student's LMS id: grading then queues a score delivery to the LMS."""
+    registered = api.client.put(
+        "/api/v1/courses/demo/lti/platform", json=LTI_REGISTRATION, headers=api.accounts.header("instructor")
+    )
+    assert registered.status_code == 200
+    mapped = api.client.put(
+        "/api/v1/courses/demo/lms/users/lms-1",
+        json={"username": "student"},
+        headers=api.accounts.header("ta"),
+    )
+    assert mapped.status_code == 200
+    factory = api.client.app.state.session_factory  # type: ignore[attr-defined]
+    with factory() as session:
+        platform = session.scalars(select(LtiPlatform)).one()
+        assignment = session.scalars(
+            select(Assignment.id).where(Assignment.course_id == platform.course_id, Assignment.slug == "hw5")
+        ).one()
+        session.add(
+            LtiLineItem(
+                platform_id=platform.id, assignment_id=assignment, lineitems_url="https://lms.example/items"
+            )
+        )
+        session.commit()
+
+
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
 def test_authorization_matrix(api: Api, endpoint: str) -> None:
     settings: Settings = api.client.app.state.settings  # type: ignore[attr-defined]
@@ -307,10 +350,13 @@ def test_authorization_matrix(api: Api, endpoint: str) -> None:
         headers=api.accounts.header("instructor"),
     )
     assert hook.status_code == 201
+    if endpoint in ("lti_score_deliveries", "lti_redeliver_score"):
+        pass_scores_back(api)
     created = api.submit("student", ANSWERS)
     assert created.status_code == 202
     submission = created.json()["id"]
     api.grade_pending()
+    scores = api.get("ta", "/api/v1/courses/demo/lti/score-deliveries").json()["items"]
     deliveries = api.get("ta", f"/api/v1/courses/demo/webhooks/{hook.json()['id']}/deliveries").json()[
         "items"
     ]
@@ -330,7 +376,13 @@ def test_authorization_matrix(api: Api, endpoint: str) -> None:
         override = {"score": 0, "reason": "copied answer"}
         path = f"/api/v1/submissions/{submission}/questions/q1_1/grade"
         assert api.client.put(path, json=override, headers=api.accounts.header("ta")).status_code == 200
-    cell = _endpoints(submission, regrade.json()["id"], hook.json()["id"], str(deliveries[0]["id"]))[endpoint]
+    cell = _endpoints(
+        submission,
+        regrade.json()["id"],
+        hook.json()["id"],
+        str(deliveries[0]["id"]),
+        str(scores[0]["id"]) if scores else "1",
+    )[endpoint]
     assert set(cell.expected) == set(CALLERS)
 
     send: Callable[..., httpx2.Response] = getattr(api.client, cell.method.lower())

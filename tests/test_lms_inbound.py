@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from service.config import Settings
 from service.db import transaction
 from service.lms_inbound import service as inbound_service
-from service.models import Enrollment, LmsInboundSecret, LmsReceivedWebhook, Role, Submission, User
+from service.models import Course, Enrollment, LmsInboundSecret, LmsReceivedWebhook, Role, Submission, User
 from tests.conftest import Api, scratch_service
 from tests.graders.notebooks import SOLUTION
 
@@ -237,8 +237,8 @@ def test_unknown_courses_unmapped_ids_and_malformed_events_are_4xx(api: Api, ses
         (
             event("submission.created", user="lms-user-1", assignment="lms-hw5", answers=ANSWERS)
             | {"data": {"course": "nope"}},
-            404,
-            "not_found",
+            401,
+            "invalid_signature",
         ),
         (
             submission_event() | {"data": submission_event()["data"] | {"user": "unmapped"}},
@@ -265,6 +265,66 @@ def test_unknown_courses_unmapped_ids_and_malformed_events_are_4xx(api: Api, ses
     not_utf8 = api.client.post(EVENTS_PATH, content=b"\xff\xfe{}", headers={"webhook-id": "m"})
     assert (not_utf8.status_code, error_code(not_utf8)) == (422, "invalid_event")
     assert (count(session, Submission), count(session, LmsReceivedWebhook)) == (0, 0)
+
+
+def test_an_unknown_course_answers_exactly_as_a_bad_signature(api: Api, session: Session) -> None:
+    """Who cannot sign learns nothing of which courses exist (or which have a secret): an event
+    naming an unknown course, a course without a secret, or a known course signed with the wrong
+    secret all get the same answer; fresh or stale alike."""
+    secret = new_secret(api)
+    map_ids(api)
+    wrong = "whsec_" + base64.b64encode(b"w" * 32).decode()
+    stale = datetime.now(UTC) - timedelta(minutes=6)
+
+    def answer(course: str, key: str, at: datetime | None = None) -> tuple[int, dict[str, Any]]:
+        payload = submission_event() | {"data": submission_event()["data"] | {"course": course}}
+        response = send(api, key, payload, at=at)
+        return response.status_code, response.json()
+
+    bad_signature = answer("demo", wrong)
+    assert bad_signature[0] == 401
+    assert bad_signature[1]["error"]["code"] == "invalid_signature"
+    assert answer("no-such-course", secret) == bad_signature
+    assert answer("no-such-course", wrong) == bad_signature
+    assert answer("other", secret) == bad_signature  # a course with no inbound secret
+    stale_known = answer("demo", wrong, stale)
+    assert stale_known[1]["error"]["code"] == "stale_timestamp"
+    assert answer("no-such-course", secret, stale) == stale_known
+    assert (count(session, Submission), count(session, LmsReceivedWebhook)) == (0, 0)
+
+
+def test_webhook_ids_past_the_replay_window_are_pruned_and_a_fresh_replay_is_still_ignored(
+    api: Api, session: Session
+) -> None:
+    secret = new_secret(api)
+    map_ids(api)
+    settings: Settings = api.client.app.state.settings  # type: ignore[attr-defined]
+    window = timedelta(seconds=settings.lms_inbound_webhook_id_seconds)
+    demo = session.scalars(select(Course.id).where(Course.slug == "demo")).one()
+    now = datetime.now(UTC)
+    session.add_all(
+        [
+            LmsReceivedWebhook(
+                course_id=demo, webhook_id="msg_long_ago", received_at=now - window - timedelta(minutes=1)
+            ),
+            LmsReceivedWebhook(
+                course_id=demo, webhook_id="msg_recent", received_at=now - window + timedelta(minutes=5)
+            ),
+        ]
+    )
+    session.commit()
+
+    payload = event("enrollment.created", user="lms-new", username="newcomer", role="student")
+    assert send(api, secret, payload, msg_id="msg_fresh").json()["status"] == "processed"
+    session.expire_all()
+    kept = set(session.scalars(select(LmsReceivedWebhook.webhook_id)))
+    assert kept == {"msg_recent", "msg_fresh"}
+    # A replay within the window is still acknowledged and ignored; one as old as a pruned id
+    # carries a signed timestamp that old, and is refused as stale.
+    assert send(api, secret, payload, msg_id="msg_fresh").json()["status"] == "duplicate"
+    assert send(api, secret, payload, msg_id="msg_recent").json()["status"] == "duplicate"
+    replayed = send(api, secret, payload, msg_id="msg_long_ago", at=now - window - timedelta(minutes=1))
+    assert (replayed.status_code, error_code(replayed)) == (401, "stale_timestamp")
 
 
 def test_a_refused_event_leaves_nothing_behind_and_its_id_unused(api: Api, session: Session) -> None:

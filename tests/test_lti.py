@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
 from service.lti import service as lti_service
+from service.lti.platform_keys import PlatformKeys
 from service.models import Enrollment, LmsMapping, LtiToolKey, User
 from tests.conftest import Api
 from tests.lti_platform import (
@@ -295,3 +296,36 @@ def test_login_refuses_unknown_platforms_and_foreign_targets(api: Api, platform:
     )
     assert posted.status_code == 302
     assert posted.headers["location"].startswith(platform.base_url + "/auth?")
+
+
+def _platform_keys(api: Api, **changes: Any) -> None:
+    """The application's cache of platform keys, under changed settings."""
+    settings: Settings = api.client.app.state.settings  # type: ignore[attr-defined]
+    api.client.app.state.platform_keys = PlatformKeys(settings.model_copy(update=changes))  # type: ignore[attr-defined]
+
+
+def test_launches_fetch_the_platforms_keys_once_and_a_rotated_key_at_once(
+    api: Api, platform: Platform
+) -> None:
+    _platform_keys(api, lti_jwks_refetch_seconds=0)
+    for user in ("u1", "u2"):
+        assert full_launch(api, platform, user, [LEARNER]).status_code == 200
+    assert platform.jwks_fetches == 1  # the second launch used the cached set
+    old_kid = platform.registration.get_kid()
+    platform.rotate_key()
+    assert platform.registration.get_kid() != old_kid
+    # The new key's kid is not in the cached set: the set is fetched again, and the launch holds.
+    assert full_launch(api, platform, "u3", [LEARNER]).status_code == 200
+    assert platform.jwks_fetches == 2
+    assert full_launch(api, platform, "u4", [LEARNER]).status_code == 200
+    assert platform.jwks_fetches == 2
+
+
+def test_unknown_kids_do_not_make_the_tool_refetch_within_the_cooldown(api: Api, platform: Platform) -> None:
+    _platform_keys(api, lti_jwks_refetch_seconds=3600)
+    assert full_launch(api, platform, "u1", [LEARNER]).status_code == 200
+    platform.rotate_key()
+    refused = full_launch(api, platform, "u2", [LEARNER])
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "unauthenticated"
+    assert platform.jwks_fetches == 1

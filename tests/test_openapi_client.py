@@ -70,6 +70,11 @@ EXPECTED_OPERATION_IDS = {
     ("post", "/lti/login"): "lti-login-form",
     ("post", "/lti/launch"): "lti-launch",
     ("post", "/lti/deep-link"): "lti-place-assignment",
+    ("get", "/api/v1/courses/{course}/lti/score-deliveries"): "lti-list-score-deliveries",
+    (
+        "post",
+        "/api/v1/courses/{course}/lti/score-deliveries/{delivery_id}/redeliver",
+    ): "lti-redeliver-score-delivery",
     ("get", "/api/v1/courses/{course}/assignments/{assignment}/policy"): "policies-get",
     ("put", "/api/v1/courses/{course}/assignments/{assignment}/policy"): "policies-set",
     ("delete", "/api/v1/courses/{course}/assignments/{assignment}/policy"): "policies-delete",

@@ -471,6 +471,16 @@ def _score_timestamp(session: Session, row_id: int, now: datetime) -> datetime:
     return stamp
 
 
+def passback_score(payload: dict[str, Any]) -> tuple[float | None, float, bool]:
+    """(scoreGiven, scoreMaximum, pending manual grading) of an event: the gradebook's counted
+    total (events from before it was recorded: the submission's)."""
+    data = payload["data"]
+    counted = data.get("gradebook")
+    if counted:
+        return counted["score"], counted["max_score"], bool(counted["pending_manual"])
+    return data["effective_score"], data["max_score"], bool(data["pending_manual"])
+
+
 def claim_passbacks(
     session: Session, worker_id: str, now: datetime, lease: timedelta, limit: int
 ) -> list[ClaimedPassback]:
@@ -516,8 +526,7 @@ def claim_passbacks(
     ).all()
     claimed = []
     for row in rows:
-        data = row.payload["data"]
-        counted = data.get("gradebook")
+        score_given, score_maximum, pending_manual = passback_score(row.payload)
         claimed.append(
             ClaimedPassback(
                 id=row[0],
@@ -530,10 +539,9 @@ def claim_passbacks(
                 resource_link_id=row.resource_link_id,
                 assignment=row.slug,
                 lms_user_id=row.lms_user_id,
-                # The gradebook's counted total (events from before it was recorded: the submission's).
-                score_given=counted["score"] if counted else data["effective_score"],
-                score_maximum=counted["max_score"] if counted else data["max_score"],
-                pending_manual=bool(counted["pending_manual"] if counted else data["pending_manual"]),
+                score_given=score_given,
+                score_maximum=score_maximum,
+                pending_manual=pending_manual,
                 timestamp=row.score_timestamp,
             )
         )
@@ -544,3 +552,68 @@ def finish_passback(
     session: Session, claimed: ClaimedPassback, worker_id: str, values: dict[str, Any]
 ) -> bool:
     return _finish(session, LtiScoreDelivery, claimed.id, claimed.attempt, worker_id, values)
+
+
+# ---- the staff's log of LTI score deliveries --------------------------------------------------
+
+
+def _score_log() -> Any:
+    return (
+        select(LtiScoreDelivery, OutboxEvent, Assignment.slug)
+        .join(OutboxEvent, OutboxEvent.id == LtiScoreDelivery.event_id)
+        .join(LtiLineItem, LtiLineItem.id == LtiScoreDelivery.line_item_id)
+        .join(Assignment, Assignment.id == LtiLineItem.assignment_id)
+        .join(LtiPlatform, LtiPlatform.id == LtiLineItem.platform_id)
+    )
+
+
+def score_deliveries_of(
+    session: Session, course: int, before: int | None, limit: int
+) -> list[tuple[LtiScoreDelivery, OutboxEvent, str]]:
+    """The course's score deliveries (to its platform), newest first, keyset-paged on the id."""
+    statement = (
+        _score_log().where(LtiPlatform.course_id == course).order_by(LtiScoreDelivery.id.desc()).limit(limit)
+    )
+    if before is not None:
+        statement = statement.where(LtiScoreDelivery.id < before)
+    return [(row[0], row[1], row[2]) for row in session.execute(statement)]
+
+
+def score_delivery(
+    session: Session, course: int, delivery_id: int
+) -> tuple[LtiScoreDelivery, OutboxEvent, str] | None:
+    row = session.execute(
+        _score_log().where(LtiPlatform.course_id == course, LtiScoreDelivery.id == delivery_id)
+    ).one_or_none()
+    return None if row is None else (row[0], row[1], row[2])
+
+
+def later_score_delivery(session: Session, delivery: LtiScoreDelivery) -> int | None:
+    """A score queued after this one for the same (line item, LMS user): it supersedes it."""
+    return session.scalar(
+        select(LtiScoreDelivery.id)
+        .where(
+            LtiScoreDelivery.line_item_id == delivery.line_item_id,
+            LtiScoreDelivery.lms_user_id == delivery.lms_user_id,
+            LtiScoreDelivery.id > delivery.id,
+        )
+        .order_by(LtiScoreDelivery.id)
+        .limit(1)
+    )
+
+
+def reset_score_delivery(session: Session, delivery_id: int, now: datetime) -> None:
+    """Due now, on a fresh schedule; a worker holding it in flight is fenced out (reset_delivery).
+    Its next attempt takes a fresh timestamp, later than any the platform was given."""
+    session.execute(
+        update(LtiScoreDelivery)
+        .where(LtiScoreDelivery.id == delivery_id)
+        .values(
+            status=DeliveryStatus.PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )

@@ -88,3 +88,32 @@ class DeliveryList(BaseModel):
     items: list[DeliveryView]
     # Pass as `before` for the next (older) page; None on the last page.
     next: int | None
+
+
+class ScoreDeliveryView(BaseModel):
+    """One score sent (or to be sent) to the LMS gradebook by LTI Assignment and Grade Services."""
+
+    id: int
+    event_id: int
+    event_type: str
+    submission_id: uuid.UUID | None
+    assignment: str
+    # Our student, and the LMS's id of them (the AGS score's userId).
+    student: str | None
+    lms_user_id: str
+    # What the score carries: the gradebook's counted score (None while a TA still has to grade).
+    score_given: float | None
+    score_maximum: float | None
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    delivered_at: datetime | None
+    created_at: datetime
+
+
+class ScoreDeliveryList(BaseModel):
+    items: list[ScoreDeliveryView]
+    # Pass as `before` for the next (older) page; None on the last page.
+    next: int | None

@@ -198,7 +198,7 @@ def record_submission_event(
     return _record(session, submission_id, facts, subscribers, passbacks, event_type, now or utcnow())
 
 
-def _grades_held(session: Session, facts: repository.SubmissionFacts) -> bool:
+def grades_held(session: Session, facts: repository.SubmissionFacts) -> bool:
     """Whether the LMS must not hear the student's score yet: the assignment's grades are held
     until the staff release them (docs/grading-policy.md), or the student has answers with hidden
     checks, not released yet (their total would reveal the hidden results; docs/lms.md)."""
@@ -219,7 +219,7 @@ def release_reaches_lms(session: Session, assignment_id: int, was_held: bool) ->
 def _passback_targets(session: Session, facts: repository.SubmissionFacts) -> list[tuple[int, str]]:
     """Where the LMS gradebook hears of the score; nowhere while the grades are held (the release
     sends them, record_release)."""
-    if _grades_held(session, facts):
+    if grades_held(session, facts):
         return []
     return repository.passback_targets(session, facts)
 
@@ -287,7 +287,7 @@ def _record(
                 "graded_by_person": grade is not None,
             }
         )
-    held = _grades_held(session, facts)
+    held = grades_held(session, facts)
     pending_manual = any(question["score"] is None for question in questions)
     gradebook: dict[str, Any] | None = None
     if held:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -66,6 +66,26 @@ def record_webhook(session: Session, course_id: int, webhook_id: str, now: datet
     )
     # A row comes back only when this call inserted it.
     return session.execute(statement).scalar_one_or_none() is not None
+
+
+def prune_received_webhooks(session: Session, received_before: datetime, limit: int) -> int:
+    """Forget up to `limit` webhook ids received before the given time; how many. Rows another
+    transaction is pruning are skipped (PostgreSQL), so concurrent events never wait on each other."""
+    expired = (
+        select(LmsReceivedWebhook.id)
+        .where(LmsReceivedWebhook.received_at < received_before)
+        .order_by(LmsReceivedWebhook.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    ids = list(session.scalars(expired))
+    if ids:
+        session.execute(
+            delete(LmsReceivedWebhook)
+            .where(LmsReceivedWebhook.id.in_(ids))
+            .execution_options(synchronize_session=False)
+        )
+    return len(ids)
 
 
 def set_mapping(

@@ -19,8 +19,12 @@ from service.assignments.service import assignment_view
 from service.config import Settings
 from service.db import transaction
 from service.errors import Forbidden
+from service.lms import score_log
+from service.lms.endpoints import MAX_ID
+from service.lms.schemas import ScoreDeliveryList, ScoreDeliveryView
 from service.lti import deep_linking
 from service.lti import service as service
+from service.lti.platform_keys import PlatformKeys
 from service.lti.schemas import Jwks, PlatformRegistration, PlatformView
 from service.models import Role
 from service.submissions.service import list_submissions
@@ -79,6 +83,47 @@ async def set_platform(
     only. The answer carries the tool's login, launch and JWKS URLs to enter into the LMS."""
     return await scope.run(
         lambda session, principal: service.set_platform(session, scope.settings, principal, course, body)
+    )
+
+
+@router.get(
+    "/api/v1/courses/{course}/lti/score-deliveries",
+    operation_id="lti-list-score-deliveries",
+    response_model=ScoreDeliveryList,
+    responses=error_responses(401, 403, 404, 422),
+)
+async def list_score_deliveries(
+    course: Annotated[str, PathParameter(min_length=1, max_length=64)],
+    scope: Scope,
+    before: Annotated[int | None, Query(ge=1, le=MAX_ID, description="`next` of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> ScoreDeliveryList:
+    """Staff (TAs and instructors): the scores sent to the LMS gradebook (Assignment and Grade
+    Services), newest first: the student and their LMS id, the score, status (pending, delivered,
+    dead), attempts, the platform's last status code and error, and when the next attempt is due."""
+    return await scope.run(
+        lambda session, principal: score_log.list_score_deliveries(session, principal, course, before, limit)
+    )
+
+
+@router.post(
+    "/api/v1/courses/{course}/lti/score-deliveries/{delivery_id}/redeliver",
+    operation_id="lti-redeliver-score-delivery",
+    status_code=202,
+    response_model=ScoreDeliveryView,
+    responses=error_responses(401, 403, 404, 409, 422),
+)
+async def redeliver_score_delivery(
+    course: Annotated[str, PathParameter(min_length=1, max_length=64)],
+    delivery_id: Annotated[int, PathParameter(ge=1, le=MAX_ID)],
+    scope: Scope,
+) -> ScoreDeliveryView:
+    """Staff: send the score to the LMS again, on a fresh retry schedule (a dead one, or one the
+    LMS lost); the workers send it, this only queues it. Only the student's latest score on the
+    line item (an older one would overwrite a newer grade: 409), and not while the assignment's
+    grades are held (409)."""
+    return await scope.run(
+        lambda session, principal: score_log.redeliver_score(session, principal, course, delivery_id)
     )
 
 
@@ -162,7 +207,8 @@ async def launch(
     settings = _settings(request)
     pending = await _in_transaction(request, lambda session: service.pending_launch(session, state))
     # The platform's JWKS is fetched outside any transaction: a slow LMS holds no connection.
-    claims = await run_in_threadpool(service.verify_id_token, settings, pending, id_token)
+    keys: PlatformKeys = request.app.state.platform_keys
+    claims = await run_in_threadpool(service.verify_id_token, keys, pending, id_token)
     outcome = await _in_transaction(
         request, lambda session: service.complete_launch(session, settings, pending, state, claims)
     )

@@ -2,9 +2,9 @@
 old one published for a grace period), the OIDC third-party login and the launch.
 
 Every JWT and JWKS operation goes through PyJWT (docs/design.md): the id_token's signature is
-checked against the platform's JWKS (PyJWKClient), and its issuer, audience, expiry and
-issued-at by jwt.decode; this module checks what PyJWT cannot know: the nonce (once), the
-deployment, the message type and the LTI version.
+checked against the platform's JWKS (PyJWKClient, one per platform with its cache:
+platform_keys.py), and its issuer, audience, expiry and issued-at by jwt.decode; this module checks
+what PyJWT cannot know: the nonce (once), the deployment, the message type and the LTI version.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from service.courses.service import course_by_id, enroll, ensure_user, find_cour
 from service.errors import Conflict, Forbidden, NotFound, Unauthenticated, UnprocessableAnswer
 from service.lms import secrets_box
 from service.lti import repository as repository
+from service.lti.platform_keys import PlatformKeys
 from service.lti.schemas import Jwks, PlatformRegistration, PlatformView, ToolEndpoints
 from service.models import (
     LmsMapping,
@@ -305,12 +306,12 @@ def pending_launch(session: Session, state: str) -> PendingLaunch:
     return PendingLaunch(platform.id, platform.issuer, platform.client_id, platform.jwks_url)
 
 
-def verify_id_token(settings: Settings, pending: PendingLaunch, id_token: str) -> dict[str, Any]:
+def verify_id_token(keys: PlatformKeys, pending: PendingLaunch, id_token: str) -> dict[str, Any]:
     """The id_token's claims, once its signature (the platform's JWKS), issuer, audience, expiry
-    and issued-at hold. Fetches the JWKS: call it outside a database transaction."""
+    and issued-at hold. May fetch the JWKS (cached per platform): call it outside a database
+    transaction."""
     try:
-        keys = jwt.PyJWKClient(pending.jwks_url, cache_keys=False, timeout=settings.lti_http_timeout_seconds)
-        signing_key = keys.get_signing_key_from_jwt(id_token)
+        signing_key = keys.signing_key(pending.platform_id, pending.jwks_url, id_token)
         claims: dict[str, Any] = jwt.decode(
             id_token,
             signing_key,

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from service.dashboard.pages import CSRF_FIELD, SESSION_COOKIE, csrf_token
 from tests.conftest import Api
 from tests.dashboard.html_tree import parse
+from tests.test_authorization_matrix import pass_scores_back
 from tests.test_webhooks import Receiver, _deliverer
 
 PAGE = "/dashboard/courses/demo/integrations"
@@ -128,3 +129,28 @@ def test_students_and_other_courses_get_nothing(api: Api, browser: TestClient) -
     assert browser.get("/dashboard/courses/nowhere/integrations", headers=as_ta).status_code == 404
     assert "<script>" not in browser.get(f"{PAGE}?done=<script>", headers=as_ta).text
     assert browser.get(PAGE).status_code == 303  # not signed in: to the sign-in form
+
+
+def test_the_scores_sent_to_the_lms_are_listed_and_redelivered(
+    api: Api, browser: TestClient, csrf: str
+) -> None:
+    pass_scores_back(api)
+    assert "No score sent yet" in parse(browser.get(PAGE).text).by_id("no-scores").text
+    assert api.submit("student", {"q1_1": {"choices": [2, 3]}}).status_code == 202
+    api.grade_pending()
+    (score,) = api.get("ta", "/api/v1/courses/demo/lti/score-deliveries").json()["items"]
+
+    row = parse(browser.get(PAGE).text).by_id(f"score-delivery-{score['id']}")
+    cells = [cell.text for cell in row.find_all("td")]
+    assert cells[:3] == ["hw5", "student", "lms-1"]
+    assert (cells[4], cells[5]) == ("pending", "0")
+    action = f"{PAGE}/lti/score-deliveries/{score['id']}/redeliver"
+    assert row.find("form").attrs["action"] == action
+
+    assert browser.post(action, data={CSRF_FIELD: "0" * 64}).status_code == 403
+    done = browser.post(action, data={CSRF_FIELD: csrf})
+    assert (done.status_code, done.headers["location"]) == (303, f"{PAGE}?done=score-redelivered")
+    assert "sends it to the LMS shortly" in browser.get(done.headers["location"]).text
+    missing = browser.post(f"{PAGE}/lti/score-deliveries/2147483647/redeliver", data={CSRF_FIELD: csrf})
+    assert missing.status_code == 404
+    assert "No such score delivery" in missing.text
