@@ -235,12 +235,13 @@ def delivery(
     return None if row is None else (row[0], row[1])
 
 
-def reset_delivery(session: Session, delivery_id: int, now: datetime) -> None:
+def reset_delivery(session: Session, table: LeasedRow, delivery_id: int, now: datetime) -> None:
     """Due now, on a fresh schedule. A worker holding it in flight is fenced out (its attempt no
-    longer matches) and the delivery is sent again: the receiver dedupes on `webhook-id`."""
+    longer matches) and the delivery is sent again: a webhook receiver dedupes on `webhook-id`; a
+    score's next attempt takes a fresh timestamp, later than any the platform was given."""
     session.execute(
-        update(WebhookDelivery)
-        .where(WebhookDelivery.id == delivery_id)
+        update(table)
+        .where(table.id == delivery_id)
         .values(
             status=DeliveryStatus.PENDING,
             attempts=0,
@@ -599,21 +600,4 @@ def later_score_delivery(session: Session, delivery: LtiScoreDelivery) -> int | 
         )
         .order_by(LtiScoreDelivery.id)
         .limit(1)
-    )
-
-
-def reset_score_delivery(session: Session, delivery_id: int, now: datetime) -> None:
-    """Due now, on a fresh schedule; a worker holding it in flight is fenced out (reset_delivery).
-    Its next attempt takes a fresh timestamp, later than any the platform was given."""
-    session.execute(
-        update(LtiScoreDelivery)
-        .where(LtiScoreDelivery.id == delivery_id)
-        .values(
-            status=DeliveryStatus.PENDING,
-            attempts=0,
-            next_attempt_at=now,
-            lease_owner=None,
-            lease_expires_at=None,
-        )
-        .execution_options(synchronize_session=False)
     )

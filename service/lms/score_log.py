@@ -11,23 +11,12 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from service.auth.service import Principal
-from service.courses.service import role_in
-from service.errors import Conflict, Forbidden, NotFound
+from service.errors import Conflict, NotFound
 from service.lms import repository
 from service.lms.schemas import ScoreDeliveryList, ScoreDeliveryView
-from service.lms.service import grades_held
+from service.lms.service import grades_held, staff_course
 from service.models import LtiScoreDelivery, utcnow
 from service.models.lms import DeliveryStatus, OutboxEvent
-
-
-def _staff_course(session: Session, principal: Principal, course_slug: str) -> int:
-    course = repository.course_id(session, course_slug)
-    role = None if course is None else role_in(session, course, principal.user_id)
-    if course is None or role is None:
-        raise NotFound(f"No course {course_slug!r}.")
-    if not role.is_staff:
-        raise Forbidden("Only TAs and instructors see the course's LMS grade passback.")
-    return course
 
 
 def _view(delivery: LtiScoreDelivery, event: OutboxEvent, assignment: str) -> ScoreDeliveryView:
@@ -58,7 +47,7 @@ def list_score_deliveries(
 ) -> ScoreDeliveryList:
     """The course's score deliveries, newest first: status (pending, delivered, dead), attempts,
     the platform's last status code and error, and when the next attempt is due."""
-    course = _staff_course(session, principal, course_slug)
+    course = staff_course(session, principal, course_slug, "see the course's LMS grade passback")
     items = [_view(*row) for row in repository.score_deliveries_of(session, course, before, limit)]
     return ScoreDeliveryList(items=items, next=items[-1].id if len(items) == limit else None)
 
@@ -67,7 +56,7 @@ def redeliver_score(
     session: Session, principal: Principal, course_slug: str, delivery_id: int
 ) -> ScoreDeliveryView:
     """Send the score again, now, on a fresh retry schedule (a dead one, or one the LMS lost)."""
-    course = _staff_course(session, principal, course_slug)
+    course = staff_course(session, principal, course_slug, "see the course's LMS grade passback")
     found = repository.score_delivery(session, course, delivery_id)
     if found is None:
         raise NotFound("No such score delivery in this course.")
@@ -81,7 +70,7 @@ def redeliver_score(
     facts = None if event.submission_id is None else repository.submission_facts(session, event.submission_id)
     if facts is not None and grades_held(session, facts):
         raise Conflict("The assignment's grades are held: no score reaches the LMS until they are released.")
-    repository.reset_score_delivery(session, delivery_id, utcnow())
+    repository.reset_delivery(session, LtiScoreDelivery, delivery_id, utcnow())
     session.expire_all()
     again = repository.score_delivery(session, course, delivery_id)
     assert again is not None  # read back in the same transaction

@@ -53,20 +53,23 @@ def new_signing_secret() -> str:
 # ---- access -----------------------------------------------------------------------------------
 
 
-def _staff_course(session: Session, principal: Principal, course_slug: str) -> int:
+def staff_course(
+    session: Session, principal: Principal, course_slug: str, what: str = "manage the course's webhooks"
+) -> int:
+    """The course's id for a TA or instructor of it; 404 for anyone else in no role, 403 for a student."""
     course = repository.course_id(session, course_slug)
     role = None if course is None else role_in(session, course, principal.user_id)
     if course is None or role is None:
         raise NotFound(f"No course {course_slug!r}.")
     if not role.is_staff:
-        raise Forbidden("Only TAs and instructors manage the course's webhooks.")
+        raise Forbidden(f"Only TAs and instructors {what}.")
     return course
 
 
 def _subscription(
     session: Session, principal: Principal, course_slug: str, subscription_id: uuid.UUID
 ) -> WebhookSubscription:
-    course = _staff_course(session, principal, course_slug)
+    course = staff_course(session, principal, course_slug)
     found = repository.subscription(session, course, subscription_id)
     if found is None:
         raise NotFound("No such webhook subscription in this course.")
@@ -89,7 +92,7 @@ def _view(subscription: WebhookSubscription) -> WebhookView:
 def create_subscription(
     session: Session, settings: Settings, principal: Principal, course_slug: str, request: WebhookCreate
 ) -> WebhookCreated:
-    course = _staff_course(session, principal, course_slug)
+    course = staff_course(session, principal, course_slug)
     secret = new_signing_secret()
     subscription = repository.add_subscription(
         session,
@@ -107,7 +110,7 @@ def create_subscription(
 
 
 def list_subscriptions(session: Session, principal: Principal, course_slug: str) -> WebhookList:
-    course = _staff_course(session, principal, course_slug)
+    course = staff_course(session, principal, course_slug)
     return WebhookList(items=[_view(item) for item in repository.subscriptions_of(session, course)])
 
 
@@ -159,7 +162,7 @@ def redeliver(
     _subscription(session, principal, course_slug, subscription_id)
     if repository.delivery(session, subscription_id, delivery_id) is None:
         raise NotFound("No such delivery of this subscription.")
-    repository.reset_delivery(session, delivery_id, utcnow())
+    repository.reset_delivery(session, WebhookDelivery, delivery_id, utcnow())
     session.expire_all()
     found = repository.delivery(session, subscription_id, delivery_id)
     assert found is not None  # read back in the same transaction
