@@ -101,6 +101,13 @@ def test_a_regression_check_is_graded_over_http(
     # What the student is shown of the question: the check and its thresholds, not the dataset.
     question = api.get("student", "/api/v1/courses/demo/assignments/fit1").json()["questions"][0]
     assert question["config"]["checks"] == [
-        {"name": "regressor", "points": 3.0, "metric": "mae", "zero_at": 1.0, "full_at": 0.1}
+        {
+            "name": "regressor",
+            "points": 3.0,
+            "metric": "mae",
+            "zero_at": 1.0,
+            "full_at": 0.1,
+            "visibility": "public",
+        }
     ]
     assert "line_data" not in json.dumps(question)
