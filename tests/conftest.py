@@ -98,6 +98,11 @@ def scratch_service(backend: str, tmp_path: Path, **settings_values: Any) -> Ite
         drop()
 
 
+# For tests whose cost is sandbox runs and whose database work is the API's usual (the other
+# suites cover it on both backends): PostgreSQL, the production database, only.
+ON_POSTGRES_ONLY = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)

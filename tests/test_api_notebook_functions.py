@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from graders.sandbox import bwrap_path
-from tests.conftest import Api, load_material_folder
+from tests.conftest import ON_POSTGRES_ONLY, Api, load_material_folder
 from tests.graders.linear_layer import DW_TRANSPOSED_AND_AVERAGED, REFERENCE_SOURCE
 from tests.graders.notebooks import notebook_text
 
@@ -37,6 +37,7 @@ tolerances = { db = { rtol = 1e-4, atol = 1e-4 } }
 
 
 @pytest.mark.skipif(bwrap_path() is None, reason="needs bubblewrap (make system-deps)")
+@ON_POSTGRES_ONLY
 def test_a_backward_pass_with_one_wrong_part_is_graded_part_by_part(
     api: Api, session_factory: sessionmaker[Session], tmp_path: Path
 ) -> None:

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from graders.sandbox import bwrap_path
-from tests.conftest import Api, load_material_folder
+from tests.conftest import ON_POSTGRES_ONLY, Api, load_material_folder
 from tests.graders.notebooks import notebook_text
 
 ASSIGNMENT = """
@@ -76,6 +76,7 @@ def tanh_backward(dy, x):
 
 
 @pytest.mark.skipif(bwrap_path() is None, reason="needs bubblewrap (make system-deps)")
+@ON_POSTGRES_ONLY
 def test_a_gradient_check_over_http_names_the_wrong_gradient(
     api: Api, session_factory: sessionmaker[Session], tmp_path: Path
 ) -> None:

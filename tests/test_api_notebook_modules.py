@@ -6,12 +6,13 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from graders.sandbox import bwrap_path
-from tests.conftest import Api, load_material_folder
+from tests.conftest import ON_POSTGRES_ONLY, Api, load_material_folder
 from tests.graders.notebooks import notebook_text
 from tests.graders.test_notebook_modules import IMPORTS, LINEAR, MODULES, RNN_CELL_DETACHED
 
 
 @pytest.mark.skipif(bwrap_path() is None, reason="needs bubblewrap (make system-deps)")
+@ON_POSTGRES_ONLY
 def test_a_module_notebook_is_graded_per_check_over_http(
     api: Api, session_factory: sessionmaker[Session]
 ) -> None:

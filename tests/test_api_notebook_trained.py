@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from graders.sandbox import bwrap_path
-from tests.conftest import Api, load_material_folder
+from tests.conftest import ON_POSTGRES_ONLY, Api, load_material_folder
 from tests.graders.notebooks import notebook_text
 
 ASSIGNMENT_TOML = """
@@ -74,6 +74,7 @@ def upload(api: Api, cells: list[str]) -> httpx2.Response:
 
 
 @pytest.mark.skipif(bwrap_path() is None, reason="needs bubblewrap (make system-deps)")
+@ON_POSTGRES_ONLY
 def test_a_regression_check_is_graded_over_http(
     api: Api, session_factory: sessionmaker[Session], tmp_path: Path
 ) -> None:

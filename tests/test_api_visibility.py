@@ -18,7 +18,7 @@ from graders.sandbox import bwrap_path
 from service.assignments.material import read_material
 from service.assignments.service import load_assignment
 from service.models.lms import OutboxEvent
-from tests.conftest import Api
+from tests.conftest import ON_POSTGRES_ONLY, Api
 from tests.graders.notebooks import notebook_text
 
 pytestmark = pytest.mark.skipif(bwrap_path() is None, reason="needs bubblewrap (make system-deps)")
@@ -123,6 +123,7 @@ def assert_everything_shown(submission: dict[str, Any]) -> None:
     )
 
 
+@ON_POSTGRES_ONLY
 def test_a_student_sees_only_the_public_checks_until_the_release(api: Api, graded: str) -> None:
     student = read(api, "student", graded)
     nb = student["questions"]["nb"]
@@ -186,6 +187,7 @@ def test_a_student_sees_only_the_public_checks_until_the_release(api: Api, grade
     assert read(api, "student", graded)["score"] == 1.0
 
 
+@ON_POSTGRES_ONLY
 def test_a_persons_grade_of_a_concealed_answer_waits_for_the_release(api: Api, graded: str) -> None:
     submission_id = graded.rsplit("/", 1)[1]
     grade = api.client.put(
@@ -207,6 +209,7 @@ def test_a_persons_grade_of_a_concealed_answer_waits_for_the_release(api: Api, g
     assert released["questions"]["nb"]["feedback"] == "shift is right, scale is not"
 
 
+@ON_POSTGRES_ONLY
 def test_the_lms_hears_no_score_with_hidden_results_until_the_release(
     api: Api, session_factory: sessionmaker[Session], tmp_path: Path
 ) -> None:

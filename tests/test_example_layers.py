@@ -17,7 +17,7 @@ from graders.sandbox import bwrap_path
 from service.assignments.material import LoadedMaterial, read_material
 from service.assignments.references import load_reference_functions
 from service.demo import DEMO_ASSIGNMENT_FOLDERS, LAYERS_ASSIGNMENT_FOLDER
-from tests.conftest import Api
+from tests.conftest import ON_POSTGRES_ONLY, Api
 from tests.graders.notebooks import notebook_text
 
 SOLUTION = LAYERS_ASSIGNMENT_FOLDER / "solution.ipynb"
@@ -219,6 +219,7 @@ def graded_q3(api: Api, location: str) -> tuple[dict[str, Any], dict[str, float]
 
 
 @needs_bwrap
+@ON_POSTGRES_ONLY
 def test_the_solution_notebook_scores_full_marks_over_http(api: Api) -> None:
     location = submit(api, RIGHT_ANSWERS, SOLUTION.read_bytes())
     assert api.grade_pending() == 1
@@ -280,6 +281,7 @@ WRONG_NOTEBOOKS = {
 
 
 @needs_bwrap
+@ON_POSTGRES_ONLY
 @pytest.mark.parametrize("kind", list(WRONG_NOTEBOOKS))
 def test_a_wrong_notebook_loses_that_check_s_points_and_the_feedback_names_it(api: Api, kind: str) -> None:
     starts_with, source, check, kept, said = WRONG_NOTEBOOKS[kind]
