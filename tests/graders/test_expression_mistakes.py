@@ -200,7 +200,10 @@ def test_the_search_stays_fast_on_expensive_wrong_answers(
         timings.append(time.process_time() - started)
         assert result.verdict is Verdict.INCORRECT, result.feedback
         assert evaluations["count"] <= 1 + DEFAULT_LIMITS.max_diagnosis_evaluations
-    assert min(timings) < 0.05, f"{min(timings) * 1000:.1f} ms for {expression[:60]!r}"
+    # A blow-up guard, not a speed target (those are measured in bench/): the search is bounded by
+    # the evaluation count above; 1 s of CPU catches an exponential search whatever else the
+    # process's threads (a spare sandbox's reader, a server) use meanwhile. 0.05 s was flaky in CI.
+    assert min(timings) < 1.0, f"{min(timings) * 1000:.1f} ms for {expression[:60]!r}"
 
 
 def product_point(rng: np.random.Generator, indices: dict[str, int]) -> tuple[dict[str, Any], Any]:
