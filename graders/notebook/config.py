@@ -193,22 +193,13 @@ class SequenceCheck(_TrainedModelCheck):
         return self
 
 
-class ClassifierCheck(_Part):
+class ClassifierCheck(_TrainedModelCheck):
     """The notebook's `name` is a trained torch.nn.Module; score its accuracy on a hidden test set."""
 
-    name: str = Field(pattern=IDENTIFIER)
-    points: float = Field(gt=0)
-    # A reference function (seed, size) -> (X, y); X goes into the sandbox, y never does.
-    dataset: str = Field(pattern=IDENTIFIER)
-    seed: int = Field(ge=0)
-    size: int = Field(default=2000, ge=10, le=1_000_000)
     classes: int = Field(default=2, ge=2)
     # No points at or below zero_at accuracy, all points at or above full_at, linear between.
     zero_at: float = Field(default=0.6, ge=0, le=1)
     full_at: float = Field(default=0.9, ge=0, le=1)
-    seconds: float = Field(default=30.0, gt=0, le=600)
-    batch: int = Field(default=1024, ge=1)
-    visibility: Visibility = "public"
 
     @model_validator(mode="after")
     def _ordered_thresholds(self) -> ClassifierCheck:
