@@ -7,7 +7,8 @@ its output); callers parse them as data (JSON, NPZ with allow_pickle=False), nev
 from graders.sandbox._channel import PipeRead, SandboxChannel
 from graders.sandbox._limits import SandboxLimits, SandboxMode
 from graders.sandbox._probe import sandbox_problem
-from graders.sandbox._run import SandboxRun, SandboxUnavailable, SpareSandboxes, bwrap_path, run_sandboxed
+from graders.sandbox._run import SandboxRun, SandboxUnavailable, bwrap_path, run_sandboxed
+from graders.sandbox._zygote import Zygotes
 
 __all__ = [
     "PipeRead",
@@ -16,7 +17,7 @@ __all__ = [
     "SandboxMode",
     "SandboxRun",
     "SandboxUnavailable",
-    "SpareSandboxes",
+    "Zygotes",
     "bwrap_path",
     "run_sandboxed",
     "sandbox_problem",

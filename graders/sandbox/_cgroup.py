@@ -1,4 +1,4 @@
-"""One cgroup (v1 `pids` and `memory`) per sandboxed run, where this process may create them.
+"""One cgroup (v1 `pids`, `memory` and `cpu`) per sandboxed run, where this process may create them.
 
 A fork bomb is stopped by `pids.max` even though the sandbox uid's RLIMIT_NPROC is shared with
 other runs; `memory.limit_in_bytes` counts the run's tmpfs pages too and, unlike RLIMIT_AS, does
@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PARENT_GROUP = "autograde-sandbox"
 STALE_GROUP_SECONDS = 60.0
+CPU_PERIOD_MICROSECONDS = 100_000
 
 
 @dataclass
@@ -40,12 +41,12 @@ class RunGroups:
 
     @property
     def has_memory_limit(self) -> bool:
-        return any(directory.parent.parent.name == "memory" for directory in self.directories)
+        return any(_controller(directory) == "memory" for directory in self.directories)
 
     def limit_hit(self) -> str | None:
         """Which limit the run ran into, if a group recorded one."""
         for directory in self.directories:
-            controller = directory.parent.parent.name
+            controller = _controller(directory)
             if controller == "memory":
                 oom = _read_text(directory / "memory.oom_control").split()
                 kills = _read_int_text(oom[oom.index("oom_kill") + 1]) if "oom_kill" in oom else 0
@@ -59,6 +60,11 @@ class RunGroups:
 
     def kill_all_and_remove(self) -> None:
         """SIGKILL every process left in the groups, then remove the groups."""
+        self.kill_all()
+        self.remove()
+
+    def kill_all(self) -> None:
+        """SIGKILL every process in the groups until none is left (a fork bomb is bounded by pids.max)."""
         for directory in self.directories:
             for _attempt in range(50):
                 pids = [int(line) for line in _read_text(directory / "cgroup.procs").split() if line]
@@ -68,28 +74,47 @@ class RunGroups:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
                 time.sleep(0.02)
+
+    def remove(self) -> None:
+        for directory in self.directories:
             try:
                 directory.rmdir()
             except OSError as error:
                 logger.warning("could not remove cgroup %s: %s", directory, error)
 
 
-def create_run_groups(memory_bytes: int, max_processes: int) -> RunGroups:
+def create_run_groups(
+    memory_bytes: int, max_processes: int, cpu_cores: float, under: str = PARENT_GROUP
+) -> RunGroups:
+    """The groups of one run, below `under` (a path relative to each controller's root)."""
+    quota = max(1000, int(cpu_cores * CPU_PERIOD_MICROSECONDS))
+    return _create_groups(
+        {
+            "pids": {"pids.max": str(max_processes)},
+            "memory": {
+                "memory.limit_in_bytes": str(memory_bytes),
+                "memory.swappiness": "0",
+            },
+            "cpu": {"cpu.cfs_period_us": str(CPU_PERIOD_MICROSECONDS), "cpu.cfs_quota_us": str(quota)},
+        },
+        under,
+    )
+
+
+def create_server_groups() -> RunGroups:
+    """The groups of a fork server (no limits of their own: each run's group below has them)."""
+    return _create_groups({"pids": {}, "memory": {}, "cpu": {}}, PARENT_GROUP)
+
+
+def _create_groups(settings: dict[str, dict[str, str]], under: str) -> RunGroups:
     groups = RunGroups()
     name = uuid.uuid4().hex[:16]
-    settings = {
-        "pids": {"pids.max": str(max_processes)},
-        "memory": {
-            "memory.limit_in_bytes": str(memory_bytes),
-            "memory.swappiness": "0",
-        },
-    }
     for controller, values in settings.items():
         base = CGROUP_ROOT / controller
         if not (base / "cgroup.procs").exists() or not os.access(base, os.W_OK):
             continue
         try:
-            parent = base / PARENT_GROUP
+            parent = base / under
             parent.mkdir(exist_ok=True)
             _remove_stale_groups(parent)
             directory = parent / name
@@ -104,10 +129,10 @@ def create_run_groups(memory_bytes: int, max_processes: int) -> RunGroups:
             except OSError as error:
                 if key != "memory.swappiness":
                     logger.warning("cannot set %s: %s", key, error)
-        if controller == "memory":
+        if "memory.limit_in_bytes" in values:
             # Swap counts too where the kernel accounts it, so swapping cannot dodge the limit.
             with contextlib.suppress(OSError):
-                (directory / "memory.memsw.limit_in_bytes").write_text(str(memory_bytes))
+                (directory / "memory.memsw.limit_in_bytes").write_text(values["memory.limit_in_bytes"])
     return groups
 
 
@@ -119,9 +144,14 @@ def _remove_stale_groups(parent: Path) -> None:
     for directory in parent.iterdir():
         try:
             if directory.is_dir() and now - directory.stat().st_mtime > STALE_GROUP_SECONDS:
+                _remove_stale_groups(directory)  # a fork server's runs, first
                 directory.rmdir()
         except OSError:
             pass
+
+
+def _controller(directory: Path) -> str:
+    return directory.relative_to(CGROUP_ROOT).parts[0]
 
 
 def _read_text(path: Path) -> str:

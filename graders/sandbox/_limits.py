@@ -26,5 +26,7 @@ class SandboxLimits:
     max_result_bytes: int = 64 * 1024**2
     # ... and only the tail of stdout/stderr is kept.
     output_tail_bytes: int = 16 * 1024
+    # CPU time per wall second the run's processes may use together (its cgroup's CFS quota).
+    cpu_cores: float = 1.0
     # Bind the NVIDIA device nodes (/dev/nvidia*) into the sandbox, for runs on a GPU worker.
     gpu: bool = False

@@ -1,14 +1,11 @@
 """Start sandboxed runs, feed them files, talk to them over a control socket, and leave nothing running.
 
-Warm start: a run is started before it is needed (bwrap, the interpreter and `import torch` take
-~1.5 s) and waits for its input; `SpareSandboxes` keeps one such spare per kind of run. A spare
-is used by exactly one run and then killed like any other, so no process, file or module state is
-ever shared between two submissions; only the waiting is taken off the critical path.
+A fresh sandbox per run (bwrap, the interpreter, `import torch`: ~2 s of CPU) is the fallback;
+with a fork server (graders/sandbox/_zygote.py) the start-up is paid once per grading process.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import json
 import logging
@@ -26,7 +23,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from graders.sandbox._bwrap import (
     ENTRY_SCRIPT,
@@ -41,6 +38,9 @@ from graders.sandbox._cgroup import RunGroups, create_run_groups
 from graders.sandbox._channel import SandboxChannel
 from graders.sandbox._limits import SandboxLimits, SandboxMode
 
+if TYPE_CHECKING:
+    from graders.sandbox._zygote import Zygotes
+
 logger = logging.getLogger(__name__)
 
 # Non-root uids for runs: one drawn per run from a range no real account uses.
@@ -52,11 +52,14 @@ MAX_CONTROL_LINE_BYTES = 64 * 1024
 EXIT_GRACE_SECONDS = 1.0
 # The script reads one line from stdin before it looks at its input: the go signal.
 GO = b"go\n"
-MAX_SPARE_KINDS = 4
 
 
 class SandboxUnavailable(RuntimeError):
     """bubblewrap is missing and unsafe-dev mode was not chosen."""
+
+
+class ZygoteFailed(RuntimeError):
+    """A fork server could not start or did not answer, before the run's script started."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +74,7 @@ class SandboxRun:
     output_bytes: int
     # Seconds from the go signal to the end of the run.
     seconds: float
-    # Whether the run was started ahead of time (warm) or for this call.
+    # Whether the run was forked from a fork server (warm) or started in a fresh sandbox.
     warm: bool = False
     # The run's non-root uid, where it had one: its processes are the only ones with it.
     uid: int | None = None
@@ -93,7 +96,7 @@ class _Started:
     input_dir: Path
     # The run's non-root uid (None where this process cannot switch uids: not root, or unsafe-dev).
     uid: int | None
-    output: _TailBuffer
+    output: TailBuffer
     control: socket.socket
     readers: list[threading.Thread] = field(default_factory=list)
 
@@ -119,46 +122,6 @@ class _Started:
         self.scratch.cleanup()
 
 
-_SpareKey = tuple[str, SandboxLimits, SandboxMode, tuple[str, ...]]
-
-
-class SpareSandboxes:
-    """At most one started, waiting sandbox per kind of run (script, limits, mode, arguments)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._spares: dict[_SpareKey, _Started] = {}
-        atexit.register(self.close)
-
-    def take(self, key: _SpareKey) -> _Started | None:
-        with self._lock:
-            spare = self._spares.pop(key, None)
-        if spare is not None and not spare.alive():
-            spare.discard()
-            return None
-        return spare
-
-    def holds(self, key: _SpareKey) -> bool:
-        with self._lock:
-            return key in self._spares
-
-    def put(self, key: _SpareKey, spare: _Started) -> None:
-        with self._lock:
-            old = self._spares.pop(key, None)
-            evicted = [old] if old else []
-            while len(self._spares) >= MAX_SPARE_KINDS:
-                evicted.append(self._spares.pop(next(iter(self._spares))))
-            self._spares[key] = spare
-        for started in evicted:
-            started.discard()
-
-    def close(self) -> None:
-        with self._lock:
-            spares, self._spares = list(self._spares.values()), {}
-        for spare in spares:
-            spare.discard()
-
-
 def run_sandboxed(
     script: Path,
     files: Mapping[str, bytes],
@@ -166,7 +129,7 @@ def run_sandboxed(
     limits: SandboxLimits,
     converse: Callable[[SandboxChannel], None],
     mode: SandboxMode = SandboxMode.BWRAP,
-    spares: SpareSandboxes | None = None,
+    zygotes: Zygotes | None = None,
 ) -> SandboxRun:
     """Run `script` (a standalone Python file) in a fresh sandbox.
 
@@ -175,8 +138,9 @@ def run_sandboxed(
     is an empty private tmpfs. The script talks to `converse` over the socket named by
     `--control-fd`; `converse` runs here, outside the sandbox, keeps whatever it learns, and the
     run is killed when it returns (at once if it called `stop`, else after a short grace).
-    With `spares`, a sandbox started earlier for the same kind of run is used, and the next one is
-    started before this returns. Raises SandboxUnavailable without bubblewrap in BWRAP mode.
+    With `zygotes` (and root, and writable cgroups), the run is a child of a fork server that has
+    imported the script's heavy modules already (graders/sandbox/_zygote.py); else a fresh sandbox.
+    Raises SandboxUnavailable without bubblewrap in BWRAP mode.
     """
     if mode is SandboxMode.BWRAP and bwrap_path() is None:
         raise SandboxUnavailable(
@@ -189,18 +153,18 @@ def run_sandboxed(
     for name in files:
         if "/" in name or name.startswith(".") or name == "":
             raise ValueError(f"input file names must be plain names, got {name!r}")
-    key: _SpareKey = (str(script), limits, mode, tuple(arguments))
-    started = spares.take(key) if spares is not None else None
-    warm = started is not None
-    if started is None:
-        started = _start(script, arguments, limits, mode)
+    if zygotes is not None and mode is SandboxMode.BWRAP and zygotes.possible():
+        try:
+            return zygotes.run(script, files, arguments, limits, converse)
+        except ZygoteFailed as error:
+            # Nothing of the run's script ran; a fresh sandbox grades it, and the next run starts
+            # a new server.
+            logger.warning("fork server unavailable, starting a fresh sandbox: %s", error)
+    started = _start(script, arguments, limits, mode)
     try:
-        return _finish(started, files, limits, warm, converse)
+        return _finish(started, files, limits, converse)
     finally:
         started._close()
-        if spares is not None and not spares.holds(key):
-            # The next run's sandbox starts now, after this one, so it does not take CPU from it.
-            spares.put(key, _start(script, arguments, limits, mode))
 
 
 def _start(script: Path, arguments: Sequence[str], limits: SandboxLimits, mode: SandboxMode) -> _Started:
@@ -217,8 +181,8 @@ def _start(script: Path, arguments: Sequence[str], limits: SandboxLimits, mode: 
     control, control_of_run = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     groups = RunGroups()
     if mode is SandboxMode.BWRAP and os.geteuid() == 0:
-        groups = create_run_groups(limits.memory_bytes, limits.max_processes)
-    entry_limits = _entry_limits(limits, groups)
+        groups = create_run_groups(limits.memory_bytes, limits.max_processes, limits.cpu_cores)
+    limits_of_entry = entry_limits(limits, groups)
     script_arguments = [
         "--input",
         SANDBOX_INPUT if mode is SandboxMode.BWRAP else str(input_dir),
@@ -226,8 +190,8 @@ def _start(script: Path, arguments: Sequence[str], limits: SandboxLimits, mode: 
         str(control_of_run.fileno()),
         *arguments,
     ]
-    entry_limits["uid"] = uid
-    command, work_dir = _command(script, script_arguments, entry_limits, limits, mode, scratch_path)
+    limits_of_entry["uid"] = uid
+    command, work_dir = _command(script, script_arguments, limits_of_entry, limits, mode, scratch_path)
     if groups.directories:
         # The first process joins the run's groups before it becomes bwrap, so every process of
         # the run is in them from the start.
@@ -247,7 +211,7 @@ def _start(script: Path, arguments: Sequence[str], limits: SandboxLimits, mode: 
     finally:
         control_of_run.close()
     assert process.stdout is not None
-    output = _TailBuffer(limits.output_tail_bytes)
+    output = TailBuffer(limits.output_tail_bytes)
     started = _Started(process, groups, scratch, input_dir, uid, output, control)
     started.readers = [threading.Thread(target=output.drain, args=(process.stdout,), daemon=True)]
     for reader in started.readers:
@@ -276,7 +240,7 @@ def _command(
     return [*command, *script_arguments], work_dir
 
 
-def _entry_limits(limits: SandboxLimits, groups: RunGroups) -> dict[str, object]:
+def entry_limits(limits: SandboxLimits, groups: RunGroups) -> dict[str, object]:
     """The rlimits the entry script sets before it drops to the run's uid."""
     entry_limits: dict[str, object] = {
         "cpu_seconds": limits.cpu_seconds,
@@ -296,7 +260,6 @@ def _finish(
     started: _Started,
     files: Mapping[str, bytes],
     limits: SandboxLimits,
-    warm: bool,
     converse: Callable[[SandboxChannel], None],
 ) -> SandboxRun:
     for name, content in files.items():
@@ -331,7 +294,7 @@ def _finish(
     if channel.overflowed:
         limit = "result size"
     elif not channel.stopped:
-        limit = started.groups.limit_hit() or _limit_of_signal(exit_code)
+        limit = started.groups.limit_hit() or limit_of_signal(exit_code)
         if limit is None and channel.past_deadline():
             limit = "wall time"
     return SandboxRun(
@@ -340,7 +303,7 @@ def _finish(
         output_tail=started.output.text(),
         output_bytes=started.output.total,
         seconds=seconds,
-        warm=warm,
+        warm=False,
         uid=started.uid,
         cgroup=started.groups.name,
     )
@@ -354,7 +317,7 @@ def _kill_everything(process: subprocess.Popen[bytes]) -> None:
     process.wait()
 
 
-def _limit_of_signal(exit_code: int | None) -> str | None:
+def limit_of_signal(exit_code: int | None) -> str | None:
     if exit_code is None:
         return None
     signals = {
@@ -366,7 +329,7 @@ def _limit_of_signal(exit_code: int | None) -> str | None:
     return signals.get(exit_code)
 
 
-class _TailBuffer:
+class TailBuffer:
     def __init__(self, keep: int) -> None:
         self._keep = keep
         self._data = bytearray()

@@ -14,7 +14,7 @@ import torch
 
 from graders import Verdict
 from graders.notebook._session import read_check_result
-from graders.sandbox import PipeRead
+from graders.sandbox import PipeRead, Zygotes
 from tests.graders.notebooks import HW5, Q4, load_q4, notebook_text, solution_cells, with_function
 
 UNSCALED_ATTENTION = """def attention(q, K, V):
@@ -191,7 +191,9 @@ def test_warm_runs_share_nothing_with_earlier_runs(q4: Q4) -> None:
     content = notebook_text([LEAVE_TRACES])
     runs = [q4.grade(content) for _ in range(3)]
     sandboxes = [run.details["sandbox"] for run in runs]
-    assert [sandbox["warm"] for sandbox in sandboxes][1:] == [True, True]
+    # Forked from the grader's fork server where this process can isolate its children (root and
+    # cgroups, as on CI and in the worker image); fresh sandboxes elsewhere.
+    assert [sandbox["warm"] for sandbox in sandboxes] == [Zygotes.possible()] * 3
     for sandbox in sandboxes:
         assert "clean files\nclean modules" in sandbox["output_tail"]
         assert "ESCAPED" not in sandbox["output_tail"]

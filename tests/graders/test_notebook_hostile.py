@@ -360,8 +360,8 @@ def test_specific_outcomes(graded: dict[str, GradeResult]) -> None:
 def test_nothing_of_the_runs_survives(graded: dict[str, GradeResult]) -> None:
     grader = get_grader("notebook")
     assert isinstance(grader, NotebookGrader)
-    assert grader.spares is not None
-    grader.spares.close()  # the waiting spare sandboxes are the only processes left, by design
+    assert grader.zygotes is not None
+    grader.zygotes.close()  # the fork servers are the only processes left, by design
     assert not HOST_MARKER.exists()
     assert not (REPOSITORY / "pwned").exists()
     uids = {result.details["sandbox"]["uid"] for result in graded.values() if "sandbox" in result.details}  # type: ignore[index]
@@ -375,9 +375,10 @@ def test_nothing_of_the_runs_survives(graded: dict[str, GradeResult]) -> None:
     for controller in ("pids", "memory"):
         groups = CGROUP_ROOT / controller / PARENT_GROUP
         for name in names - {None}:
-            # A run's groups are removed when it ends; what is left must at least be empty.
-            procs = groups / str(name) / "cgroup.procs"
-            assert not procs.exists() or procs.read_text() == "", f"{controller}/{name} still holds processes"
+            # A run's groups (below its fork server's, or directly below the parent for a fresh
+            # sandbox) are removed when it ends; what is left must at least be empty.
+            for procs in groups.glob(f"**/{name}/cgroup.procs"):
+                assert procs.read_text() == "", f"{controller}/{name} still holds processes"
 
 
 def test_grading_works_normally_afterwards(graded: dict[str, GradeResult], q4: Q4) -> None:
