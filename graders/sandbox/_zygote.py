@@ -209,15 +209,23 @@ class Zygotes:
             raise
 
     def server_pids(self) -> list[int]:
-        """The host pids of the servers' processes (bwrap, its init and the server), for measuring."""
+        """The host pids of the servers' own processes (bwrap, its init, the server), for measuring."""
+        return [pid for group in self._pids_groups() for pid in _procs(group)]
+
+    def run_pids(self) -> list[int]:
+        """The host pids of every process of the runs going on now, for measuring."""
+        return [
+            pid
+            for group in self._pids_groups()
+            for run in group.iterdir()
+            if run.is_dir()
+            for pid in _procs(run)
+        ]
+
+    def _pids_groups(self) -> list[Path]:
         with self._lock:
             servers = list(self._servers.values())
-        pids: list[int] = []
-        for server in servers:
-            for directory in server.groups.directories[:1]:
-                procs = (directory / "cgroup.procs").read_text().split()
-                pids += [int(pid) for pid in procs]
-        return pids
+        return [server.controllers["pids"] for server in servers]
 
     def close(self) -> None:
         with self._lock:
@@ -359,6 +367,13 @@ def _finish(
         uid=uid,
         cgroup=groups.name,
     )
+
+
+def _procs(group: Path) -> list[int]:
+    try:
+        return [int(pid) for pid in (group / "cgroup.procs").read_text().split()]
+    except OSError:
+        return []  # a run that just ended
 
 
 def _drain_and_close(output: TailBuffer, stream: int | IO[bytes]) -> None:
