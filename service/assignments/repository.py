@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from service.models import (
@@ -30,23 +32,28 @@ def get_assignment_in_course(session: Session, course_slug: str, slug: str) -> A
     return session.scalars(statement).one_or_none()
 
 
+_ACCESS = (
+    select(AssignmentVersion.id, Enrollment.role)
+    .select_from(Assignment)
+    .join(Course, Course.id == Assignment.course_id)
+    .join(AssignmentVersion, AssignmentVersion.assignment_id == Assignment.id)
+    .outerjoin(
+        Enrollment,
+        (Enrollment.course_id == Assignment.course_id) & (Enrollment.user_id == bindparam("user_id")),
+    )
+    .where(Course.slug == bindparam("course_slug"), Assignment.slug == bindparam("slug"))
+    .order_by(AssignmentVersion.version.desc())
+    .limit(1)
+)
+
+
 def access_to_assignment(
     session: Session, course_slug: str, slug: str, user_id: int
 ) -> tuple[int, Role | None] | None:
-    """(latest version id, the user's role in the assignment's course or None), in one query."""
-    statement = (
-        select(AssignmentVersion.id, Enrollment.role)
-        .select_from(Assignment)
-        .join(Course, Course.id == Assignment.course_id)
-        .join(AssignmentVersion, AssignmentVersion.assignment_id == Assignment.id)
-        .outerjoin(
-            Enrollment, (Enrollment.course_id == Assignment.course_id) & (Enrollment.user_id == user_id)
-        )
-        .where(Course.slug == course_slug, Assignment.slug == slug)
-        .order_by(AssignmentVersion.version.desc())
-        .limit(1)
-    )
-    row = session.execute(statement).one_or_none()
+    """(latest version id, the user's role in the assignment's course or None), in one query
+    (built once: it runs on every request about an assignment)."""
+    parameters = {"course_slug": course_slug, "slug": slug, "user_id": user_id}
+    row = session.execute(_ACCESS, parameters).one_or_none()
     return None if row is None else (row[0], row[1])
 
 
@@ -60,16 +67,40 @@ def latest_version(session: Session, assignment_id: int) -> AssignmentVersion | 
     return session.scalars(statement).one_or_none()
 
 
-def latest_version_id_and_policy(session: Session, assignment_id: int) -> tuple[int, dict[str, Any]] | None:
-    """The id and the material's policy of the assignment's newest version."""
-    statement = (
-        select(AssignmentVersion.id, AssignmentVersion.policy)
-        .where(AssignmentVersion.assignment_id == assignment_id)
-        .order_by(AssignmentVersion.version.desc())
-        .limit(1)
+@dataclass(frozen=True, slots=True)
+class RulesRow:
+    """What the rules in force are made of: the newest version's id and material policy, and the
+    course's override row (None: there is none)."""
+
+    newest_version_id: int
+    material_policy: dict[str, Any]
+    override: tuple[dict[str, Any] | None, datetime | None] | None
+
+
+_RULES = (
+    select(
+        AssignmentVersion.id,
+        AssignmentVersion.policy,
+        AssignmentPolicy.id,
+        AssignmentPolicy.policy,
+        AssignmentPolicy.released_at,
     )
-    row = session.execute(statement).one_or_none()
-    return None if row is None else (int(row[0]), dict(row[1] or {}))
+    .outerjoin(AssignmentPolicy, AssignmentPolicy.assignment_id == AssignmentVersion.assignment_id)
+    .where(AssignmentVersion.assignment_id == bindparam("assignment_id"))
+    .order_by(AssignmentVersion.version.desc())
+    .limit(1)
+)
+
+
+def rules_row(session: Session, assignment_id: int) -> RulesRow | None:
+    """The newest version and the course's override in one statement (it runs on every submission;
+    built once, so neither its construction nor its cache key is paid per call)."""
+    row = session.execute(_RULES, {"assignment_id": assignment_id}).one_or_none()
+    if row is None:
+        return None
+    version_id, material, override_id, override_policy, released_at = row
+    override = None if override_id is None else (override_policy, released_at)
+    return RulesRow(int(version_id), dict(material or {}), override)
 
 
 def get_version_with_assignment(session: Session, version_id: int) -> tuple[AssignmentVersion, Assignment]:
@@ -101,11 +132,6 @@ def add_version(session: Session, version: AssignmentVersion, questions: list[Qu
     session.add(version)
     session.flush()
     return version
-
-
-def policy_override(session: Session, assignment_id: int) -> AssignmentPolicy | None:
-    statement = select(AssignmentPolicy).where(AssignmentPolicy.assignment_id == assignment_id)
-    return session.scalars(statement).one_or_none()
 
 
 def assignments_taught_by(session: Session, user_id: int) -> list[tuple[str, str, str, str, int]]:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, exists, or_, select, update
+from sqlalchemy import Row, and_, bindparam, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from graders import Verdict
@@ -67,6 +67,17 @@ def extension_of(session: Session, assignment_id: int, user_id: int) -> Extensio
         Extension.assignment_id == assignment_id, Extension.user_id == user_id
     )
     return session.scalars(statement).one_or_none()
+
+
+_EXTENDED_DUE_AT = select(Extension.due_at).where(
+    Extension.assignment_id == bindparam("assignment_id"), Extension.user_id == bindparam("user_id")
+)
+
+
+def extended_due_at(session: Session, assignment_id: int, user_id: int) -> datetime | None:
+    """The student's own due time, if given one (a column, not the entity: every submission reads it)."""
+    parameters = {"assignment_id": assignment_id, "user_id": user_id}
+    return session.execute(_EXTENDED_DUE_AT, parameters).scalar_one_or_none()
 
 
 def extensions_of(session: Session, assignment_id: int) -> Sequence[Row[Extension, str, str | None]]:

@@ -260,8 +260,7 @@ def admit(
         return Lateness(0, 0.0)
     rules = current_rules(session, snapshot)
     policy = rules.policy
-    extension = repository.extension_of(session, snapshot.assignment_id, user_id)
-    due_at = None if extension is None else extension.due_at
+    due_at = repository.extended_due_at(session, snapshot.assignment_id, user_id)
     measured = lateness(policy, now, due_at)
     if measured.refused is not None:
         if policy.opens_at is not None and now < policy.opens_at:
