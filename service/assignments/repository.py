@@ -1,12 +1,10 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
-
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
+from service.assignments.policy import StoredRules
+from service.db import read_on_connection
 from service.models import (
     Assignment,
     AssignmentPolicy,
@@ -53,7 +51,7 @@ def access_to_assignment(
     """(latest version id, the user's role in the assignment's course or None), in one query
     (built once: it runs on every request about an assignment)."""
     parameters = {"course_slug": course_slug, "slug": slug, "user_id": user_id}
-    row = session.execute(_ACCESS, parameters).one_or_none()
+    row = read_on_connection(session, _ACCESS, parameters).one_or_none()
     return None if row is None else (row[0], row[1])
 
 
@@ -65,16 +63,6 @@ def latest_version(session: Session, assignment_id: int) -> AssignmentVersion | 
         .limit(1)
     )
     return session.scalars(statement).one_or_none()
-
-
-@dataclass(frozen=True, slots=True)
-class RulesRow:
-    """What the rules in force are made of: the newest version's id and material policy, and the
-    course's override row (None: there is none)."""
-
-    newest_version_id: int
-    material_policy: dict[str, Any]
-    override: tuple[dict[str, Any] | None, datetime | None] | None
 
 
 _RULES = (
@@ -92,15 +80,13 @@ _RULES = (
 )
 
 
-def rules_row(session: Session, assignment_id: int) -> RulesRow | None:
+def stored_rules(session: Session, assignment_id: int) -> StoredRules | None:
     """The newest version and the course's override in one statement (it runs on every submission;
     built once, so neither its construction nor its cache key is paid per call)."""
     row = session.execute(_RULES, {"assignment_id": assignment_id}).one_or_none()
     if row is None:
         return None
-    version_id, material, override_id, override_policy, released_at = row
-    override = None if override_id is None else (override_policy, released_at)
-    return RulesRow(int(version_id), dict(material or {}), override)
+    return StoredRules.from_columns(*row)
 
 
 def get_version_with_assignment(session: Session, version_id: int) -> tuple[AssignmentVersion, Assignment]:

@@ -5,6 +5,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, aliased
 
+from service.db import read_on_connection
 from service.models import ApiToken, Enrollment, Role, User
 
 _USER_BY_TOKEN_HASH = (
@@ -17,7 +18,7 @@ _USER_BY_TOKEN_HASH = (
 def find_user_by_token_hash(session: Session, token_hash: str) -> tuple[int, str] | None:
     """(user id, username) of a live token; plain columns, and a statement built once, as this runs
     on every request."""
-    row = session.execute(_USER_BY_TOKEN_HASH, {"token_hash": token_hash}).one_or_none()
+    row = read_on_connection(session, _USER_BY_TOKEN_HASH, {"token_hash": token_hash}).one_or_none()
     return None if row is None else (row[0], row[1])
 
 

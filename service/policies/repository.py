@@ -13,7 +13,8 @@ from sqlalchemy import Row, and_, bindparam, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from graders import Verdict
-from service.db import advisory_xact_lock
+from service.assignments.policy import StoredRules
+from service.db import advisory_xact_lock, read_on_connection
 from service.models import (
     AssignmentPolicy,
     AssignmentVersion,
@@ -69,15 +70,39 @@ def extension_of(session: Session, assignment_id: int, user_id: int) -> Extensio
     return session.scalars(statement).one_or_none()
 
 
-_EXTENDED_DUE_AT = select(Extension.due_at).where(
-    Extension.assignment_id == bindparam("assignment_id"), Extension.user_id == bindparam("user_id")
+# The assignment's rules (service/assignments/repository.py reads the same columns) and the
+# student's extension, in one statement: every submission reads both.
+_ADMISSION = (
+    select(
+        AssignmentVersion.id,
+        AssignmentVersion.policy,
+        AssignmentPolicy.id,
+        AssignmentPolicy.policy,
+        AssignmentPolicy.released_at,
+        Extension.due_at,
+    )
+    .outerjoin(AssignmentPolicy, AssignmentPolicy.assignment_id == AssignmentVersion.assignment_id)
+    .outerjoin(
+        Extension,
+        (Extension.assignment_id == AssignmentVersion.assignment_id)
+        & (Extension.user_id == bindparam("user_id")),
+    )
+    .where(AssignmentVersion.assignment_id == bindparam("assignment_id"))
+    .order_by(AssignmentVersion.version.desc())
+    .limit(1)
 )
 
 
-def extended_due_at(session: Session, assignment_id: int, user_id: int) -> datetime | None:
-    """The student's own due time, if given one (a column, not the entity: every submission reads it)."""
+def admission_facts(
+    session: Session, assignment_id: int, user_id: int
+) -> tuple[StoredRules | None, datetime | None]:
+    """The assignment's stored rules and the student's own due time (None: no extension)."""
     parameters = {"assignment_id": assignment_id, "user_id": user_id}
-    return session.execute(_EXTENDED_DUE_AT, parameters).scalar_one_or_none()
+    row = read_on_connection(session, _ADMISSION, parameters).one_or_none()
+    if row is None:
+        return None, None
+    version_id, material, override_id, override_policy, released_at, due_at = row
+    return StoredRules.from_columns(version_id, material, override_id, override_policy, released_at), due_at
 
 
 def extensions_of(session: Session, assignment_id: int) -> Sequence[Row[Extension, str, str | None]]:
