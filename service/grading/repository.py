@@ -13,7 +13,6 @@ from sqlalchemy import (
     Select,
     Table,
     and_,
-    bindparam,
     case,
     exists,
     func,
@@ -482,21 +481,14 @@ def raw_totals(session: Session, submission_ids: Sequence[uuid.UUID]) -> dict[uu
     return {submission_id: totals.get(submission_id, 0.0) for submission_id in submission_ids}
 
 
-_SUBMISSIONS = cast(Table, Submission.__table__)
-_SET_SCORE = (
-    update(_SUBMISSIONS)
-    .where(_SUBMISSIONS.c.id == bindparam("submission_id"))
-    .values(score=bindparam("score"), graded_at=bindparam("graded_at"))
-)
-
-
 def set_submission_scores(session: Session, scores: dict[uuid.UUID, float], now: datetime) -> None:
-    """One executemany of Core UPDATEs by primary key (the ORM's bulk update by key, without its cost)."""
+    """The ORM's bulk update by primary key, not a Core UPDATE: it also updates the submissions
+    already loaded in the session (a TA's grade answers with the new total)."""
     if scores:
         session.execute(
-            _SET_SCORE,
+            update(Submission),
             [
-                {"submission_id": submission_id, "score": score, "graded_at": now}
+                {"id": submission_id, "score": score, "graded_at": now}
                 for submission_id, score in scores.items()
             ],
         )
