@@ -95,6 +95,36 @@ def test_nul_bytes_and_lone_surrogates_in_answers_are_422(api: Api, answers: dic
     assert_nothing_stored(api)
 
 
+# The reader walks the decoded strings only when the raw bytes show a way for a NUL or a lone
+# surrogate to be there; these bodies are the ways a search for `\u` alone would miss.
+UNSTORABLE_ENCODINGS = {
+    "utf-8 surrogate bytes": b'{"answers": {"q3_2": {"text": "a lone \xed\xa0\x80 surrogate"}}}',
+    "utf-16": json.dumps({"answers": {"q3_2": {"text": "attention\u0000"}}}).encode("utf-16"),
+    "utf-32": json.dumps({"answers": {"q3_2": {"text": "a lone \ud800"}}}).encode("utf-32"),
+}
+
+
+@pytest.mark.parametrize("body", UNSTORABLE_ENCODINGS.values(), ids=UNSTORABLE_ENCODINGS.keys())
+def test_nul_bytes_and_lone_surrogates_are_422_in_every_encoding_the_reader_takes(
+    api: Api, body: bytes
+) -> None:
+    error = assert_refused(post_json(api, body))
+    assert "cannot be stored" in json.dumps(error["details"]), error
+    assert_nothing_stored(api)
+
+
+def test_an_answer_nested_past_the_limit_is_422_and_brackets_in_its_strings_count_for_nothing(
+    api: Api,
+) -> None:
+    deep = b'{"answers": {"q3_1": {"value": ' + b"[" * 14 + b"1" + b"]" * 14 + b"}}}"
+    error = assert_refused(post_json(api, deep))
+    assert "nested 17 levels" in json.dumps(error["details"]), error
+    # Past the limit in opening brackets, not in depth: read, and refused only as a wrong answer.
+    text = json.dumps({"answers": {"q3_2": {"text": "[{" * 20}}}).encode()
+    assert post_json(api, text).status_code == 202
+    assert api.executor.notified != []
+
+
 def multipart_with_raw_file_name(file_name: bytes, content: bytes) -> tuple[bytes, str]:
     """A multipart body written by hand: HTTP clients percent-encode a NUL in a file name, a hostile
     client need not."""

@@ -22,6 +22,7 @@ from service.lms.delivery import MAX_ATTEMPTS, PassbackDeliverer
 from service.lti import service as lti_service
 from service.lti.passback import LtiScoreSender
 from service.models import LtiLineItem, LtiScoreDelivery
+from service.models.lms import OutboxEvent
 from tests.conftest import Api
 from tests.lti_platform import INSTRUCTOR, LEARNER, Platform, running_platform
 from tests.test_lti import full_launch, launch, login
@@ -139,6 +140,28 @@ def test_nothing_is_queued_for_a_student_the_lms_does_not_know(
     api.grade_pending()
     with session_factory() as session:
         assert session.scalars(select(LtiScoreDelivery)).all() == []
+
+
+def test_one_grading_batch_queues_a_score_for_each_known_student_and_none_for_the_others(
+    api: Api, platform: Platform, session_factory: sessionmaker[Session]
+) -> None:
+    """The outbox is decided once per batch (the facts, subscriptions and LTI targets of all its
+    submissions together): the result is what one submission at a time gave."""
+    ags_launch(api, platform, "lms-teacher-1", [INSTRUCTOR])
+    map_student(api)
+    mapped = [api.submit("student", ANSWERS).json()["id"] for _ in range(2)]
+    unknown = api.submit("student2", ANSWERS).json()["id"]
+    assert api.runner.run_once() == 3  # one batch
+    with session_factory() as session:
+        queued = session.execute(
+            select(LtiScoreDelivery.lms_user_id, OutboxEvent.submission_id)
+            .join(OutboxEvent, OutboxEvent.id == LtiScoreDelivery.event_id)
+            .order_by(OutboxEvent.id)
+        ).all()
+    assert [(user, str(submission)) for user, submission in queued] == [
+        (LMS_STUDENT, submission) for submission in sorted(mapped)
+    ]
+    assert unknown not in {str(submission) for _, submission in queued}
 
 
 def test_a_student_who_launched_gets_scores_under_their_lti_id(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -121,3 +121,27 @@ def lateness(policy: Policy, submitted_at: datetime, due_at: datetime | None = N
 def _shown(moment: datetime, policy: Policy) -> str:
     """An instant as a student reads it: in the course's zone, with its offset."""
     return moment.astimezone(ZoneInfo(policy.timezone)).isoformat(timespec="minutes")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRules:
+    """What the rules in force are made of, as stored: the newest version's id and material policy,
+    and the course's override row (its policy, None when only a release is stored; and its release
+    time), None when there is none."""
+
+    newest_version_id: int
+    material_policy: dict[str, Any]
+    override: tuple[dict[str, Any] | None, datetime | None] | None
+
+    @classmethod
+    def from_columns(
+        cls,
+        newest_version_id: int,
+        material_policy: dict[str, Any] | None,
+        override_id: int | None,
+        override_policy: dict[str, Any] | None,
+        released_at: datetime | None,
+    ) -> StoredRules:
+        """From the columns of a newest version LEFT JOIN its assignment's override row."""
+        override = None if override_id is None else (override_policy, released_at)
+        return cls(int(newest_version_id), dict(material_policy or {}), override)

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
+from service.assignments.policy import StoredRules
+from service.db import read_on_connection
 from service.models import (
     Assignment,
     AssignmentPolicy,
@@ -30,23 +30,28 @@ def get_assignment_in_course(session: Session, course_slug: str, slug: str) -> A
     return session.scalars(statement).one_or_none()
 
 
+_ACCESS = (
+    select(AssignmentVersion.id, Enrollment.role)
+    .select_from(Assignment)
+    .join(Course, Course.id == Assignment.course_id)
+    .join(AssignmentVersion, AssignmentVersion.assignment_id == Assignment.id)
+    .outerjoin(
+        Enrollment,
+        (Enrollment.course_id == Assignment.course_id) & (Enrollment.user_id == bindparam("user_id")),
+    )
+    .where(Course.slug == bindparam("course_slug"), Assignment.slug == bindparam("slug"))
+    .order_by(AssignmentVersion.version.desc())
+    .limit(1)
+)
+
+
 def access_to_assignment(
     session: Session, course_slug: str, slug: str, user_id: int
 ) -> tuple[int, Role | None] | None:
-    """(latest version id, the user's role in the assignment's course or None), in one query."""
-    statement = (
-        select(AssignmentVersion.id, Enrollment.role)
-        .select_from(Assignment)
-        .join(Course, Course.id == Assignment.course_id)
-        .join(AssignmentVersion, AssignmentVersion.assignment_id == Assignment.id)
-        .outerjoin(
-            Enrollment, (Enrollment.course_id == Assignment.course_id) & (Enrollment.user_id == user_id)
-        )
-        .where(Course.slug == course_slug, Assignment.slug == slug)
-        .order_by(AssignmentVersion.version.desc())
-        .limit(1)
-    )
-    row = session.execute(statement).one_or_none()
+    """(latest version id, the user's role in the assignment's course or None), in one query
+    (built once: it runs on every request about an assignment)."""
+    parameters = {"course_slug": course_slug, "slug": slug, "user_id": user_id}
+    row = read_on_connection(session, _ACCESS, parameters).one_or_none()
     return None if row is None else (row[0], row[1])
 
 
@@ -60,16 +65,28 @@ def latest_version(session: Session, assignment_id: int) -> AssignmentVersion | 
     return session.scalars(statement).one_or_none()
 
 
-def latest_version_id_and_policy(session: Session, assignment_id: int) -> tuple[int, dict[str, Any]] | None:
-    """The id and the material's policy of the assignment's newest version."""
-    statement = (
-        select(AssignmentVersion.id, AssignmentVersion.policy)
-        .where(AssignmentVersion.assignment_id == assignment_id)
-        .order_by(AssignmentVersion.version.desc())
-        .limit(1)
+_RULES = (
+    select(
+        AssignmentVersion.id,
+        AssignmentVersion.policy,
+        AssignmentPolicy.id,
+        AssignmentPolicy.policy,
+        AssignmentPolicy.released_at,
     )
-    row = session.execute(statement).one_or_none()
-    return None if row is None else (int(row[0]), dict(row[1] or {}))
+    .outerjoin(AssignmentPolicy, AssignmentPolicy.assignment_id == AssignmentVersion.assignment_id)
+    .where(AssignmentVersion.assignment_id == bindparam("assignment_id"))
+    .order_by(AssignmentVersion.version.desc())
+    .limit(1)
+)
+
+
+def stored_rules(session: Session, assignment_id: int) -> StoredRules | None:
+    """The newest version and the course's override in one statement (it runs on every submission;
+    built once, so neither its construction nor its cache key is paid per call)."""
+    row = session.execute(_RULES, {"assignment_id": assignment_id}).one_or_none()
+    if row is None:
+        return None
+    return StoredRules.from_columns(*row)
 
 
 def get_version_with_assignment(session: Session, version_id: int) -> tuple[AssignmentVersion, Assignment]:
@@ -101,11 +118,6 @@ def add_version(session: Session, version: AssignmentVersion, questions: list[Qu
     session.add(version)
     session.flush()
     return version
-
-
-def policy_override(session: Session, assignment_id: int) -> AssignmentPolicy | None:
-    statement = select(AssignmentPolicy).where(AssignmentPolicy.assignment_id == assignment_id)
-    return session.scalars(statement).one_or_none()
 
 
 def assignments_taught_by(session: Session, user_id: int) -> list[tuple[str, str, str, str, int]]:

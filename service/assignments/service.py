@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from graders import JSONValue, SupportsPreview, SupportsVariants
 from service.assignments import repository
 from service.assignments.material import LoadedMaterial
-from service.assignments.policy import Policy
+from service.assignments.policy import Policy, StoredRules
 from service.assignments.schemas import AssignmentView, PreviewView, QuestionView, VariantView
 from service.assignments.snapshots import QuestionSnapshot, VersionSnapshot, get_snapshot
 from service.auth.service import Principal
@@ -118,20 +118,21 @@ def current_rules(session: Session, snapshot: VersionSnapshot) -> AssignmentRule
     """The rules of the snapshot's assignment now: read each time, since staff change them. The
     material's policy is the newest version's, whichever version `snapshot` is (a submission's
     older version must not keep its old deadline or release its grades while the newest holds them)."""
-    override = repository.policy_override(session, snapshot.assignment_id)
-    if override is None or override.policy is None:
-        material = _newest_material_policy(session, snapshot)
-        released_at = None if override is None else override.released_at
+    return rules_in_force(snapshot, repository.stored_rules(session, snapshot.assignment_id))
+
+
+def rules_in_force(snapshot: VersionSnapshot, stored: StoredRules | None) -> AssignmentRules:
+    """The rules current_rules reads, from their stored parts (read by the caller with more)."""
+    override = None if stored is None else stored.override
+    if override is None or override[0] is None:
+        material = (
+            snapshot.material_policy
+            if stored is None or stored.newest_version_id == snapshot.id
+            else Policy.model_validate(stored.material_policy)
+        )
+        released_at = None if override is None else override[1]
         return AssignmentRules(snapshot.assignment_id, material, False, released_at)
-    policy = Policy.model_validate(override.policy)
-    return AssignmentRules(snapshot.assignment_id, policy, True, override.released_at)
-
-
-def _newest_material_policy(session: Session, snapshot: VersionSnapshot) -> Policy:
-    newest = repository.latest_version_id_and_policy(session, snapshot.assignment_id)
-    if newest is None or newest[0] == snapshot.id:
-        return snapshot.material_policy
-    return Policy.model_validate(newest[1])
+    return AssignmentRules(snapshot.assignment_id, Policy.model_validate(override[0]), True, override[1])
 
 
 @dataclass(frozen=True, slots=True)

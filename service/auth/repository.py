@@ -2,20 +2,23 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, aliased
 
+from service.db import read_on_connection
 from service.models import ApiToken, Enrollment, Role, User
+
+_USER_BY_TOKEN_HASH = (
+    select(User.id, User.username)
+    .join(ApiToken, ApiToken.user_id == User.id)
+    .where(ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked_at.is_(None))
+)
 
 
 def find_user_by_token_hash(session: Session, token_hash: str) -> tuple[int, str] | None:
-    """(user id, username) of a live token; plain columns, as this runs on every request."""
-    statement = (
-        select(User.id, User.username)
-        .join(ApiToken, ApiToken.user_id == User.id)
-        .where(ApiToken.token_hash == token_hash, ApiToken.revoked_at.is_(None))
-    )
-    row = session.execute(statement).one_or_none()
+    """(user id, username) of a live token; plain columns, and a statement built once, as this runs
+    on every request."""
+    row = read_on_connection(session, _USER_BY_TOKEN_HASH, {"token_hash": token_hash}).one_or_none()
     return None if row is None else (row[0], row[1])
 
 

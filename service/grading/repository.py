@@ -6,9 +6,22 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, and_, case, exists, func, insert, or_, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    and_,
+    case,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from graders import Verdict
@@ -68,20 +81,26 @@ def _claimable(now: datetime) -> ColumnElement[bool]:
     )
 
 
+# Built once: the statement's construction and cache key are not paid per submission.
+_JOBS = cast(Table, GradingJob.__table__)
+_INSERT_JOB = insert(_JOBS).returning(_JOBS.c.id)
+
+
 def add_job(
-    session: Session, submission: Submission, queue: Queue, max_attempts: int, now: datetime
-) -> GradingJob:
-    job = GradingJob(
-        submission=submission,
-        status=JobStatus.QUEUED,
-        queue=queue,
-        attempt=0,
-        max_attempts=max_attempts,
-        created_at=now,
-        enqueued_at=now,
-    )
-    session.add(job)
-    return job
+    session: Session, submission_id: uuid.UUID, queue: Queue, max_attempts: int, now: datetime
+) -> int:
+    """Insert a submission's first grading job (a Core INSERT ... RETURNING: this runs on every
+    POST); returns its id."""
+    values = {
+        "submission_id": submission_id,
+        "status": JobStatus.QUEUED,
+        "queue": queue,
+        "attempt": 0,
+        "max_attempts": max_attempts,
+        "created_at": now,
+        "enqueued_at": now,
+    }
+    return int(session.execute(_INSERT_JOB, values).scalar_one())
 
 
 def next_revisions(session: Session, submission_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
@@ -327,9 +346,22 @@ def fail_job(session: Session, job: ClaimedJob, now: datetime, reason: str) -> b
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def load_submissions(session: Session, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Submission]:
-    rows = session.scalars(select(Submission).where(Submission.id.in_(list(ids)))).all()
-    return {row.id: row for row in rows}
+@dataclass(frozen=True, slots=True)
+class SubmissionToGrade:
+    id: uuid.UUID
+    user_id: int
+    answers: dict[str, Any]
+    assignment_version_id: int
+
+
+def load_submissions(session: Session, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, SubmissionToGrade]:
+    """What grading reads of each submission, as plain columns (no entities: nothing here changes them)."""
+    rows = session.execute(
+        select(Submission.id, Submission.user_id, Submission.answers, Submission.assignment_version_id).where(
+            Submission.id.in_(list(ids))
+        )
+    ).all()
+    return {row[0]: SubmissionToGrade(row[0], row[1], row[2], row[3]) for row in rows}
 
 
 def load_files(session: Session, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, bytes]]:
@@ -397,9 +429,13 @@ def retire_results(session: Session, result_ids: Sequence[int]) -> None:
         )
 
 
+_INSERT_RESULTS = insert(cast(Table, QuestionResult.__table__))
+
+
 def store_results(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """One executemany of Core INSERTs: the rows are plain values, the ORM's bulk path adds only cost."""
     if rows:
-        session.execute(insert(QuestionResult), list(rows))
+        session.execute(_INSERT_RESULTS, list(rows))
 
 
 def append_audit(session: Session, entries: Sequence[dict[str, Any]]) -> None:
@@ -446,6 +482,8 @@ def raw_totals(session: Session, submission_ids: Sequence[uuid.UUID]) -> dict[uu
 
 
 def set_submission_scores(session: Session, scores: dict[uuid.UUID, float], now: datetime) -> None:
+    """The ORM's bulk update by primary key, not a Core UPDATE: it also updates the submissions
+    already loaded in the session (a TA's grade answers with the new total)."""
     if scores:
         session.execute(
             update(Submission),

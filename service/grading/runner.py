@@ -28,7 +28,7 @@ from service.grading import repository
 from service.grading.repository import ClaimedJob
 from service.grading.service import QuestionOutcome, grade_submission
 from service.lms.schemas import WebhookEvent
-from service.lms.service import record_submission_event
+from service.lms.service import record_submission_events
 from service.models import Queue, utcnow
 
 logger = logging.getLogger(__name__)
@@ -248,11 +248,11 @@ class GradingRunner:
         )
         # The outbox, in this transaction: the events commit with the scores or not at all. A
         # first grading is `submission.graded`; a regrade that changed a score, `grade.changed`.
+        # Recorded per batch: what decides whether each is due is read once, not per submission.
         first = sorted({item.job.submission_id for item in kept if item.job.regrade_id is None})
-        for submission_id in first:
-            record_submission_event(session, submission_id, WebhookEvent.SUBMISSION_GRADED, now)
-        for submission_id in sorted(set(revisions.regraded_submissions) - set(first)):
-            record_submission_event(session, submission_id, WebhookEvent.GRADE_CHANGED, now)
+        record_submission_events(session, first, WebhookEvent.SUBMISSION_GRADED, now)
+        changed = sorted(set(revisions.regraded_submissions) - set(first))
+        record_submission_events(session, changed, WebhookEvent.GRADE_CHANGED, now)
 
     @contextmanager
     def _lease_keeper(self, jobs: Sequence[ClaimedJob]) -> Iterator[None]:

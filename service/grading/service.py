@@ -7,6 +7,7 @@ import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -17,7 +18,7 @@ from service.assignments.snapshots import QuestionSnapshot, VersionSnapshot
 from service.config import Settings
 from service.db import notify_jobs_after_commit
 from service.grading import repository
-from service.models import GradingJob, JobStatus, Queue, Submission, utcnow
+from service.models import GradingJob, JobStatus, Queue, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -33,16 +34,14 @@ class QuestionOutcome:
 
 
 def enqueue(
-    session: Session, settings: Settings, submission: Submission, snapshot: VersionSnapshot
-) -> GradingJob:
-    """Create the submission's grading job in the caller's transaction; the executor hears of it
-    only once that transaction commits (a job announced before its row exists would be lost)."""
-    job = repository.add_job(
-        session, submission, snapshot.queue, settings.max_attempts, submission.created_at
-    )
-    session.flush()
-    notify_jobs_after_commit(session, [job.id])
-    return job
+    session: Session, settings: Settings, submission_id: uuid.UUID, created_at: datetime, queue: Queue
+) -> int:
+    """Create the submission's grading job in the caller's transaction and return its id; the
+    executor hears of it only once that transaction commits (a job announced before its row exists
+    would be lost)."""
+    job_id = repository.add_job(session, submission_id, queue, settings.max_attempts, created_at)
+    notify_jobs_after_commit(session, [job_id])
+    return job_id
 
 
 def enqueue_regrade(

@@ -105,8 +105,16 @@ class SubmissionFacts:
 
 
 def submission_facts(session: Session, submission_id: uuid.UUID) -> SubmissionFacts | None:
-    row = session.execute(
+    return submissions_facts(session, [submission_id]).get(submission_id)
+
+
+def submissions_facts(
+    session: Session, submission_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, SubmissionFacts]:
+    """The facts of each of these submissions that still exists, in one statement."""
+    rows = session.execute(
         select(
+            Submission.id,
             Course.id,
             Course.slug,
             Assignment.id,
@@ -123,12 +131,13 @@ def submission_facts(session: Session, submission_id: uuid.UUID) -> SubmissionFa
         .join(Assignment, Assignment.id == AssignmentVersion.assignment_id)
         .join(Course, Course.id == Assignment.course_id)
         .join(User, User.id == Submission.user_id)
-        .where(Submission.id == submission_id)
-    ).one_or_none()
-    if row is None:
-        return None
-    values: tuple[Any, ...] = tuple(row)  # eleven columns: past the typed overloads of select()
-    return SubmissionFacts(*values)
+        .where(Submission.id.in_(list(submission_ids)))
+    ).all()
+    facts = {}
+    for row in rows:
+        values: tuple[Any, ...] = tuple(row)  # twelve columns: past the typed overloads of select()
+        facts[values[0]] = SubmissionFacts(*values[1:])
+    return facts
 
 
 def newest_graded_submissions(session: Session, assignment_id: int) -> list[uuid.UUID]:
@@ -384,25 +393,30 @@ def finish_delivery(
 SCORE_TIMESTAMP_STEP = timedelta(milliseconds=1)
 
 
-def passback_targets(session: Session, facts: SubmissionFacts) -> list[tuple[int, str]]:
-    """(line item, LMS user id) pairs to send this submission's score to: the assignment's line
-    item on the course's LTI platform (known once a launch brought its AGS claim) and each LMS id
-    the student is mapped from in the course."""
+def passback_targets(
+    session: Session, course_id: int, assignment_id: int, user_ids: Sequence[int]
+) -> dict[int, list[tuple[int, str]]]:
+    """Per student, the (line item, LMS user id) pairs to send a score of this assignment to: the
+    assignment's line item on the course's LTI platform (known once a launch brought its AGS claim)
+    and each LMS id the student is mapped from in the course. One statement for many students."""
     rows = session.execute(
-        select(LtiLineItem.id, LmsMapping.external_id)
+        select(LmsMapping.local_id, LtiLineItem.id, LmsMapping.external_id)
         .join(LtiPlatform, LtiPlatform.id == LtiLineItem.platform_id)
         .join(
             LmsMapping,
             and_(
                 LmsMapping.course_id == LtiPlatform.course_id,
                 LmsMapping.kind == LmsMappingKind.USER,
-                LmsMapping.local_id == facts.user_id,
+                LmsMapping.local_id.in_(list(user_ids)),
             ),
         )
-        .where(LtiPlatform.course_id == facts.course_id, LtiLineItem.assignment_id == facts.assignment_id)
+        .where(LtiPlatform.course_id == course_id, LtiLineItem.assignment_id == assignment_id)
         .order_by(LtiLineItem.id, LmsMapping.external_id)
     ).all()
-    return [(row[0], row[1]) for row in rows]
+    targets: dict[int, list[tuple[int, str]]] = {}
+    for user_id, line_item_id, external_id in rows:
+        targets.setdefault(int(user_id), []).append((line_item_id, external_id))
+    return targets
 
 
 def add_passbacks(session: Session, event_id: int, targets: Sequence[tuple[int, str]], now: datetime) -> None:

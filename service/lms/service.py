@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import secrets
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -191,14 +192,49 @@ def record_submission_event(
     """Write the event and one pending delivery per live subscription of the course that takes
     it, and one score passback per LTI line item of the assignment and LMS id of the student, in
     the caller's transaction (after the scores are written); nothing when none is due."""
-    facts = repository.submission_facts(session, submission_id)
-    if facts is None:
-        return None
-    subscribers = repository.active_subscription_ids(session, facts.course_id, str(event_type))
-    passbacks = _passback_targets(session, facts)
-    if not subscribers and not passbacks:
-        return None
-    return _record(session, submission_id, facts, subscribers, passbacks, event_type, now or utcnow())
+    events = record_submission_events(session, [submission_id], event_type, now)
+    return events[0] if events else None
+
+
+def record_submission_events(
+    session: Session,
+    submission_ids: Sequence[uuid.UUID],
+    event_type: WebhookEvent,
+    now: datetime | None = None,
+) -> list[OutboxEvent]:
+    """record_submission_event for each of these submissions, in order (a grading batch's), with
+    what decides whether an event is due read once: the facts in one statement, the subscriptions
+    once per course, the LTI targets once per assignment. Whether grades are held is read only for
+    a student with a target: held grades send no passback, so without one it changes nothing."""
+    if not submission_ids:
+        return []
+    now = now or utcnow()
+    facts = repository.submissions_facts(session, submission_ids)
+    students: dict[tuple[int, int], set[int]] = {}
+    for known in facts.values():
+        students.setdefault((known.course_id, known.assignment_id), set()).add(known.user_id)
+    targets = {
+        assignment_id: repository.passback_targets(session, course_id, assignment_id, sorted(user_ids))
+        for (course_id, assignment_id), user_ids in students.items()
+    }
+    subscribers: dict[int, list[uuid.UUID]] = {}
+    events = []
+    for submission_id in submission_ids:
+        fact = facts.get(submission_id)
+        if fact is None:
+            continue
+        if fact.course_id not in subscribers:
+            subscribers[fact.course_id] = repository.active_subscription_ids(
+                session, fact.course_id, str(event_type)
+            )
+        passbacks = targets[fact.assignment_id].get(fact.user_id, [])
+        if passbacks and grades_held(session, fact):
+            passbacks = []  # the release sends them (record_release)
+        if subscribers[fact.course_id] or passbacks:
+            events.append(
+                _record(session, submission_id, fact, subscribers[fact.course_id], passbacks, event_type, now)
+            )
+    return events
 
 
 def grades_held(session: Session, facts: repository.SubmissionFacts) -> bool:
@@ -221,10 +257,10 @@ def release_reaches_lms(session: Session, assignment_id: int, was_held: bool) ->
 
 def _passback_targets(session: Session, facts: repository.SubmissionFacts) -> list[tuple[int, str]]:
     """Where the LMS gradebook hears of the score; nowhere while the grades are held (the release
-    sends them, record_release)."""
-    if grades_held(session, facts):
-        return []
-    return repository.passback_targets(session, facts)
+    sends them, record_release). Held or not is read only when there is somewhere to send it."""
+    targets = repository.passback_targets(session, facts.course_id, facts.assignment_id, [facts.user_id])
+    mine = targets.get(facts.user_id, [])
+    return [] if not mine or grades_held(session, facts) else mine
 
 
 def record_release(session: Session, assignment_id: int) -> int:

@@ -9,11 +9,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, exists, or_, select, update
+from sqlalchemy import Row, and_, bindparam, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from graders import Verdict
-from service.db import advisory_xact_lock
+from service.assignments.policy import StoredRules
+from service.db import advisory_xact_lock, read_on_connection
 from service.models import (
     AssignmentPolicy,
     AssignmentVersion,
@@ -67,6 +68,41 @@ def extension_of(session: Session, assignment_id: int, user_id: int) -> Extensio
         Extension.assignment_id == assignment_id, Extension.user_id == user_id
     )
     return session.scalars(statement).one_or_none()
+
+
+# The assignment's rules (service/assignments/repository.py reads the same columns) and the
+# student's extension, in one statement: every submission reads both.
+_ADMISSION = (
+    select(
+        AssignmentVersion.id,
+        AssignmentVersion.policy,
+        AssignmentPolicy.id,
+        AssignmentPolicy.policy,
+        AssignmentPolicy.released_at,
+        Extension.due_at,
+    )
+    .outerjoin(AssignmentPolicy, AssignmentPolicy.assignment_id == AssignmentVersion.assignment_id)
+    .outerjoin(
+        Extension,
+        (Extension.assignment_id == AssignmentVersion.assignment_id)
+        & (Extension.user_id == bindparam("user_id")),
+    )
+    .where(AssignmentVersion.assignment_id == bindparam("assignment_id"))
+    .order_by(AssignmentVersion.version.desc())
+    .limit(1)
+)
+
+
+def admission_facts(
+    session: Session, assignment_id: int, user_id: int
+) -> tuple[StoredRules | None, datetime | None]:
+    """The assignment's stored rules and the student's own due time (None: no extension)."""
+    parameters = {"assignment_id": assignment_id, "user_id": user_id}
+    row = read_on_connection(session, _ADMISSION, parameters).one_or_none()
+    if row is None:
+        return None, None
+    version_id, material, override_id, override_policy, released_at, due_at = row
+    return StoredRules.from_columns(version_id, material, override_id, override_policy, released_at), due_at
 
 
 def extensions_of(session: Session, assignment_id: int) -> Sequence[Row[Extension, str, str | None]]:

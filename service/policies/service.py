@@ -18,6 +18,7 @@ from service.assignments.service import (
     current_rules,
     latest_snapshot,
     resolve_access,
+    rules_in_force,
 )
 from service.assignments.snapshots import VersionSnapshot
 from service.auth.service import Principal
@@ -258,10 +259,8 @@ def admit(
     to store. Staff submissions are test runs: never refused, never late."""
     if is_staff:
         return Lateness(0, 0.0)
-    rules = current_rules(session, snapshot)
-    policy = rules.policy
-    extension = repository.extension_of(session, snapshot.assignment_id, user_id)
-    due_at = None if extension is None else extension.due_at
+    stored, due_at = repository.admission_facts(session, snapshot.assignment_id, user_id)
+    policy = rules_in_force(snapshot, stored).policy
     measured = lateness(policy, now, due_at)
     if measured.refused is not None:
         if policy.opens_at is not None and now < policy.opens_at:

@@ -3,9 +3,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Row, func, select, update
+from sqlalchemy import ColumnElement, Row, Table, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -31,25 +31,30 @@ def _original_job() -> ColumnElement[bool]:
     return (GradingJob.submission_id == Submission.id) & (GradingJob.revision == 1)
 
 
-def insert_submission(session: Session, submission: Submission) -> Submission:
-    """Insert the submission and return it; when a concurrent request with the same
+# Built once: the statement's construction and cache key are not paid per request.
+_INSERT_SUBMISSION = insert(cast(Table, Submission.__table__))
+
+
+def insert_submission(session: Session, values: dict[str, Any]) -> Submission | None:
+    """Insert the submission (a Core INSERT: this runs on every POST, and the ORM's unit of work
+    cost more than the statement); None once stored. When a concurrent request with the same
     Idempotency-Key stored its own first, insert nothing and return that one instead.
 
     With a key the insert runs in a savepoint: losing the race undoes only it, and the caller's
     transaction stays usable (no rollback in the service). Without one nothing can collide (the id
     is a fresh UUID), and the savepoint's two round trips are saved on every submission."""
-    if submission.idempotency_key is None:
-        session.add(submission)
-        return submission
+    if values.get("idempotency_key") is None:
+        session.execute(_INSERT_SUBMISSION, values)
+        return None
     try:
         with session.begin_nested():
-            session.add(submission)
+            session.execute(_INSERT_SUBMISSION, values)
     except IntegrityError:
-        existing = find_by_idempotency_key(session, submission.user_id, submission.idempotency_key)
+        existing = find_by_idempotency_key(session, values["user_id"], values["idempotency_key"])
         if existing is None:
             raise
         return existing
-    return submission
+    return None
 
 
 def newest_submission_times(session: Session, user_id: int, count: int) -> list[datetime]:

@@ -100,21 +100,29 @@ class _Prepared:
     request_hash: str
 
 
+@dataclass(frozen=True, slots=True)
+class StoredSubmission:
+    """A submission as the request that stored it (or replayed it by its Idempotency-Key) answers it."""
+
+    id: uuid.UUID
+    created_at: datetime
+    job_id: int
+    job_status: JobStatus
+
+
 def accept_submission(session: Session, settings: Settings, command: NewSubmission) -> SubmissionAccepted:
-    submission, job = create_submission(session, settings, command)
+    stored = create_submission(session, settings, command)
     return SubmissionAccepted(
-        id=submission.id,
+        id=stored.id,
         course=command.course,
         assignment=command.assignment,
-        status=submission_status(job.status),
-        created_at=submission.created_at,
-        url=f"/api/v1/submissions/{submission.id}",
+        status=submission_status(stored.job_status),
+        created_at=stored.created_at,
+        url=f"/api/v1/submissions/{stored.id}",
     )
 
 
-def create_submission(
-    session: Session, settings: Settings, command: NewSubmission
-) -> tuple[Submission, GradingJob]:
+def create_submission(session: Session, settings: Settings, command: NewSubmission) -> StoredSubmission:
     """Store a submission, its uploaded files and its grading job in the caller's transaction;
     the workers hear of the job after the commit. A retry with the same Idempotency-Key (even
     one racing the first) gets the first submission back."""
@@ -179,27 +187,30 @@ def _store(
     prepared: _Prepared,
     now: datetime,
     lateness: Lateness,
-) -> tuple[Submission, GradingJob]:
-    submission = Submission(
-        id=uuid.uuid4(),
-        assignment_version_id=prepared.snapshot.id,
-        user_id=command.principal.user_id,
-        answers=prepared.answers,
-        idempotency_key=command.idempotency_key,
-        request_hash=prepared.request_hash,
-        max_score=prepared.snapshot.max_score,
-        late_seconds=lateness.late_seconds,
-        late_penalty=lateness.penalty,
-        created_at=now,
+) -> StoredSubmission:
+    submission_id = uuid.uuid4()
+    raced = repository.insert_submission(
+        session,
+        {
+            "id": submission_id,
+            "assignment_version_id": prepared.snapshot.id,
+            "user_id": command.principal.user_id,
+            "answers": prepared.answers,
+            "idempotency_key": command.idempotency_key,
+            "request_hash": prepared.request_hash,
+            "max_score": prepared.snapshot.max_score,
+            "late_seconds": lateness.late_seconds,
+            "late_penalty": lateness.penalty,
+            "created_at": now,
+        },
     )
-    stored = repository.insert_submission(session, submission)
-    if stored is not submission:  # a concurrent retry with the same Idempotency-Key won the race
-        return _replay(session, stored, prepared.request_hash)
+    if raced is not None:  # a concurrent retry with the same Idempotency-Key won the race
+        return _replay(session, raced, prepared.request_hash)
     repository.add_files(
         session,
         [
             SubmissionFile(
-                submission_id=submission.id,
+                submission_id=submission_id,
                 question_key=upload.question_key,
                 filename=upload.filename,
                 # Hashed once, when the answers took their reference to this file.
@@ -211,7 +222,8 @@ def _store(
             for upload in command.files
         ],
     )
-    return submission, grading.enqueue(session, settings, submission, prepared.snapshot)
+    job_id = grading.enqueue(session, settings, submission_id, now, prepared.snapshot.queue)
+    return StoredSubmission(submission_id, now, job_id, JobStatus.QUEUED)
 
 
 def _enforce_rate_limit(session: Session, settings: Settings, user_id: int) -> None:
@@ -266,10 +278,11 @@ def _upload_problems(snapshot: VersionSnapshot, command: NewSubmission) -> dict[
     return problems
 
 
-def _replay(session: Session, existing: Submission, request_hash: str) -> tuple[Submission, GradingJob]:
+def _replay(session: Session, existing: Submission, request_hash: str) -> StoredSubmission:
     if existing.request_hash != request_hash:
         raise Conflict("This Idempotency-Key was already used for a different submission.")
-    return existing, repository.job_of(session, existing.id)
+    job = repository.job_of(session, existing.id)
+    return StoredSubmission(existing.id, existing.created_at, job.id, job.status)
 
 
 @dataclass(frozen=True, slots=True)

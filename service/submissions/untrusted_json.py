@@ -47,13 +47,25 @@ def load_strict(document: bytes | str, max_depth: int) -> Any:
     Raises UnacceptableJSON (what is wrong) or ValueError (not JSON at all).
     """
     raw = document.encode("utf-8", "surrogatepass") if isinstance(document, str) else document
-    if (depth := json_nesting_depth(raw)) > max_depth:
+    # No deeper than it has opening brackets: most answers are measured by this count alone.
+    if raw.count(b"[") + raw.count(b"{") > max_depth and (depth := json_nesting_depth(raw)) > max_depth:
         raise UnacceptableJSON(f"nested {depth} levels deep; at most {max_depth} are accepted")
     value = json.loads(
         document, parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_float_sized_int
     )
-    _check_strings(value)
+    if _may_hold_unstorable_text(raw):
+        _check_strings(value)
     return value
+
+
+def _may_hold_unstorable_text(raw: bytes) -> bool:
+    """In UTF-8, a decoded string holds a NUL or a lone surrogate only through a \\u escape (the
+    decoder refuses raw control characters) or a surrogate's own bytes (0xED 0xA0-0xBF, let through
+    by its surrogatepass): a document with neither needs no walk over its strings. The decoder also
+    reads UTF-16 and UTF-32, whose bytes say nothing this simply: those are always walked."""
+    if json.detect_encoding(raw) not in ("utf-8", "utf-8-sig"):
+        return True
+    return b"\\u" in raw or b"\xed" in raw
 
 
 def _refuse_constant(name: str) -> Any:
