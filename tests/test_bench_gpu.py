@@ -1,6 +1,7 @@
-"""bench/gpu.py on a machine without CUDA: one line saying why it skipped, and success.
+"""bench/gpu.py: without CUDA, one line saying why it skipped, and success; and its rehearsal (the
+CPU standing in for CUDA) runs every step, so the script works when a GPU machine is at hand.
 
-With CUDA the script runs for minutes (it is the benchmark itself), so this test is skipped there."""
+With CUDA the script runs for minutes (it is the benchmark itself), so the skip test is skipped there."""
 
 from __future__ import annotations
 
@@ -22,3 +23,16 @@ def test_without_cuda_the_gpu_benchmark_skips_with_a_clear_message() -> None:
         "bench/gpu.py: skipped: CUDA is not available here (torch.cuda.is_available() is False)"
     ]
     assert done.stderr == ""
+
+
+@pytest.mark.slow
+def test_the_rehearsal_grades_on_both_devices_and_through_the_gpu_queue() -> None:
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--rehearse", "--repeats", "1"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "results agree: yes" in done.stdout
+    assert "| hw5 q4 as a gpu question, 1 timed |" in done.stdout
