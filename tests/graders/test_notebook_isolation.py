@@ -17,6 +17,7 @@ per run (today) and must keep holding for any warm-start design (a fork server i
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,10 +36,12 @@ from tests.graders.test_notebook_hostile import sandbox_processes
 LEFTOVER = "autograde-leftover"
 VICTIM = "autograde-victim"
 ATTACKER = "autograde-attacker"
-# How long the victim sleeps in its cell, and how long the attacker looks for it (the second run
-# may start a few seconds after the first: it may have to start its sandbox cold).
-VICTIM_SLEEP_SECONDS = 12
-ATTACK_SECONDS = 5
+# Until when (seconds after the test began) the victim sleeps in its cell and the attacker looks
+# for it: wall-clock deadlines, so that the two overlap however long either took to start (one may
+# start a sandbox cold on a busy machine while the other takes a warm one). At least a few seconds.
+VICTIM_UNTIL_SECONDS = 20
+ATTACKER_UNTIL_SECONDS = 18
+AT_LEAST_SECONDS = 2
 
 # Helpers every notebook here starts with: which processes a run may see of itself, and the
 # attempts on any other one (each success is an escape).
@@ -273,12 +276,6 @@ targets = [pid for pid in visible_pids() if pid != os.getpid()]
 for pid in targets:
     # Its own ancestors are signalled last: a signal that got through could end this run.
     ESCAPES += reach(pid, kill=pid not in ancestors())
-for number in (signal.SIGSTOP, signal.SIGKILL):
-    try:
-        os.kill(-1, number)  # every process it may signal, but itself
-        ESCAPES.append(f"signal {number} to -1 reached a process")
-    except OSError:
-        pass
 for escape in ESCAPES:
     print("ESCAPED", escape, flush=True)
 """
@@ -395,6 +392,24 @@ os.environ["AUTOGRADE_LEFTOVER"] = LEFTOVER
 LEFT.add("changed modules")
 """
 
+# Signals to every process it may signal (-1: its result says nothing, as Linux answers 0 when any
+# process but init and the caller exists, even if each refused) and to its own ancestors (the
+# sandbox's init, or whatever started this run), before its daemons start: each may end this run.
+HOSTILE_SIGNALS = """
+for number in (signal.SIGSTOP, signal.SIGKILL):
+    try:
+        os.kill(-1, number)
+    except OSError:
+        pass
+for pid in ancestors():
+    for number in (signal.SIGSTOP, signal.SIGKILL):
+        try:
+            os.kill(pid, number)
+            print("ESCAPED signal", number, "to", describe(pid), flush=True)
+        except OSError:
+            pass
+"""
+
 HOSTILE_DAEMONS = """
 def keep_marking():
     for number in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
@@ -443,19 +458,9 @@ print("LEFT", sum(trace.startswith("a module ") for trace in LEFT), "modules", f
 HOSTILE_SELF_CHECK = """
 seen = findings([LEFTOVER])
 print("SELF SAW", len(seen), "MISSED", [kind for kind in SELF_FOUND if not any(kind in s for s in seen)])
-"""
-
-# Last: signals to its own ancestors (the sandbox's init, or whatever started this run).
-HOSTILE_ANCESTORS = """
-for pid in ancestors():
-    for number in (signal.SIGSTOP, signal.SIGKILL):
-        try:
-            os.kill(pid, number)
-            print("ESCAPED signal", number, "to", describe(pid), flush=True)
-        except OSError:
-            pass
 print("HOSTILE DONE", flush=True)
 """
+
 
 # What the probe's search finds in the hostile run itself, one of each kind of trace.
 SELF_FOUND = [
@@ -470,7 +475,7 @@ SELF_FOUND = [
 ]  # fmt: skip
 
 HOSTILE = [COMMON, FIND, f"SELF_FOUND = {SELF_FOUND!r}", HOSTILE_REACH, HOSTILE_FILES, HOSTILE_IPC,
-           HOSTILE_MODULES, HOSTILE_DAEMONS, HOSTILE_SELF_CHECK, HOSTILE_ANCESTORS]  # fmt: skip
+           HOSTILE_MODULES, HOSTILE_SIGNALS, HOSTILE_DAEMONS, HOSTILE_SELF_CHECK]  # fmt: skip
 
 # --- The probe: the next submission, looking for every trace.
 
@@ -489,10 +494,12 @@ def traces(x):
 
 # --- Two runs at the same time: a victim asleep in its cell, and an attacker looking for it.
 
-VICTIM_CELLS = [
-    COMMON,
-    FIND,
-    f"""
+
+def victim_cells(until: float) -> list[str]:
+    return [
+        COMMON,
+        FIND,
+        f"""
 SECRET = {VICTIM!r} + "-" + os.urandom(8).hex()
 KEPT = {{}}
 for place in ("/work", "/tmp"):
@@ -506,9 +513,9 @@ held = socket.socket(socket.AF_UNIX)
 held.bind("\\0" + SECRET)
 held.listen()
 print("VICTIM FROM", time.time(), flush=True)
-time.sleep({VICTIM_SLEEP_SECONDS})
+time.sleep(max({until} - time.time(), {AT_LEAST_SECONDS}))
 """,
-    f"""
+        f"""
 print("VICTIM UNTIL", time.time(), flush=True)
 found = findings([LEFTOVER, {ATTACKER!r}])
 for path, text in KEPT.items():
@@ -523,18 +530,20 @@ FOUND = report(found)
 def traces(x):
     return torch.tensor(float(FOUND))
 """,
-]
+    ]
 
-ATTACKER_CELLS = [
-    COMMON,
-    FIND,
-    f"""
+
+def attacker_cells(until: float) -> list[str]:
+    return [
+        COMMON,
+        FIND,
+        f"""
 ATTACKER = {ATTACKER!r}
 VICTIM = {VICTIM!r}
 found = []
 began = time.time()
 rounds = 0
-while time.time() - began < {ATTACK_SECONDS}:
+while time.time() < max({until}, began + {AT_LEAST_SECONDS}):
     for pid in other_processes():
         found.append(f"sees {{describe(pid)}}")
         found += reach(pid)
@@ -547,7 +556,7 @@ while time.time() - began < {ATTACK_SECONDS}:
                   or path.split("/")[2].isdigit() and int(path.split("/")[2]) not in own]
     with open("/proc/net/unix") as table:
         found += [f"a unix socket {{line.split()[-1]}}" for line in table if VICTIM in line]
-    if rounds % 10 == 0:  # the whole tree now and then (it takes most of a second)
+    if rounds % 40 == 0:  # the whole tree now and then (it takes most of a second)
         found += [f"a file {{os.path.join(root, name)}}" for root, names in walk() for name in names
                   if VICTIM in name]
     rounds += 1
@@ -560,7 +569,7 @@ FOUND = report(found)
 def traces(x):
     return torch.tensor(float(FOUND))
 """,
-]
+    ]
 
 
 def no_traces(x: torch.Tensor) -> torch.Tensor:
@@ -656,8 +665,9 @@ def test_a_submission_cannot_find_or_disturb_one_graded_beside_it(
     grader: NotebookGrader, config: NotebookConfig
 ) -> None:
     with ThreadPoolExecutor(max_workers=2) as pool:
-        victim_run = pool.submit(grade, grader, config, VICTIM_CELLS)
-        attacker_run = pool.submit(grade, grader, config, ATTACKER_CELLS)
+        began = time.time()
+        victim_run = pool.submit(grade, grader, config, victim_cells(began + VICTIM_UNTIL_SECONDS))
+        attacker_run = pool.submit(grade, grader, config, attacker_cells(began + ATTACKER_UNTIL_SECONDS))
         victim, attacker = victim_run.result(), attacker_run.result()
 
     slept = re.search(r"VICTIM FROM ([\d.]+).*VICTIM UNTIL ([\d.]+)", output_of(victim), re.DOTALL)
