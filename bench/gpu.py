@@ -98,10 +98,7 @@ def grade_on_each_device(repeats: int, device: str) -> tuple[dict[str, list[floa
     from tests.graders.notebooks import Q4, load_q4, notebook_text, solution_cells
 
     grader = get_grader("notebook")
-    assert isinstance(grader, NotebookGrader)
-    if grader.spares is not None:
-        grader.spares.close()
-    grader.spares = None  # every grade starts its own sandbox, on both devices alike
+    assert isinstance(grader, NotebookGrader)  # each device has its fork server, as on a worker
     q4 = load_q4()
     solution = notebook_text(solution_cells())
     graders = {"cpu": q4, "cuda": Q4(q4.config, replace(q4.context, device=device))}

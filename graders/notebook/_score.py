@@ -98,6 +98,8 @@ def _sandbox_details(run: SandboxRun, report: RunReport, device: str) -> dict[st
         "warm": run.warm,
         "uid": run.uid,
         "cgroup": run.cgroup,
+        # The fork server the run was forked from (None for a fresh sandbox).
+        "server": run.server,
         # Interpreter and torch import; `waited` > 0 means the sandbox was ready before it was needed.
         "startup_seconds": ready.get("seconds"),
         "waited_seconds": ready.get("waited"),

@@ -80,6 +80,8 @@ class SandboxRun:
     uid: int | None = None
     # The name of the run's cgroups, where it had any (one per controller, under PARENT_GROUP).
     cgroup: str | None = None
+    # The fork server it was forked from (the name of the server's cgroups), if it was.
+    server: str | None = None
 
 
 def bwrap_path() -> str | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -297,7 +298,8 @@ def _run_child(
         finally:
             for end in ends:
                 os.close(end)
-        return _finish(control, stdin_write, output_read, status_read, groups, limits, uid, converse)
+        run = _finish(control, stdin_write, output_read, status_read, groups, limits, uid, converse)
+        return dataclasses.replace(run, server=server.groups.name)
     finally:
         groups.kill_all_and_remove()
         shutil.rmtree(run_dir, ignore_errors=True)

@@ -29,7 +29,7 @@ import torch
 
 from graders import GradeResult, GradingContext, Verdict, get_grader
 from graders.notebook import NotebookConfig, NotebookGrader
-from graders.sandbox import bwrap_path
+from graders.sandbox import Zygotes, bwrap_path
 from tests.graders.notebooks import answer_for, notebook_text
 from tests.graders.test_notebook_hostile import sandbox_processes
 
@@ -604,12 +604,12 @@ def config() -> NotebookConfig:
 
 @pytest.fixture(scope="module")
 def grader() -> Iterator[NotebookGrader]:
-    """ONE grader for every run here: whatever it keeps between runs (its spare sandbox today, a
-    fork server tomorrow) is what a submission could leave something in for the next."""
+    """ONE grader for every run here: whatever it keeps between runs (its fork server, which
+    forks every run here) is what a submission could leave something in for the next."""
     grader = NotebookGrader()
     yield grader
-    if grader.spares is not None:
-        grader.spares.close()
+    if grader.zygotes is not None:
+        grader.zygotes.close()
 
 
 def grade(grader: NotebookGrader, config: NotebookConfig, cells: list[str]) -> GradeResult:
@@ -634,6 +634,10 @@ def test_a_submission_finds_nothing_the_previous_one_left(
 ) -> None:
     hostile = grade(grader, config, HOSTILE)
     probe = grade(grader, config, PROBE)
+    if Zygotes.possible():  # root and cgroups, as on CI: both forked from one and the same server
+        server = hostile.details["sandbox"]["server"]  # type: ignore[index]
+        assert server is not None
+        assert probe.details["sandbox"]["server"] == server  # type: ignore[index]
 
     left = output_of(hostile)
     assert "HOSTILE DONE" in left, left  # every attempt ran
