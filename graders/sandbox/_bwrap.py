@@ -66,6 +66,7 @@ def zygote_command(script: Path, spool: Path, cgroups: dict[str, Path], gpu: boo
     return [
         *command,
         "--cap-add", "CAP_SYS_ADMIN",
+        "--cap-add", "CAP_NET_ADMIN",
         "--cap-add", "CAP_SETUID",
         "--cap-add", "CAP_SETGID",
         f"{SANDBOX_PYTHON_HOME}/bin/{_python()}", "-I", "-S", "-B",

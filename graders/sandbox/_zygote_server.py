@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import fcntl
 import importlib
 import json
 import os
@@ -36,6 +37,7 @@ import resource
 import runpy
 import signal
 import socket
+import struct
 import sys
 import traceback
 
@@ -61,6 +63,8 @@ CLONE_NEWNET = 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 MNT_DETACH = 2
+SIOCSIFFLAGS = 0x8914
+IFF_UP, IFF_LOOPBACK, IFF_RUNNING = 0x1, 0x8, 0x40
 
 _RLIMITS = {
     "cpu_seconds": resource.RLIMIT_CPU,
@@ -175,6 +179,7 @@ def _run_child(request: dict[str, object], descriptors: list[int]) -> int:
             procs.write("0")  # 0: the writing process
     _unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP)
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    _loopback_up()
     uid = int(request["uid"])  # type: ignore[call-overload]
     size = int(request["work_bytes"])  # type: ignore[call-overload]
     private = MS_NOSUID | MS_NODEV
@@ -193,6 +198,14 @@ def _run_child(request: dict[str, object], descriptors: list[int]) -> int:
         os.close(descriptor)
     os.waitpid(pid, 0)
     return 0
+
+
+def _loopback_up() -> None:
+    """The new network namespace's loopback, up (as bwrap's --unshare-net leaves it): a notebook
+    may talk to itself over 127.0.0.1, and to nothing else."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as handle:
+        request = struct.pack("16sH14s", b"lo", IFF_UP | IFF_LOOPBACK | IFF_RUNNING, b"")
+        fcntl.ioctl(handle, SIOCSIFFLAGS, request)
 
 
 def _be_init(
