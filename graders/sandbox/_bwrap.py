@@ -50,6 +50,7 @@ def zygote_command(script: Path, spool: Path, cgroups: dict[str, Path], gpu: boo
     command = [
         *_shared_view(die_with_parent=False),
         "--ro-bind", str(ZYGOTE_SCRIPT), SANDBOX_ZYGOTE,
+        "--ro-bind", str(ENTRY_SCRIPT), SANDBOX_ENTRY,
         "--ro-bind", str(script), SANDBOX_SCRIPT,
         "--bind", str(spool), SANDBOX_SPOOL,
         "--dir", SANDBOX_INPUT,

@@ -25,20 +25,26 @@ _RLIMITS = {
 }
 
 
-def main() -> None:
-    limits = json.loads(sys.argv[1])
-    script = sys.argv[2]
+def set_limits_and_drop_root(limits: dict[str, object]) -> None:
+    """The rlimits, then the run's uid (which clears every capability). The fork server's children
+    call this too (graders/sandbox/_zygote_server.py loads this file)."""
     for name, which in _RLIMITS.items():
         value = limits.get(name)
         if value is not None:
-            resource.setrlimit(which, (int(value), int(value)))
+            resource.setrlimit(which, (int(value), int(value)))  # type: ignore[call-overload]
     uid = limits.get("uid")
     if uid is not None and os.getuid() == 0:
         os.setgroups([])
-        os.setgid(int(uid))
-        os.setuid(int(uid))
+        os.setgid(int(uid))  # type: ignore[call-overload]
+        os.setuid(int(uid))  # type: ignore[call-overload]
         if os.getuid() == 0 or os.geteuid() == 0:
             raise SystemExit("sandbox: could not drop root")
+
+
+def main() -> None:
+    limits = json.loads(sys.argv[1])
+    script = sys.argv[2]
+    set_limits_and_drop_root(limits)
     for path in limits.get("sys_path", []):
         sys.path.append(path)
     os.umask(0o077)

@@ -31,17 +31,19 @@ import ctypes
 import errno
 import fcntl
 import importlib
+import importlib.util
 import json
 import os
-import resource
 import runpy
 import signal
 import socket
 import struct
 import sys
 import traceback
+from types import ModuleType
 
 SCRIPT = "/opt/autograde/script.py"
+ENTRY = "/opt/autograde/entry.py"
 SPOOL = "/spool"
 CGROUPS = "/cgroup"
 INPUT = "/input"
@@ -66,14 +68,6 @@ MNT_DETACH = 2
 SIOCSIFFLAGS = 0x8914
 IFF_UP, IFF_LOOPBACK, IFF_RUNNING = 0x1, 0x8, 0x40
 
-_RLIMITS = {
-    "cpu_seconds": resource.RLIMIT_CPU,
-    "address_space_bytes": resource.RLIMIT_AS,
-    "max_processes": resource.RLIMIT_NPROC,
-    "file_size_bytes": resource.RLIMIT_FSIZE,
-    "open_files": resource.RLIMIT_NOFILE,
-    "core_bytes": resource.RLIMIT_CORE,
-}
 
 # What no grading run needs and what would let a run reach past its namespaces or the kernel's
 # defences: other processes' memory, new namespaces or mounts, kernel keyrings, eBPF, performance
@@ -122,6 +116,8 @@ def serve(config: dict[str, object]) -> None:
     for name in config.get("preload", []):  # type: ignore[attr-defined]
         importlib.import_module(str(name))
     import pyseccomp  # type: ignore[import-untyped]  # noqa: F401  (loads libseccomp once, not per run)
+
+    _entry()
 
     # Forking is only safe while this process has one thread (torch starts none at import with
     # OMP_NUM_THREADS=1; a thread would leave its locks held in every child).
@@ -247,17 +243,7 @@ def _become_run(request: dict[str, object], control: int, stdin_read: int, outpu
         os.dup2(control, RUN_CONTROL_FD)
         os.closerange(RUN_CONTROL_FD + 1, os.sysconf("SC_OPEN_MAX"))
         os.chdir(WORK)
-        limits = request["limits"]
-        for name, which in _RLIMITS.items():
-            value = limits.get(name)  # type: ignore[attr-defined]
-            if value is not None:
-                resource.setrlimit(which, (int(value), int(value)))
-        uid = int(request["uid"])  # type: ignore[call-overload]
-        os.setgroups([])
-        os.setgid(uid)
-        os.setuid(uid)
-        if os.getuid() == 0 or os.geteuid() == 0:
-            raise SystemExit("sandbox: could not drop root")
+        _entry().set_limits_and_drop_root({**request["limits"], "uid": int(request["uid"])})  # type: ignore[dict-item,call-overload]
         _load_seccomp_filter()
         os.umask(0o077)
         _fresh_process_state()
@@ -277,6 +263,19 @@ def _become_run(request: dict[str, object], control: int, stdin_read: int, outpu
         sys.stdout.flush()
         sys.stderr.flush()
     os._exit(code)
+
+
+def _entry() -> ModuleType:
+    """The sandbox's entry script, which sets a fresh run's rlimits and uid: the same code here."""
+    module = sys.modules.get("sandbox_entry")
+    if module is None:
+        spec = importlib.util.spec_from_file_location("sandbox_entry", ENTRY)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {ENTRY}")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules["sandbox_entry"] = module
+    return module
 
 
 def _load_seccomp_filter() -> None:
