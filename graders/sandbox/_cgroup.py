@@ -58,6 +58,14 @@ class RunGroups:
                     return "processes"
         return None
 
+    def joined(self, command: list[str]) -> list[str]:
+        """`command`, started by a shell that first joins these groups, so that every process of
+        the command is in them from its first instruction on."""
+        if not self.directories:
+            return command
+        joins = " ".join(f"echo $$ > '{path}' &&" for path in self.procs_files)
+        return ["/bin/sh", "-c", f'{joins} exec "$@"', "sandbox", *command]
+
     def kill_all_and_remove(self) -> None:
         """SIGKILL every process left in the groups, then remove the groups."""
         self.kill_all()

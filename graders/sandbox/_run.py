@@ -194,11 +194,7 @@ def _start(script: Path, arguments: Sequence[str], limits: SandboxLimits, mode: 
     ]
     limits_of_entry["uid"] = uid
     command, work_dir = _command(script, script_arguments, limits_of_entry, limits, mode, scratch_path)
-    if groups.directories:
-        # The first process joins the run's groups before it becomes bwrap, so every process of
-        # the run is in them from the start.
-        joins = " ".join(f"echo $$ > '{path}' &&" for path in groups.procs_files)
-        command = ["/bin/sh", "-c", f'{joins} exec "$@"', "sandbox", *command]
+    command = groups.joined(command)
     try:
         process = subprocess.Popen(
             command,

@@ -99,19 +99,10 @@ class _Server:
             "sys_path": [SANDBOX_SITE_PACKAGES],
         }
         command = zygote_command(key.script, self.spool, controllers, key.gpu)
-        joins = " ".join(f"echo $$ > '{path}' &&" for path in self.groups.procs_files)
         self.output = TailBuffer(16 * 1024)
         try:
             self.process = subprocess.Popen(
-                [
-                    "/bin/sh",
-                    "-c",
-                    f'{joins} exec "$@"',
-                    "zygote",
-                    *command,
-                    SANDBOX_ZYGOTE,
-                    json.dumps(config),
-                ],
+                self.groups.joined([*command, SANDBOX_ZYGOTE, json.dumps(config)]),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
